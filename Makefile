@@ -1,0 +1,25 @@
+# The two commands of the README. Both set everything up first (scripts/setup.sh is idempotent).
+PY := .venv/bin/python
+PORT ?= 8888
+SHARED_OMNIGLOT ?= ../shared/data/omniglot
+
+.PHONY: setup course test test-fast data-omniglot clean
+
+setup:
+	bash scripts/setup.sh
+
+# Main job: the course in JupyterLab (fast mode off; set MLCOURSE_FAST=1 for quick runs).
+course: setup
+	.venv/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+
+# Omniglot: import a local copy when one sits beside the project (CI, this workplace), else the
+# notebooks download the official archives on first use.
+data-omniglot: setup
+	@if [ -d "$(SHARED_OMNIGLOT)" ]; then $(PY) -m mlcourse.cli data import omniglot "$(SHARED_OMNIGLOT)"; fi
+
+# Whole test suite: unit tests, then every notebook executed by nbval in fast mode.
+test: setup data-omniglot
+	MLCOURSE_FAST=1 $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider
+
+clean:
+	rm -rf .venv .cache

@@ -1,0 +1,84 @@
+"""Course-wide settings: fast mode, the data directory, devices and seeds.
+
+Used by every notebook's setup cell (``from mlcourse.config import ...``) and by the CLI.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+FAST_ENV = "MLCOURSE_FAST"
+DATA_ENV = "MLCOURSE_DATA_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def fast_mode() -> bool:
+    """True when ``MLCOURSE_FAST=1``: small data, few iterations, the same code path (CI default)."""
+    value = os.environ.get(FAST_ENV, "0").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{FAST_ENV}={value!r} is not understood; use 1 (fast mode) or 0 (full scale)")
+
+
+def pick(fast: T, full: T) -> T:
+    """Return ``fast`` in fast mode and ``full`` otherwise (notebooks size their experiments with it)."""
+    return fast if fast_mode() else full
+
+
+def data_dir() -> Path:
+    """The one directory that caches every data set: ``$MLCOURSE_DATA_DIR`` or ``<repo>/data``."""
+    override = os.environ.get(DATA_ENV)
+    path = Path(override).expanduser() if override else REPO_ROOT / "data"
+    return path
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` into a device that exists, or say why not."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {spec!r} was requested but no CUDA GPU is available on this machine; "
+                "use --device cpu or --device auto"
+            )
+        device = torch.device(spec)
+        count = torch.cuda.device_count()
+        if device.index is not None and not 0 <= device.index < count:
+            raise RuntimeError(f"device {spec!r} does not exist: this machine has {count} CUDA device(s), 0..{count - 1}")
+        return device
+    if spec == "mps":
+        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+            raise RuntimeError("device 'mps' was requested but Apple's MPS backend is not available here")
+        return torch.device("mps")
+    raise ValueError(f"unknown device {spec!r}; allowed: auto, cpu, cuda, cuda:N, mps")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a CPU ``torch.Generator`` seeded the same way."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
