@@ -1,0 +1,49 @@
+"""Meta-learning algorithms as ``nn.Module`` learners (ch03-ch08); build them with ``make_learner``.
+
+``learner(batch) -> MetaOutput(loss, metrics)``; ``learner.evaluate(batch, inner_steps=None)``;
+``vectorise=True`` maps tasks with ``torch.func.vmap``, ``vectorise=False`` is the per-task reference loop.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from mlcourse.algorithms.core import Learner, MetaOutput
+from mlcourse.algorithms.gradient_based import ANIL, FOMAML, MAML, ArticleRule, MetaSGD, Pretrain, Reptile
+from mlcourse.algorithms.metric_based import MatchingNet, ProtoNet
+
+REGISTRY: dict[str, type[Learner]] = {
+    "maml": MAML,
+    "fomaml": FOMAML,
+    "metasgd": MetaSGD,
+    "reptile": Reptile,
+    "anil": ANIL,
+    "protonet": ProtoNet,
+    "matchingnet": MatchingNet,
+    "article": ArticleRule,
+    "pretrain": Pretrain,
+}
+ALGORITHMS = tuple(REGISTRY)
+
+
+def make_learner(
+    name: str,
+    model: nn.Module,
+    *,
+    inner_lr: float = 0.4,
+    inner_steps: int = 1,
+    first_order: bool = False,
+    vectorise: bool = True,
+    **kwargs: Any,
+) -> Learner:
+    """Build learner ``name`` around ``model``. Extra keyword arguments: ``num_classes`` (pretrain),
+    ``include_query`` (reptile), ``scale`` (matchingnet). ``fomaml``/``reptile`` are always first order."""
+    key = name.strip().lower()
+    if key not in REGISTRY:
+        raise ValueError(f"unknown algorithm {name!r}; allowed: {', '.join(ALGORITHMS)}")
+    return REGISTRY[key](model, inner_lr=inner_lr, inner_steps=inner_steps, first_order=first_order, vectorise=vectorise, **kwargs)
+
+
+__all__ = ["ALGORITHMS", "REGISTRY", "Learner", "MetaOutput", "make_learner", "MAML", "FOMAML", "MetaSGD", "Reptile",
+           "ANIL", "ProtoNet", "MatchingNet", "ArticleRule", "Pretrain"]

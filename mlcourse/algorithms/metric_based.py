@@ -1,0 +1,63 @@
+"""Metric-based learners: Prototypical Networks and Matching Networks (ch03 algorithms, ch05 CIFAR).
+
+No inner loop: the support set is embedded with ``model.features`` and queries are classified by
+distance/similarity. ``inner_lr``/``inner_steps`` are accepted (one interface) but unused.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mlcourse.algorithms.core import Learner, Params, features, task_metrics
+
+Task = dict[str, Tensor]
+
+
+def one_hot(y: Tensor, n_way: int, dtype: torch.dtype) -> Tensor:
+    """``[S] -> [S, N]`` one-hot (written with ``==`` so it is ``vmap``-safe)."""
+    return (y.unsqueeze(-1) == torch.arange(n_way, device=y.device)).to(dtype)
+
+
+class ProtoNet(Learner):
+    """Prototypical Networks (Snell et al., 2017): logits = -squared Euclidean distance to class means."""
+
+    algorithm_name = "protonet"
+
+    def logits(self, meta: dict[str, Params], task: Task, n_way: int) -> Tensor:
+        fs, fq = features(self.model, meta["model"], task["sx"]), features(self.model, meta["model"], task["qx"])
+        onehot = one_hot(task["sy"], n_way, fs.dtype)
+        protos = (onehot.T @ fs) / onehot.sum(0).unsqueeze(-1)
+        return -(fq.unsqueeze(1) - protos.unsqueeze(0)).square().sum(-1)
+
+    def task_train(self, meta, task, *, grad_fn, classification, n_way):  # type: ignore[override]
+        if not classification:
+            raise ValueError(f"{self.algorithm_name} is for classification tasks only")
+        return task_metrics(self.logits(meta, task, n_way), task["qy"], True)
+
+    def task_eval(self, meta, task, *, grad_fn, classification, n_way, steps):  # type: ignore[override]
+        return self.task_train(meta, task, grad_fn=grad_fn, classification=classification, n_way=n_way)[1]
+
+
+class MatchingNet(ProtoNet):
+    """Matching Networks (Vinyals et al., 2016) without full context embeddings: attention
+    ``a(q, s_i) = softmax_i(scale * cos(f(q), f(s_i)))`` and ``p(c|q) = sum_i a_i [y_i = c]``. The loss is the
+    NLL of ``p``, computed exactly as ``logsumexp`` over the class's support items minus ``logsumexp`` over all."""
+
+    algorithm_name = "matchingnet"
+
+    def __init__(self, model: nn.Module, scale: float = 1.0, **kw: Any) -> None:
+        super().__init__(model, **kw)
+        self.scale = float(scale)
+
+    def extra_config(self) -> dict[str, Any]:
+        return {"scale": self.scale}
+
+    def logits(self, meta: dict[str, Params], task: Task, n_way: int) -> Tensor:
+        fs, fq = features(self.model, meta["model"], task["sx"]), features(self.model, meta["model"], task["qx"])
+        sim = self.scale * F.normalize(fq, dim=-1) @ F.normalize(fs, dim=-1).T  # [Q, S]
+        mask = one_hot(task["sy"], n_way, fs.dtype).bool()  # [S, N]
+        masked = torch.where(mask.unsqueeze(0), sim.unsqueeze(-1), torch.full_like(sim.unsqueeze(-1), float("-inf")))
+        return torch.logsumexp(masked, dim=1) - torch.logsumexp(sim, dim=1, keepdim=True)  # log p(c|q), [Q, N]

@@ -1,0 +1,177 @@
+"""The ``mlcourse`` command line (also ``python -m mlcourse`` and ``python -m mlcourse.cli``).
+
+::
+
+    mlcourse train --algo maml --data omniglot --n-way 5 --k-shot 1 --inner-steps 5 --inner-lr 0.4 \\
+                   --outer-lr 1e-3 --device auto --out runs/NAME [--iterations N] [--fast]
+    mlcourse eval runs/NAME [--tasks 600]
+    mlcourse data import omniglot PATH | mlcourse data import cifar100 PATH
+    mlcourse data download omniglot|cifar100
+
+Re-running the same ``train`` command continues from the last checkpoint in ``--out`` (``--restart``
+starts over). Errors exit with status 2 and a one-line message (``MLCOURSE_DEBUG=1`` shows tracebacks).
+README and chapter 01 show these commands.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+EXIT_ERROR = 2
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mlcourse", description="Meta-learning course: train, evaluate, manage data.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    t = commands.add_parser("train", help="meta-train a learner (resumes from --out)")
+    t.add_argument("--algo", default="maml", help="maml, fomaml, metasgd, reptile, anil, protonet, matchingnet, article, pretrain")
+    t.add_argument("--data", default="omniglot", help="omniglot, cifar100 or sinusoid")
+    t.add_argument("--split", dest="split_scheme", help="omniglot: vinyals|lake; cifar100: article|cifar-fs|fc100")
+    t.add_argument("--n-way", dest="n_way", type=int)
+    t.add_argument("--k-shot", dest="k_shot", type=int)
+    t.add_argument("--n-query", dest="n_query", type=int, help="query examples per class")
+    t.add_argument("--inner-steps", dest="inner_steps", type=int)
+    t.add_argument("--test-inner-steps", dest="test_inner_steps", type=int)
+    t.add_argument("--inner-lr", dest="inner_lr", type=float)
+    t.add_argument("--outer-lr", dest="outer_lr", type=float)
+    t.add_argument("--meta-batch", dest="meta_batch_size", type=int, help="tasks per outer step")
+    t.add_argument("--iterations", type=int)
+    t.add_argument("--eval-every", dest="eval_every", type=int)
+    t.add_argument("--val-tasks", dest="val_tasks", type=int)
+    t.add_argument("--test-tasks", dest="test_tasks", type=int)
+    t.add_argument("--eval-batch", dest="eval_batch_size", type=int)
+    t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    t.add_argument("--log-every", dest="log_every", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N, mps")
+    t.add_argument("--image-size", dest="image_size", type=int)
+    t.add_argument("--hidden", type=int)
+    t.add_argument("--no-rotations", dest="rotations", action="store_const", const=False)
+    t.add_argument("--first-order", dest="first_order", action="store_const", const=True)
+    t.add_argument("--stratified", dest="stratified", action="store_const", const=True)
+    t.add_argument("--no-vectorise", dest="vectorise", action="store_const", const=False)
+    t.add_argument("--out", dest="out_dir", help="run directory (default runs/ALGO-DATA-NwayKshot)")
+    t.add_argument("--fast", action="store_true", help="fast mode sizes (also MLCOURSE_FAST=1)")
+    t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    t.add_argument("--no-progress", dest="progress", action="store_false")
+
+    e = commands.add_parser("eval", help="evaluate a checkpoint on the test split")
+    e.add_argument("checkpoint", help="checkpoint file or run directory")
+    e.add_argument("--tasks", type=int, default=600, help="number of test tasks (default 600)")
+    e.add_argument("--inner-steps", dest="inner_steps", type=int, help="default: the run's test inner steps")
+    e.add_argument("--batch", dest="batch_size", type=int, help="tasks per evaluation batch")
+    e.add_argument("--device", default=None)
+    e.add_argument("--no-progress", dest="progress", action="store_false")
+
+    d = commands.add_parser("data", help="import or download data sets")
+    actions = d.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    imp = actions.add_parser("import", help="import a local copy into the data directory")
+    imp.add_argument("dataset", choices=["omniglot", "cifar100"])
+    imp.add_argument("path")
+    imp.add_argument("--root", help="data directory (default: $MLCOURSE_DATA_DIR or <repo>/data)")
+    dl = actions.add_parser("download", help="download the official archives")
+    dl.add_argument("dataset", choices=["omniglot", "cifar100"])
+    dl.add_argument("--root")
+    return parser
+
+
+_TRAIN_FIELDS = ("split_scheme", "n_way", "k_shot", "n_query", "inner_steps", "test_inner_steps", "inner_lr", "outer_lr",
+                 "meta_batch_size", "iterations", "eval_every", "val_tasks", "test_tasks", "eval_batch_size",
+                 "checkpoint_every", "log_every", "seed", "device", "image_size", "hidden", "rotations", "first_order",
+                 "stratified", "vectorise", "out_dir")
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from .config import fast_mode
+    from .train import TrainConfig
+
+    overrides = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
+    config = TrainConfig.defaults(args.data, algo=args.algo, fast=bool(args.fast or fast_mode()), **overrides)
+    if config.out_dir is None:
+        shots = f"{config.n_way}way{config.k_shot}shot" if config.is_classification else f"{config.k_shot}shot"
+        config = config.replace(out_dir=os.path.join("runs", f"{config.algo}-{config.data}-{shots}"))
+    return config
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import resolve_device
+    from .train import train
+
+    config = _train_config(args)
+    resolve_device(config.device)  # a missing GPU is reported before any data is loaded
+    result = train(config, progress=args.progress, resume=not args.restart)
+    where = result.results_path or result.checkpoint_path
+    line = f"trained {config.algo} on {config.data} for {result.step} iterations in {result.wall_time_s:.0f} s"
+    if result.test is not None:
+        line += f"; test {result.test}"
+    print(f"{line}; saved to {where}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .train import evaluate, load_trained
+
+    exp, checkpoint = load_trained(args.checkpoint, device=args.device)
+    config = exp.config
+    inner = config.test_inner_steps if args.inner_steps is None else args.inner_steps
+    sampler = exp.samplers["test"]
+    result = evaluate(exp.learner, sampler, num_tasks=args.tasks, inner_steps=inner,
+                      batch_size=args.batch_size or min(config.meta_batch_size, 25), progress=args.progress)
+    print(f"{config.algo} {config.data} step {checkpoint['step']}: test {result} with {inner} inner steps")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .train import _data_api
+
+    api = _data_api()
+    if args.action == "import":
+        target = getattr(api, f"import_{args.dataset}")(args.path, root=args.root)
+        print(f"imported {args.dataset} from {args.path} into {target}")
+    else:
+        target = getattr(api, f"download_{args.dataset}")(root=args.root)
+        print(f"{args.dataset} is in {target}")
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``mlcourse`` (pyproject ``[project.scripts]``); returns / exits with the status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data}
+    try:
+        status = handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("mlcourse: interrupted (a run resumes from its last checkpoint)", file=sys.stderr)
+        status = 130
+    except (CLIError, ValueError, RuntimeError, OSError, LookupError) as exc:
+        if os.environ.get("MLCOURSE_DEBUG"):
+            raise
+        print(f"mlcourse {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        status = EXIT_ERROR
+    if argv is None:
+        sys.exit(status)
+    return status
+
+
+if __name__ == "__main__":
+    main()

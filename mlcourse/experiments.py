@@ -1,0 +1,472 @@
+"""The experiments of chapters 01-03, as functions the notebooks, the widgets and the tests call.
+
+Everything trains through :func:`mlcourse.train.train` (progress bars, the same loop as the CLI) and every
+learner comes from :func:`mlcourse.algorithms.make_learner`; this module only chooses sizes, evaluates
+the trained learners the way each chapter needs (adaptation curves, shots curves, task embeddings) and
+caches small results as JSON under ``results/`` (labelled with device, date and torch version).
+
+Sections:
+
+* results files: :func:`save_result`, :func:`load_result`, :func:`result_path`;
+* sinusoid regression (MAML paper, section 5.1): :func:`train_sinusoid`, :func:`adaptation_curve`,
+  :func:`shots_curve`, :func:`compare_sinusoid`, :func:`sinusoid_paper_experiment`,
+  :func:`sinusoid_predictions`, :func:`sinusoid_task_embedding`, :func:`pca_2d`;
+* Omniglot few-shot classification: :func:`load_omniglot_splits`, :func:`scratch_baseline`,
+  :func:`train_omniglot`, :func:`omniglot_comparison`;
+* tables: :func:`format_table`.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .config import REPO_ROOT, fast_mode, pick, resolve_device, seed_everything
+
+RESULTS_DIR = REPO_ROOT / "results"
+
+# Published sinusoid numbers (the brief's reading of Finn et al. 2017, Fig. 3, left panel: K = 5 points
+# at meta-test time, model meta-trained with K = 10; pretrained baseline fine-tuned with step 0.01).
+PAPER_SINUSOID = {
+    "source": ("Finn, Abbeel & Levine (2017), Model-Agnostic Meta-Learning for Fast Adaptation of Deep "
+               "Networks, ICML, Fig. 3 (k-shot regression, K=5); approximate values read from the figure"),
+    "k_shot": 5,
+    "steps": [1, 5, 10],
+    "maml": [0.67, 0.38, 0.35],
+    "pretrained": [2.41, 2.23, 2.19],
+}
+# Fine-tuning step sizes of the MAML paper's pretrained baseline (Fig. 3 legends: K=5 -> 0.01, K=10 -> 0.02).
+PRETRAIN_STEP = {5: 0.01, 10: 0.02}
+SINUSOID_TEST_SEED = 31_337
+
+
+# --------------------------------------------------------------------------------------------------
+# results files
+
+
+def result_path(name: str, directory: str | Path | None = None) -> Path:
+    """``results/<name>.json`` (``directory`` overrides ``results/``, e.g. a temporary folder in tests)."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"result name {name!r} must be a plain file name without '/'")
+    return Path(directory if directory is not None else RESULTS_DIR) / f"{name}.json"
+
+
+def save_result(name: str, payload: Mapping[str, Any], device: torch.device | str = "cpu", *,
+                directory: str | Path | None = None, wall_time_s: Optional[float] = None) -> Path:
+    """Write ``payload`` to ``results/<name>.json`` atomically, labelled with device, date and versions."""
+    from .checkpoint import save_results
+    from .train import device_name
+
+    device = resolve_device(device) if not isinstance(device, torch.device) else device
+    label = {
+        "name": name,
+        "device": device_name(device),
+        "device_type": device.type,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "fast_mode": fast_mode(),
+    }
+    if wall_time_s is not None:
+        label["wall_time_s"] = round(float(wall_time_s), 1)
+    path = result_path(name, directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_results(path, {**label, **dict(payload)})
+
+
+def load_result(name: str, directory: str | Path | None = None) -> Optional[dict[str, Any]]:
+    """The dict saved by :func:`save_result`, or ``None`` when there is no such file (corrupt files raise)."""
+    from .checkpoint import load_results
+
+    path = result_path(name, directory)
+    if not path.exists():
+        return None
+    return load_results(path)
+
+
+def format_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain-text table (monospace) for ``print``; floats are shown as given (format them first)."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(c.ljust(w) for c, w in zip(cells[0], widths)), line]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def mean_ci(values: Iterable[float] | Tensor) -> tuple[float, float]:
+    """Mean and 95% confidence half-width ``1.96 * std / sqrt(n)`` (the few-shot protocol)."""
+    t = torch.as_tensor(list(values) if not isinstance(values, Tensor) else values, dtype=torch.float64).reshape(-1)
+    if t.numel() == 0:
+        raise ValueError("mean_ci needs at least one value")
+    std = float(t.std(unbiased=False)) if t.numel() > 1 else 0.0
+    return float(t.mean()), 1.96 * std / math.sqrt(t.numel())
+
+
+@contextlib.contextmanager
+def inner_lr_set(learner: nn.Module, inner_lr: Optional[float]) -> Iterator[nn.Module]:
+    """Temporarily change a learner's inner (fine-tuning) step size."""
+    if inner_lr is None:
+        yield learner
+        return
+    old = learner.inner_lr
+    learner.inner_lr = float(inner_lr)
+    try:
+        yield learner
+    finally:
+        learner.inner_lr = old
+
+
+# --------------------------------------------------------------------------------------------------
+# sinusoid regression
+
+
+def sinusoid_tasks(num_tasks: int, k_shot: int, n_query: int = 100, seed: int = SINUSOID_TEST_SEED,
+                   device: torch.device | str | None = None):
+    """A fixed set of sinusoid tasks (``TaskBatch``): the same seed gives the same tasks to every model."""
+    from .data import SinusoidTasks
+
+    generator = torch.Generator().manual_seed(seed)
+    return SinusoidTasks().sample(num_tasks, k_shot, n_query, generator=generator, device=device)
+
+
+def train_sinusoid(algo: str = "maml", iterations: int = 1000, *, meta_batch_size: int = 25, k_shot: int = 10,
+                   n_query: int = 10, inner_lr: float = 0.01, outer_lr: float = 1e-3, inner_steps: int = 1,
+                   first_order: bool = False, seed: int = 0, device: str = "cpu", progress: bool = True,
+                   out_dir: Optional[str | Path] = None, eval_every: Optional[int] = None, val_tasks: int = 0,
+                   log_every: Optional[int] = None):
+    """Meta-train ``algo`` (maml, fomaml, metasgd, reptile, anil, article, pretrain) on sinusoid tasks.
+
+    Defaults are MAML's regression setting (K=10, alpha=0.01, meta-batch 25, Adam 1e-3, one inner step);
+    ``pretrain`` is "pretraining on all tasks" (joint regression at theta). Returns ``train``'s
+    ``TrainResult`` (``.learner``, ``.history`` with ``train_loss`` every ``log_every`` steps).
+    """
+    from .train import TrainConfig, train
+
+    eval_every = eval_every or max(1, iterations // 10)
+    log_every = log_every or max(1, iterations // 200)
+    config = TrainConfig(algo=algo, data="sinusoid", k_shot=k_shot, n_query=n_query, inner_steps=inner_steps,
+                         test_inner_steps=10, inner_lr=inner_lr, outer_lr=outer_lr, meta_batch_size=meta_batch_size,
+                         iterations=iterations, eval_every=eval_every, val_tasks=val_tasks, test_tasks=0, seed=seed,
+                         device=device, out_dir=None if out_dir is None else str(out_dir), first_order=first_order,
+                         checkpoint_every=max(500, eval_every), log_every=log_every)
+    return train(config, progress=progress)
+
+
+def history_curve(history: Sequence[Mapping[str, Any]], key: str = "train_loss") -> tuple[list[int], list[float]]:
+    """``(steps, values)`` of one logged quantity of a training history (for ``plots.learning_curves``)."""
+    pairs = [(int(r["step"]), float(r[key])) for r in history if key in r]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def adaptation_curve(learner: nn.Module, k_shot: int = 5, max_steps: int = 10, *, num_tasks: int = 500,
+                     inner_lr: Optional[float] = None, n_query: int = 100, seed: int = SINUSOID_TEST_SEED,
+                     tasks=None, keep_per_task: bool = False) -> dict[str, list]:
+    """Query MSE after 0..``max_steps`` fine-tuning steps on ``k_shot`` points (new tasks, fixed seed).
+
+    Uses ``learner.evaluate(batch, inner_steps=s)`` (plain SGD with the learner's inner step size, or
+    ``inner_lr``). Returns ``{"steps", "mean", "ci95"}`` (95% CI over tasks) and, with ``keep_per_task``,
+    ``"per_task"`` ``[steps + 1][tasks]``.
+    """
+    batch = tasks if tasks is not None else sinusoid_tasks(num_tasks, k_shot, n_query, seed)
+    means, cis, per_task = [], [], []
+    with inner_lr_set(learner, inner_lr):
+        for s in range(max_steps + 1):
+            losses = learner.evaluate(batch, inner_steps=s)["query_loss"].double().cpu()
+            m, c = mean_ci(losses)
+            means.append(m)
+            cis.append(c)
+            per_task.append(losses.tolist())
+    out: dict[str, list] = {"steps": list(range(max_steps + 1)), "mean": means, "ci95": cis}
+    if keep_per_task:
+        out["per_task"] = per_task
+    return out
+
+
+def shots_curve(learner: nn.Module, shots: Sequence[int] = (1, 2, 5, 10, 20), inner_steps: int = 1, *,
+                num_tasks: int = 500, inner_lr: Optional[float] = None, seed: int = SINUSOID_TEST_SEED) -> dict[str, list]:
+    """Query MSE after ``inner_steps`` steps as a function of the number of support points K."""
+    means, cis = [], []
+    with inner_lr_set(learner, inner_lr):
+        for k in shots:
+            batch = sinusoid_tasks(num_tasks, int(k), 100, seed)
+            m, c = mean_ci(learner.evaluate(batch, inner_steps=inner_steps)["query_loss"])
+            means.append(m)
+            cis.append(c)
+    return {"shots": [int(k) for k in shots], "mean": means, "ci95": cis}
+
+
+def compare_sinusoid(maml: nn.Module, pretrained: nn.Module, shots: Sequence[int] = (5, 10), max_steps: int = 10, *,
+                     num_tasks: int = 500, maml_lr: float = 0.01,
+                     pretrain_lr: Optional[Mapping[int, float]] = None) -> dict[str, Any]:
+    """Adaptation curves of a meta-learned and a pretrained sinusoid model on the same new tasks.
+
+    MAML fine-tunes with its training step size ``maml_lr``; the pretrained model with the MAML paper's
+    step sizes (``PRETRAIN_STEP``: 0.01 for K=5, 0.02 for K=10). Returns
+    ``{"K=5": {"maml": curve, "pretrained": curve, "difference": ...}, ...}`` (curves from
+    :func:`adaptation_curve`); ``difference`` is the paired per-task ``pretrained - maml`` MSE (mean, ci95)
+    at each step: both models are tested on exactly the same tasks and points.
+    """
+    pretrain_lr = dict(PRETRAIN_STEP if pretrain_lr is None else pretrain_lr)
+    out: dict[str, Any] = {}
+    for k in shots:
+        tasks = sinusoid_tasks(num_tasks, int(k), 100)
+        lr_p = pretrain_lr.get(int(k), 0.01)
+        m = adaptation_curve(maml, k, max_steps, inner_lr=maml_lr, tasks=tasks, keep_per_task=True)
+        p = adaptation_curve(pretrained, k, max_steps, inner_lr=lr_p, tasks=tasks, keep_per_task=True)
+        diffs = [mean_ci(torch.tensor(ps) - torch.tensor(ms)) for ms, ps in zip(m.pop("per_task"), p.pop("per_task"))]
+        out[f"K={k}"] = {
+            "k_shot": int(k),
+            "maml": m,
+            "pretrained": p,
+            "difference": {"mean": [d[0] for d in diffs], "ci95": [d[1] for d in diffs]},
+            "maml_lr": maml_lr,
+            "pretrained_lr": lr_p,
+            "num_tasks": num_tasks,
+        }
+    return out
+
+
+def maml_beats_pretrained(comparison: Mapping[str, Any], k_shot: int, steps: Sequence[int] = (1, 5, 10)) -> bool:
+    """True when MAML's query MSE is below the pretrained model's after every listed number of steps,
+    robustly: the 95% confidence interval of the paired per-task difference (pretrained - MAML, same
+    tasks and points) lies above zero, by at least 0.1 at its lower end (a claim, not a coin flip)."""
+    d = comparison[f"K={k_shot}"]["difference"]
+    return all(d["mean"][s] - d["ci95"][s] > 0.1 for s in steps)
+
+
+@dataclass
+class SinusoidPaper:
+    """What :func:`sinusoid_paper_experiment` returns: the trained learners and the JSON-able numbers."""
+
+    maml: Optional[nn.Module]
+    pretrained: Optional[nn.Module]
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_size: Optional[int] = None,
+                              num_tasks: Optional[int] = None, seed: int = 0, progress: bool = True,
+                              device: str = "cpu", out_dir: Optional[str | Path] = None,
+                              save_as: Optional[str] = None) -> SinusoidPaper:
+    """MAML vs "pretrained on all tasks" on sinusoid regression (Finn et al. 2017, section 5.1).
+
+    Both models: 1-40-40-1 ReLU, Adam 1e-3, meta-batch 25 tasks of K=10 (+10 query) points, the same
+    iteration budget (full: 70,000; fast mode: 1,500, meta-batch 10). MAML: one inner step, alpha=0.01,
+    second order. Evaluation: fine-tune on K=5 and K=10 points of ``num_tasks`` new tasks, 0..10 steps.
+    ``save_as`` writes the numbers to ``results/<save_as>.json``; ``out_dir`` keeps checkpoints (resume).
+    """
+    iterations = pick(1500, 70_000) if iterations is None else iterations
+    meta_batch_size = pick(10, 25) if meta_batch_size is None else meta_batch_size
+    num_tasks = pick(300, 1000) if num_tasks is None else num_tasks
+    start = time.perf_counter()
+    runs = {}
+    for algo in ("maml", "pretrain"):
+        sub = None if out_dir is None else Path(out_dir) / f"sinusoid-{algo}"
+        runs[algo] = train_sinusoid(algo, iterations, meta_batch_size=meta_batch_size, seed=seed, device=device,
+                                    progress=progress, out_dir=sub)
+    train_time = time.perf_counter() - start
+    comparison = compare_sinusoid(runs["maml"].learner, runs["pretrain"].learner, num_tasks=num_tasks)
+    results = {
+        "setting": {"model": "SinusoidMLP 1-40-40-1 ReLU", "iterations": iterations, "meta_batch_size": meta_batch_size,
+                    "k_shot_train": 10, "n_query_train": 10, "inner_lr": 0.01, "inner_steps": 1, "outer_lr": 1e-3,
+                    "optimizer": "Adam", "seed": seed, "test_tasks": num_tasks, "test_query_points": 100},
+        "comparison": comparison,
+        "histories": {algo: history_curve(r.history) for algo, r in runs.items()},
+        "train_wall_time_s": {algo: round(r.wall_time_s, 1) for algo, r in runs.items()},
+        "paper": PAPER_SINUSOID,
+    }
+    results["maml_beats_pretrained"] = {f"K={k}": maml_beats_pretrained(comparison, k) for k in (5, 10)}
+    if save_as:
+        save_result(save_as, results, device, wall_time_s=time.perf_counter() - start)
+    del train_time
+    return SinusoidPaper(maml=runs["maml"].learner, pretrained=runs["pretrain"].learner, results=results)
+
+
+def paper_table(results: Mapping[str, Any], label: str = "this run", k_shot: int = 5) -> str:
+    """Our MSE after 1/5/10 steps (K=5) next to the published numbers, as a text table."""
+    entry = results["comparison"][f"K={k_shot}"]
+    rows = []
+    for i, s in enumerate(PAPER_SINUSOID["steps"]):
+        rows.append([s, f"{entry['maml']['mean'][s]:.2f} ± {entry['maml']['ci95'][s]:.2f}", f"{PAPER_SINUSOID['maml'][i]:.2f}",
+                     f"{entry['pretrained']['mean'][s]:.2f} ± {entry['pretrained']['ci95'][s]:.2f}",
+                     f"{PAPER_SINUSOID['pretrained'][i]:.2f}"])
+    return format_table(rows, ["grad steps", f"MAML ({label})", "MAML (paper)", f"pretrained ({label})", "pretrained (paper)"])
+
+
+def _plain_params(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach() for k, v in model.named_parameters()}
+
+
+def finetune_params(model: nn.Module, x: Tensor, y: Tensor, inner_lr: float, steps: int,
+                    params: Optional[Mapping[str, Tensor]] = None) -> list[dict[str, Tensor]]:
+    """Plain SGD fine-tuning of a regression ``model`` on ``(x, y)`` (one task, MSE): the parameters
+    after 0, 1, ..., ``steps`` steps. Used for plots, widgets and task embeddings."""
+    p = {k: v.detach().clone() for k, v in (params or _plain_params(model)).items()}
+    out = [p]
+    for _ in range(steps):
+        with torch.enable_grad():
+            leaves = {k: v.requires_grad_() for k, v in {k: v.detach().clone() for k, v in p.items()}.items()}
+            loss = torch.nn.functional.mse_loss(functional_call(model, leaves, (x,)), y)
+            grads = torch.autograd.grad(loss, list(leaves.values()))
+        p = {k: (v - inner_lr * g).detach() for (k, v), g in zip(leaves.items(), grads)}
+        out.append(p)
+    return out
+
+
+def sinusoid_predictions(model: nn.Module, support_x: Tensor, support_y: Tensor, x_grid: Tensor, inner_lr: float,
+                         steps: Sequence[int] = (0, 1, 10)) -> dict[int, Tensor]:
+    """Predictions on ``x_grid`` ``[M, 1]`` after each number of fine-tuning steps in ``steps``."""
+    path = finetune_params(model, support_x, support_y, inner_lr, max(steps))
+    with torch.no_grad():
+        return {s: functional_call(model, path[s], (x_grid,)).squeeze(-1) for s in steps}
+
+
+def sinusoid_task_embedding(model: nn.Module, tasks, inner_lr: float = 0.01, steps: int = 1) -> Tensor:
+    """Embed each task as the change of the parameters its adaptation makes: ``phi_t - theta`` ``[T, P]``.
+
+    Tasks that need similar corrections land close together (the "task embedding" of section 2).
+    """
+    theta = _plain_params(model)
+
+    def loss_fn(p, x, y):
+        return torch.nn.functional.mse_loss(functional_call(model, p, (x,)), y)
+
+    def adapt(x, y):
+        p = theta
+        for _ in range(steps):
+            g = torch.func.grad(loss_fn)(p, x, y)
+            p = {k: p[k] - inner_lr * g[k] for k in p}
+        return torch.cat([(p[k] - theta[k]).reshape(-1) for k in theta])
+
+    with torch.no_grad():
+        return torch.func.vmap(adapt)(tasks.support_x, tasks.support_y)
+
+
+def pca_2d(x: Tensor, k: int = 2) -> tuple[Tensor, Tensor]:
+    """Project rows of ``x`` ``[T, D]`` on their first ``k`` principal components.
+
+    Returns ``(points [T, k], explained_variance_ratio [k])``. Signs follow a fixed convention (the
+    largest-magnitude loading of each component is positive) so results are reproducible.
+    """
+    x = torch.as_tensor(x, dtype=torch.float64)
+    if x.dim() != 2 or x.shape[0] < 2:
+        raise ValueError(f"pca_2d needs a [tasks >= 2, features] matrix, got {tuple(x.shape)}")
+    centred = x - x.mean(0, keepdim=True)
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    comps = vh[:k]
+    sign = torch.sign(comps.gather(1, comps.abs().argmax(1, keepdim=True)))
+    comps = comps * sign
+    var = s.square()
+    return centred @ comps.T, var[:k] / var.sum()
+
+
+# --------------------------------------------------------------------------------------------------
+# Omniglot few-shot classification
+
+
+def load_omniglot_splits(image_size: int = 28, rotations: bool = True, device: torch.device | str | None = None):
+    """``{"train": ..., "test": ...}`` Omniglot splits (Vinyals: train characters vs unseen test characters)."""
+    from .data import load_omniglot
+
+    device = resolve_device(device or "cpu")
+    return {s: load_omniglot(s, image_size=image_size, rotations=rotations).to(device) for s in ("train", "test")}
+
+
+def scratch_baseline(test_sampler, num_tasks: int = 100, *, steps: int = 100, lr: float = 0.1, hidden: int = 32,
+                     image_size: int = 28, seed: int = 0, batch_size: int = 25) -> dict[str, Any]:
+    """Train a fresh Conv4 on each task's support set only (no prior experience), then test on its queries.
+
+    Every task starts from the same random initialisation (seeded) and takes ``steps`` plain SGD steps of
+    size ``lr`` on the N*K support images (``make_learner("maml", ...).evaluate`` without meta-training:
+    gradient descent from a random init). Returns ``{"mean", "ci95", "per_task"}`` of query accuracy.
+    """
+    from .algorithms import make_learner
+    from .models import Conv4
+
+    seed_everything(seed)
+    model = Conv4(in_channels=1, n_out=test_sampler.n_way, hidden=hidden, image_size=image_size).to(test_sampler.device)
+    learner = make_learner("maml", model, inner_lr=lr, inner_steps=steps)
+    accs: list[float] = []
+    done = 0
+    while done < num_tasks:
+        size = min(batch_size, num_tasks - done)
+        accs += learner.evaluate(test_sampler.sample(size), inner_steps=steps)["query_accuracy"].tolist()
+        done += size
+    m, c = mean_ci(accs)
+    return {"mean": m, "ci95": c, "per_task": accs}
+
+
+def train_omniglot(algo: str, *, iterations: int, n_way: int = 5, k_shot: int = 5, n_query: int = 5,
+                   meta_batch_size: int = 8, inner_lr: Optional[float] = None, inner_steps: Optional[int] = None,
+                   test_inner_steps: Optional[int] = None, outer_lr: float = 1e-3, hidden: int = 32,
+                   image_size: int = 28, test_tasks: int = 200, seed: int = 0, device: str = "cpu",
+                   progress: bool = True, first_order: bool = False, out_dir: Optional[str | Path] = None):
+    """Meta-train ``algo`` on Omniglot's training characters and test on unseen characters (``train``).
+
+    Inner settings default per family: gradient-based (maml, fomaml, metasgd, anil) alpha=0.4, 1 step in
+    training, 3 at test (MAML paper); reptile 5 steps of 0.1 (support only); pretrain: a linear probe
+    fitted with 50 steps of 0.5 on frozen features; protonet/matchingnet have no inner loop.
+    """
+    from .train import TrainConfig, train
+
+    family = {"reptile": (0.1, 5, 10), "pretrain": (0.5, 1, 50)}.get(algo, (0.4, 1, 3))
+    config = TrainConfig(algo=algo, data="omniglot", n_way=n_way, k_shot=k_shot, n_query=n_query,
+                         inner_lr=inner_lr if inner_lr is not None else family[0],
+                         inner_steps=inner_steps if inner_steps is not None else family[1],
+                         test_inner_steps=test_inner_steps if test_inner_steps is not None else family[2],
+                         outer_lr=outer_lr, meta_batch_size=meta_batch_size, iterations=iterations,
+                         eval_every=max(1, iterations), val_tasks=0, test_tasks=test_tasks, seed=seed, device=device,
+                         image_size=image_size, hidden=hidden, first_order=first_order,
+                         out_dir=None if out_dir is None else str(out_dir), log_every=max(1, iterations // 100),
+                         checkpoint_every=max(500, iterations))
+    return train(config, progress=progress)
+
+
+def omniglot_train_accuracy(learner: nn.Module, train_sampler, num_tasks: int = 100, inner_steps: Optional[int] = None) -> tuple[float, float]:
+    """Accuracy on new tasks drawn from the *training* characters (meta-training tasks' distribution)."""
+    from .train import evaluate
+
+    r = evaluate(learner, train_sampler, num_tasks, inner_steps=inner_steps)
+    return r.mean, r.ci95
+
+
+__all__ = [
+    "RESULTS_DIR", "PAPER_SINUSOID", "PRETRAIN_STEP", "result_path", "save_result", "load_result", "format_table",
+    "mean_ci", "inner_lr_set", "sinusoid_tasks", "train_sinusoid", "history_curve", "adaptation_curve",
+    "shots_curve", "compare_sinusoid", "maml_beats_pretrained", "SinusoidPaper", "sinusoid_paper_experiment",
+    "paper_table", "finetune_params", "sinusoid_predictions", "sinusoid_task_embedding", "pca_2d",
+    "load_omniglot_splits", "scratch_baseline", "train_omniglot", "omniglot_train_accuracy",
+]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m mlcourse.experiments sinusoid-paper [--fast] [--threads N]``: the full-scale sinusoid run
+    behind ``results/sinusoid_paper_full.json`` (resumable: checkpoints in ``runs/sinusoid-paper-full``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlcourse.experiments")
+    parser.add_argument("experiment", choices=["sinusoid-paper"])
+    parser.add_argument("--iterations", type=int, default=70_000)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(REPO_ROOT / "runs" / "sinusoid-paper-full"))
+    parser.add_argument("--save-as", default="sinusoid_paper_full")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = sinusoid_paper_experiment(args.iterations, meta_batch_size=25, num_tasks=1000, device=args.device,
+                                       out_dir=args.out, save_as=args.save_as, progress=True)
+    print(paper_table(result.results, "this run"))
+    print({k: v for k, v in result.results["maml_beats_pretrained"].items()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""Models of the course: the Conv4 image backbone and the sinusoid MLP (ch03 algorithms, ch05 CIFAR, ch08).
+
+Every model is ``body`` (an ``nn.Module`` giving the embedding, ``model.features``) followed by ``head``
+(an ``nn.Linear``), so that ANIL, ProtoNets, Matching Nets and the pretrain baseline can call the two
+parts functionally (``torch.func.functional_call(model.body, ...)``).
+
+Normalisation uses *batch statistics only* (no running averages), written with plain tensor ops in
+``BatchNormPlain``: transductive, as in MAML, and exact under ``torch.func.vmap`` with second-order
+gradients. ``norm="torch_batchnorm"`` swaps in ``nn.BatchNorm2d`` *only* so the tests (and ch08) can
+show that it gives a wrong second-order meta-gradient under ``vmap``; do not train with it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+NORMS = ("batch", "none", "torch_batchnorm")
+
+
+class BatchNormPlain(nn.Module):
+    """Per-channel normalisation over (batch, height, width) with a learnable affine map; no running stats."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
+        var = centred.square().mean(dim=(0, 2, 3), keepdim=True)  # biased, as in batch norm
+        scale = torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1)  # [1, C, 1, 1]: cheap
+        return centred * scale + self.bias.view(1, -1, 1, 1)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return BatchNormPlain(channels)
+    if kind == "none":
+        return nn.Identity()
+    if kind == "torch_batchnorm":  # the vmap trap, for tests and ch08 only
+        return nn.BatchNorm2d(channels, track_running_stats=False)
+    raise ValueError(f"norm={kind!r} is not known; allowed: {', '.join(NORMS)}")
+
+
+class ConvBlock(nn.Module):
+    """conv3x3 (padding 1) -> normalisation -> ReLU -> max-pool 2 (skipped when the map is already 1x1)."""
+
+    def __init__(self, c_in: int, c_out: int, norm: str, pool: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)  # keeps its bias: its true gradient is 0 under batch norm
+        self.norm = _norm(norm, c_out)
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(torch.relu(self.norm(self.conv(x))))
+
+
+class ChannelSpatialAttention(nn.Module):
+    """The "MAML + attention" block: a CBAM-style gate (Woo et al., 2018), channel then spatial.
+
+    channel: ``x * sigmoid(W2 relu(W1 mean_hw(x)))``; spatial: ``x * sigmoid(conv3x3([mean_c(x), max_c(x)]))``.
+    Plain differentiable ops only (twice differentiable almost everywhere, ``vmap``-safe).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        mid = max(1, channels // reduction)
+        self.fc1 = nn.Linear(channels, mid)
+        self.fc2 = nn.Linear(mid, channels)
+        self.spatial = nn.Conv2d(2, 1, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
+        x = x * gate[:, :, None, None]
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.spatial(pooled))
+
+
+class Conv4(nn.Module):
+    """The few-shot Conv4 backbone (Vinyals et al. 2016; MAML) + linear head. Used in ch03-ch08.
+
+    Four ``ConvBlock``s; with ``attention=True`` a ``ChannelSpatialAttention`` gate sits after block 3
+    (where the map is still spatial: 3x3 at 28 px, 4x4 at 32 px). ``feature_dim = hidden * s * s`` where
+    ``s`` is the final map size (1 for 28 px Omniglot, 2 for 32 px CIFAR, 5 for 84 px).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_out: int = 5,
+        hidden: int = 64,
+        image_size: int = 28,
+        norm: str = "batch",
+        attention: bool = False,
+    ) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm={norm!r} is not known; allowed: {', '.join(NORMS)}")
+        if image_size < 1:
+            raise ValueError(f"image_size={image_size} must be >= 1")
+        layers: list[nn.Module] = []
+        size, c_in = image_size, in_channels
+        for i in range(4):
+            layers.append(ConvBlock(c_in, hidden, norm, pool=size >= 2))
+            size, c_in = (size // 2 if size >= 2 else size), hidden
+            if attention and i == 2:
+                layers.append(ChannelSpatialAttention(hidden))
+        layers.append(nn.Flatten())
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(hidden * size * size, n_out)
+        self.feature_dim = hidden * size * size
+        self.hparams = dict(in_channels=in_channels, n_out=n_out, hidden=hidden, image_size=image_size, norm=norm, attention=attention)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The embedding ``[B, feature_dim]`` (ProtoNets, Matching Nets, ANIL, pretrain)."""
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
+
+
+class SinusoidMLP(nn.Module):
+    """The MAML paper's regression net: 1 -> hidden -> ... -> hidden -> 1 with ReLU (ch02, ch03, ch04)."""
+
+    def __init__(self, hidden: int = 40, layers: int = 2) -> None:
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers={layers} must be >= 1")
+        mods: list[nn.Module] = []
+        width = 1
+        for _ in range(layers):
+            mods += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.body = nn.Sequential(*mods)
+        self.head = nn.Linear(hidden, 1)
+        self.feature_dim = hidden
+        self.hparams = dict(hidden=hidden, layers=layers)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))

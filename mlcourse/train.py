@@ -1,0 +1,718 @@
+"""Meta-training loop, configuration, evaluation protocol, checkpoints and results (chapters 03-08, the CLI).
+
+* :class:`TrainConfig` — every hyper-parameter of a run, validated (errors name the value and the
+  allowed range); :meth:`TrainConfig.defaults` gives per-data-set defaults, :meth:`TrainConfig.fast`
+  the fast-mode version (fewer iterations and test tasks, the same code path).
+* :func:`build_experiment` — model, learner and the train/val/test task samplers of a config.
+* :func:`train` — the outer loop with a tqdm progress bar, periodic validation, learning curves kept as
+  data, atomic checkpoints, exact resume, and ``results.json`` beside the checkpoint.
+* :func:`evaluate` — the standard few-shot protocol: mean query accuracy (MSE for regression) over
+  ``num_tasks`` (600) test tasks with a 95% confidence interval ``1.96 * std / sqrt(n)``.
+
+Per-data-set defaults (full scale; ``fast()`` shrinks iterations, evaluation and meta-batch only):
+
+=========  =====  ======  =====  ===========  ===========  ==========  =====  ======  ==========
+data       N-way  K-shot  query  inner steps  test steps   inner lr    meta   hidden  iterations
+=========  =====  ======  =====  ===========  ===========  ==========  =====  ======  ==========
+omniglot   5      1       15     1            3            0.4         32     64      60000
+cifar100   5      1       15     5            10           0.01        4      32      60000
+sinusoid   -      10      10     1            10           0.01        25     40      70000
+=========  =====  ======  =====  ===========  ===========  ==========  =====  ======  ==========
+
+Omniglot follows the MAML paper (Finn et al. 2017, 5-way 1-shot: inner lr 0.4, one inner step in
+training and three at test time, meta-batch 32, Adam 1e-3, 28x28 with rotations as new classes);
+CIFAR-100 follows MAML's MiniImagenet settings (5 steps / 10 at test, lr 0.01, meta-batch 4, 32 filters)
+used by CIFAR-FS; sinusoid is MAML's regression setting (10 shots, lr 0.01, meta-batch 25, 40 hidden).
+Query sets use 15 images per class (the usual evaluation protocol).
+
+Validation uses the val split and test uses the test split, whose classes are never seen in training.
+Their samplers are reset to fixed seeds before every evaluation, so validation never touches the
+training random stream (exact resume) and every run is tested on the same tasks (``TEST_SEED``).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import math
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    RESULTS_NAME,
+    CheckpointError,
+    ResultsError,
+    capture_rng_state,
+    check_compatible,
+    load_checkpoint,
+    load_results,
+    parameter_shapes,
+    prepare_output_dir,
+    resolve_checkpoint_path,
+    restore_rng_state,
+    save_checkpoint,
+    save_results,
+)
+from .config import fast_mode, resolve_device, seed_everything
+
+__all__ = [
+    "ALGORITHMS",
+    "DATASETS",
+    "SPLIT_SCHEMES",
+    "TrainConfig",
+    "ConfigError",
+    "Experiment",
+    "SinusoidSampler",
+    "build_experiment",
+    "EvalResult",
+    "evaluate",
+    "TrainResult",
+    "train",
+    "load_trained",
+    "load_results",
+    "CheckpointError",
+    "ResultsError",
+]
+
+ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil", "protonet", "matchingnet", "article", "pretrain")
+CLASSIFICATION_ONLY = ("protonet", "matchingnet")
+DATASETS = ("omniglot", "cifar100", "sinusoid")
+SPLIT_SCHEMES = {"omniglot": ("vinyals", "lake"), "cifar100": ("article", "cifar-fs", "fc100"), "sinusoid": ("none",)}
+# Omniglot "lake" (background/evaluation) has no validation split: validation then uses the evaluation
+# alphabets, so do not select models on its curves.
+_OMNIGLOT_SPLITS = {"vinyals": ("train", "val", "test"), "lake": ("background", "evaluation", "evaluation")}
+VAL_SEED_OFFSET = 1_000_003
+TEST_SEED = 2_026
+
+_DATA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "omniglot": dict(split_scheme="vinyals", n_way=5, k_shot=1, n_query=15, inner_steps=1, test_inner_steps=3,
+                     inner_lr=0.4, meta_batch_size=32, iterations=60_000, image_size=28, hidden=64, rotations=True),
+    "cifar100": dict(split_scheme="cifar-fs", n_way=5, k_shot=1, n_query=15, inner_steps=5, test_inner_steps=10,
+                     inner_lr=0.01, meta_batch_size=4, iterations=60_000, image_size=32, hidden=32, rotations=False),
+    "sinusoid": dict(split_scheme="none", n_way=1, k_shot=10, n_query=10, inner_steps=1, test_inner_steps=10,
+                     inner_lr=0.01, meta_batch_size=25, iterations=70_000, image_size=1, hidden=40, rotations=False),
+}
+_FAST = dict(iterations=200, eval_every=50, val_tasks=20, test_tasks=100, checkpoint_every=50, log_every=10)
+_FAST_META_BATCH = {"omniglot": 8, "cifar100": 4, "sinusoid": 10}
+
+# Fields that may change when a run is resumed (they do not change the training trajectory).
+RESUMABLE_CHANGES = ("iterations", "eval_every", "val_tasks", "test_tasks", "device", "out_dir",
+                     "checkpoint_every", "log_every", "eval_batch_size")
+
+
+class ConfigError(ValueError):
+    """An invalid ``TrainConfig`` field; the message names the value and the allowed range."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+@dataclass
+class TrainConfig:
+    """All settings of one meta-training run (chapters 03-08 and ``mlcourse train``).
+
+    Fields left ``None`` take the data set's defaults (see the module docstring); ``validate()`` runs on
+    construction. ``n_way`` is unused for sinusoid regression (fixed to 1).
+    """
+
+    algo: str = "maml"
+    data: str = "omniglot"
+    split_scheme: Optional[str] = None
+    n_way: Optional[int] = None
+    k_shot: Optional[int] = None
+    n_query: Optional[int] = None
+    inner_steps: Optional[int] = None
+    test_inner_steps: Optional[int] = None
+    inner_lr: Optional[float] = None
+    outer_lr: float = 1e-3
+    meta_batch_size: Optional[int] = None
+    iterations: Optional[int] = None
+    eval_every: int = 500
+    val_tasks: int = 100
+    test_tasks: int = 600
+    eval_batch_size: Optional[int] = None
+    seed: int = 0
+    device: str = "auto"
+    out_dir: Optional[str] = None
+    image_size: Optional[int] = None
+    hidden: Optional[int] = None
+    rotations: Optional[bool] = None
+    first_order: bool = False
+    vectorise: bool = True
+    stratified: bool = False
+    checkpoint_every: int = 500
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if isinstance(self.out_dir, os.PathLike):
+            self.out_dir = os.fspath(self.out_dir)
+        if isinstance(self.data, str) and self.data in _DATA_DEFAULTS:
+            for name, value in _DATA_DEFAULTS[self.data].items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
+        if self.data == "sinusoid" and self.n_way is None:
+            self.n_way = 1
+        self.validate()
+
+    # ---------------------------------------------------------------------------------------------
+    @classmethod
+    def defaults(cls, data: str = "omniglot", algo: str = "maml", fast: Optional[bool] = None, **overrides: Any) -> "TrainConfig":
+        """Per-data-set defaults; ``fast=None`` follows ``MLCOURSE_FAST``. ``overrides`` win over both."""
+        config = cls(algo=algo, data=data)
+        if fast_mode() if fast is None else fast:
+            config = config.fast()
+        return config.replace(**overrides) if overrides else config
+
+    def fast(self) -> "TrainConfig":
+        """A copy sized for fast mode (CI, 2 CPU cores): fewer iterations, evaluation tasks and checkpoints."""
+        changes = {k: min(getattr(self, k), v) for k, v in _FAST.items()}
+        changes["meta_batch_size"] = min(self.meta_batch_size, _FAST_META_BATCH[self.data])
+        return self.replace(**changes)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @property
+    def is_classification(self) -> bool:
+        return self.data != "sinusoid"
+
+    # ---------------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for the first invalid field, naming the value and the allowed range."""
+
+        def fail(name: str, allowed: str, reason: str = "is not allowed") -> None:
+            raise ConfigError(f"{name}={getattr(self, name)!r} {reason}; allowed {allowed}")
+
+        def integer(name: str, low: int, high: Optional[int] = None, optional: bool = False) -> None:
+            value = getattr(self, name)
+            allowed = f"{low}..{high}" if high is not None else f">= {low}"
+            if value is None and optional:
+                return
+            if not _is_int(value):
+                fail(name, f"an integer {allowed}", "is not an integer")
+            if value < low or (high is not None and value > high):
+                fail(name, allowed, "is out of range")
+
+        def positive_float(name: str) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                fail(name, "a finite number > 0", "is not a number")
+            if not math.isfinite(value) or value <= 0:
+                fail(name, "a finite number > 0", "is out of range")
+
+        def boolean(name: str) -> None:
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "True or False", "is not a boolean")
+
+        if self.algo not in ALGORITHMS:
+            fail("algo", ", ".join(ALGORITHMS), "is not a known algorithm")
+        if self.data not in DATASETS:
+            fail("data", ", ".join(DATASETS), "is not a known data set")
+        if self.split_scheme not in SPLIT_SCHEMES[self.data]:
+            fail("split_scheme", f"{', '.join(SPLIT_SCHEMES[self.data])} for data={self.data!r}")
+        if not self.is_classification and self.algo in CLASSIFICATION_ONLY:
+            fail("algo", f"{', '.join(a for a in ALGORITHMS if a not in CLASSIFICATION_ONLY)} for sinusoid regression",
+                 "needs classification data")
+        if self.is_classification:
+            integer("n_way", 2)
+        elif self.n_way != 1:
+            fail("n_way", "1 (unset) for sinusoid regression", "is not used by regression")
+        integer("k_shot", 1)
+        integer("n_query", 1)
+        integer("inner_steps", 0)
+        integer("test_inner_steps", 0)
+        positive_float("inner_lr")
+        positive_float("outer_lr")
+        integer("meta_batch_size", 1)
+        integer("iterations", 0)
+        integer("eval_every", 1)
+        integer("val_tasks", 0)
+        integer("test_tasks", 0)
+        integer("eval_batch_size", 1, optional=True)
+        integer("seed", 0, 2**63 - 1)
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device.strip().lower()):
+            fail("device", "auto, cpu, cuda, cuda:N, mps")
+        if self.out_dir is not None and (not isinstance(self.out_dir, str) or not self.out_dir.strip()):
+            fail("out_dir", "a directory path or None")
+        if self.data == "omniglot":
+            integer("image_size", 16, 512)
+        elif self.data == "cifar100" and self.image_size != 32:
+            fail("image_size", "32 for cifar100 (its images are 32x32)")
+        integer("hidden", 1, 4096)
+        for name in ("rotations", "first_order", "vectorise", "stratified"):
+            boolean(name)
+        if self.rotations and self.data != "omniglot":
+            fail("rotations", "False for data other than omniglot")
+        if self.stratified and not self.is_classification:
+            fail("stratified", "False for sinusoid regression")
+        integer("checkpoint_every", 1)
+        integer("log_every", 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# experiment
+
+
+class SinusoidSampler:
+    """``SinusoidTasks`` with its own seeded generator and ``state_dict`` (same interface as ``EpisodeSampler``)."""
+
+    def __init__(self, tasks: Any, k_shot: int, n_query: int, *, device: torch.device | str | None = None, seed: int = 0) -> None:
+        self.tasks, self.k_shot, self.n_query, self.seed = tasks, k_shot, n_query, seed
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.generator = torch.Generator()
+        self.generator.manual_seed(seed)
+
+    def sample(self, num_tasks: int):
+        return self.tasks.sample(num_tasks, self.k_shot, self.n_query, generator=self.generator, device=self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "seed": self.seed}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"].cpu())
+        self.seed = state.get("seed", self.seed)
+
+
+@dataclass
+class Experiment:
+    """What :func:`build_experiment` returns: ``samplers`` has ``"train"``, ``"val"`` and ``"test"``."""
+
+    config: TrainConfig
+    model: nn.Module
+    learner: nn.Module
+    samplers: dict[str, Any]
+    device: torch.device
+
+
+def _data_api() -> Any:
+    """``mlcourse.data``'s loaders (taken from the submodules while the package does not re-export them)."""
+    import importlib
+    from types import SimpleNamespace
+
+    from . import data
+
+    where = {"SinusoidTasks": "sinusoid", "EpisodeSampler": "sampler", "load_omniglot": "omniglot",
+             "load_cifar100": "cifar100", "import_omniglot": "omniglot", "download_omniglot": "omniglot",
+             "import_cifar100": "cifar100", "download_cifar100": "cifar100"}
+    api = {}
+    for name, module in where.items():
+        value = getattr(data, name, None)
+        if value is None:
+            value = getattr(importlib.import_module(f"{data.__name__}.{module}"), name)
+        api[name] = value
+    return SimpleNamespace(**api)
+
+
+def build_experiment(config: TrainConfig, device: torch.device | str | None = None) -> Experiment:
+    """Data samplers (train/val/test splits), model and learner for ``config`` (chapters 03-08, CLI).
+
+    The model is initialised from ``config.seed`` (``seed_everything`` runs right before it is built).
+    """
+    from . import models
+    from .algorithms import make_learner
+
+    mdata = _data_api()
+
+    config.validate()
+    device = resolve_device(device if device is not None else config.device)
+    seeds = {"train": config.seed, "val": config.seed + VAL_SEED_OFFSET, "test": TEST_SEED}
+    if config.data == "sinusoid":
+        tasks = mdata.SinusoidTasks()
+        samplers = {s: SinusoidSampler(tasks, config.k_shot, config.n_query, device=device, seed=seeds[s]) for s in seeds}
+        seed_everything(config.seed)
+        model = models.SinusoidMLP(hidden=config.hidden, layers=2)
+    else:
+        if config.data == "omniglot":
+            names = _OMNIGLOT_SPLITS[config.split_scheme]
+            loaded: dict[str, Any] = {}
+            for split, name in zip(seeds, names):
+                if name not in loaded:
+                    loaded[name] = mdata.load_omniglot(name, image_size=config.image_size, rotations=config.rotations)
+            datasets = {split: loaded[name] for split, name in zip(seeds, names)}
+        else:
+            datasets = {s: mdata.load_cifar100(s, split_scheme=config.split_scheme) for s in seeds}
+        samplers = {}
+        for split, dataset in datasets.items():
+            samplers[split] = mdata.EpisodeSampler(dataset.to(device), config.n_way, config.k_shot, config.n_query,
+                                                   stratified=config.stratified, device=device, seed=seeds[split])
+        in_channels = int(datasets["train"].images.shape[2])
+        seed_everything(config.seed)
+        model = models.Conv4(in_channels=in_channels, n_out=config.n_way, hidden=config.hidden, image_size=config.image_size)
+    model = model.to(device)
+    extra: dict[str, Any] = {}
+    if config.algo == "pretrain" and config.is_classification:
+        extra["num_classes"] = int(datasets["train"].num_classes)  # the global head over training classes
+    learner = make_learner(config.algo, model, inner_lr=config.inner_lr, inner_steps=config.inner_steps,
+                           first_order=config.first_order, vectorise=config.vectorise, **extra).to(device)
+    return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluation
+
+
+@dataclass
+class EvalResult:
+    """``mean`` +- ``ci95`` of ``metric`` ("accuracy" in [0, 1] or "mse") over ``per_task`` values."""
+
+    mean: float
+    ci95: float
+    per_task: list[float]
+    metric: str = "accuracy"
+    std: float = 0.0
+    loss_mean: float = float("nan")
+    inner_steps: Optional[int] = None
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.per_task)
+
+    @property
+    def accuracies(self) -> list[float]:
+        if self.metric != "accuracy":
+            raise AttributeError("accuracies exist for classification only; use per_task")
+        return self.per_task
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "mean": self.mean, "ci95": self.ci95, "std": self.std, "num_tasks": self.num_tasks,
+                "loss_mean": self.loss_mean, "inner_steps": self.inner_steps, "per_task": list(self.per_task)}
+
+    def __str__(self) -> str:
+        if self.metric == "accuracy":
+            return f"accuracy {100 * self.mean:.2f}% +- {100 * self.ci95:.2f}% ({self.num_tasks} tasks)"
+        return f"{self.metric} {self.mean:.4f} +- {self.ci95:.4f} ({self.num_tasks} tasks)"
+
+
+def confidence_interval(values: Any) -> tuple[float, float, float]:
+    """``(mean, ci95, std)`` with ``ci95 = 1.96 * std / sqrt(n)`` (population std, as in the reference
+    implementations of MAML and ProtoNets)."""
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size == 0:
+        raise ValueError("confidence_interval needs at least one value")
+    std = float(array.std())
+    return float(array.mean()), 1.96 * std / math.sqrt(array.size), std
+
+
+def evaluate(learner: nn.Module, sampler: Any, num_tasks: int = 600, inner_steps: Optional[int] = None,
+             batch_size: Optional[int] = None, progress: bool = False) -> EvalResult:
+    """The standard few-shot test protocol (chapters 03-08, ``mlcourse eval``).
+
+    Draws ``num_tasks`` tasks from ``sampler`` (use the test split: classes never seen in training) in
+    batches of ``batch_size`` (default 25), adapts with ``learner.evaluate(batch, inner_steps)`` and
+    returns the mean query accuracy (MSE for regression) with ``ci95 = 1.96 * std / sqrt(n)``.
+    """
+    if not _is_int(num_tasks) or num_tasks < 1:
+        raise ValueError(f"num_tasks={num_tasks!r} is out of range; allowed >= 1 (the protocol uses 600)")
+    if inner_steps is not None and (not _is_int(inner_steps) or inner_steps < 0):
+        raise ValueError(f"inner_steps={inner_steps!r} is out of range; allowed >= 0 or None")
+    batch_size = 25 if batch_size is None else batch_size
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is out of range; allowed >= 1")
+    from tqdm.auto import tqdm
+
+    scores: list[torch.Tensor] = []
+    losses: list[torch.Tensor] = []
+    metric = "accuracy"
+    done = 0
+    with tqdm(total=num_tasks, disable=not progress, desc="evaluate", unit="task", leave=False) as bar:
+        while done < num_tasks:
+            size = min(batch_size, num_tasks - done)
+            batch = sampler.sample(size)
+            metrics = learner.evaluate(batch, inner_steps=inner_steps)
+            if "query_accuracy" in metrics and batch.is_classification:
+                scores.append(metrics["query_accuracy"].detach().float().reshape(-1).cpu())
+            else:
+                metric = "mse"
+                scores.append(metrics["query_loss"].detach().float().reshape(-1).cpu())
+            losses.append(metrics["query_loss"].detach().float().reshape(-1).cpu())
+            done += size
+            bar.update(size)
+    per_task = torch.cat(scores).double().tolist()
+    mean, ci95, std = confidence_interval(per_task)
+    return EvalResult(mean=mean, ci95=ci95, per_task=per_task, metric=metric, std=std,
+                      loss_mean=float(torch.cat(losses).double().mean()), inner_steps=inner_steps)
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns. ``test`` is ``None`` when the run stopped before its last iteration."""
+
+    learner: nn.Module
+    history: list[dict[str, Any]]
+    checkpoint_path: Optional[Path]
+    test: Optional[EvalResult]
+    config: TrainConfig
+    step: int
+    completed: bool
+    results_path: Optional[Path] = None
+    wall_time_s: float = 0.0
+    experiment: Optional[Experiment] = field(default=None, repr=False)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.learner.model if hasattr(self.learner, "model") else self.experiment.model  # type: ignore[union-attr]
+
+
+def device_name(device: torch.device) -> str:
+    """A human label for results files: the GPU's name, or the CPU model and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {cpu} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def _check_resume_config(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
+    current = config.to_dict()
+    if saved.get("algo") != config.algo:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was written by algorithm {saved.get('algo')!r}, but this run uses {config.algo!r}; "
+            "choose another output directory, the matching algorithm, or resume=False / --restart to overwrite it"
+        )
+    diffs = [f"{k}={saved.get(k)!r} there but {current[k]!r} here" for k in current
+             if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]]
+    if diffs:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} belongs to another configuration ({'; '.join(diffs[:4])}); "
+            "use another output directory, or resume=False / --restart to overwrite it"
+        )
+
+
+def _summary(window: Mapping[str, list[float]]) -> dict[str, float]:
+    return {f"train_{k}": float(np.mean(v)) for k, v in window.items() if v}
+
+
+def train(
+    config: TrainConfig,
+    progress: bool = True,
+    resume: bool = True,
+    callback: Optional[Callable[[int, Optional[dict[str, Any]]], Any]] = None,
+    *,
+    max_steps: Optional[int] = None,
+    experiment: Optional[Experiment] = None,
+) -> TrainResult:
+    """Meta-train ``config`` (chapters 03-08, ``mlcourse train``); returns a :class:`TrainResult`.
+
+    * With ``config.out_dir``: the directory is probed (writable, free space) before training; a
+      checkpoint is written atomically every ``checkpoint_every`` steps and at the end; ``results.json``
+      is written at the end. With ``resume=True`` an existing checkpoint there is continued exactly
+      (same final parameters as an uninterrupted run).
+    * ``callback(step, record)`` runs after every step (``record`` is the history entry logged at that
+      step or ``None``); returning ``True`` stops training after a checkpoint. ``max_steps`` stops after
+      that many steps of this call (a checkpoint is written). A stopped run has ``completed=False``.
+    * ``experiment`` replaces :func:`build_experiment` (custom models or samplers).
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train needs a TrainConfig, got {type(config).__name__}")
+    config.validate()
+    if max_steps is not None and (not _is_int(max_steps) or max_steps < 0):
+        raise ValueError(f"max_steps={max_steps!r} is out of range; allowed >= 0 or None")
+    session_start = time.perf_counter()
+    out_dir = Path(config.out_dir).expanduser() if config.out_dir else None
+    ckpt_path = out_dir / CHECKPOINT_NAME if out_dir else None
+    results_path = out_dir / RESULTS_NAME if out_dir else None
+    if out_dir is not None:
+        prepare_output_dir(out_dir)
+
+    checkpoint = None
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        checkpoint = load_checkpoint(ckpt_path)
+        _check_resume_config(checkpoint["config"], config, ckpt_path)
+
+    exp = experiment if experiment is not None else build_experiment(config)
+    learner, device = exp.learner, exp.device
+    train_sampler, val_sampler, test_sampler = exp.samplers["train"], exp.samplers.get("val"), exp.samplers.get("test")
+    optimizer = torch.optim.Adam(learner.parameters(), lr=config.outer_lr)
+    if out_dir is not None:
+        size = sum(t.numel() * t.element_size() for t in learner.state_dict().values())
+        prepare_output_dir(out_dir, needed_bytes=2 * 3 * size + (1 << 20))  # two copies of params + Adam moments
+    val_state = copy.deepcopy(val_sampler.state_dict()) if val_sampler is not None else None
+    test_state = copy.deepcopy(test_sampler.state_dict()) if test_sampler is not None else None
+
+    step, history, elapsed_before = 0, [], 0.0
+    window: dict[str, list[float]] = {"loss": [], "accuracy": []}
+    if checkpoint is not None:
+        check_compatible(checkpoint, ckpt_path, config.algo, learner.state_dict())
+        try:
+            learner.load_state_dict(checkpoint["learner"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            train_sampler.load_state_dict(checkpoint["samplers"]["train"])
+            restore_rng_state(checkpoint["rng"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} cannot be restored: {str(exc).splitlines()[0]}") from None
+        step = int(checkpoint["step"])
+        history = list(checkpoint.get("history", []))
+        window = {k: list(v) for k, v in checkpoint.get("window", window).items()}
+        elapsed_before = float(checkpoint.get("wall_time_s", 0.0))
+
+    def wall_time() -> float:
+        return elapsed_before + time.perf_counter() - session_start
+
+    def write_checkpoint() -> None:
+        if ckpt_path is None:
+            return
+        state = learner.state_dict()
+        save_checkpoint(ckpt_path, {
+            "algo": config.algo, "config": config.to_dict(), "step": step, "shapes": parameter_shapes(state),
+            "learner": state, "optimizer": optimizer.state_dict(),
+            "learner_config": _plain(getattr(learner, "config_dict", dict)()),
+            "samplers": {"train": train_sampler.state_dict()}, "rng": capture_rng_state(),
+            "history": history, "window": window, "wall_time_s": wall_time(), "torch_version": str(torch.__version__),
+        })
+
+    def validate_now() -> EvalResult:
+        val_sampler.load_state_dict(copy.deepcopy(val_state))
+        return evaluate(learner, val_sampler, config.val_tasks, inner_steps=config.test_inner_steps,
+                        batch_size=config.eval_batch_size or min(config.meta_batch_size, 25))
+
+    start_step = step
+    stopped = False
+    bar = tqdm(total=config.iterations, initial=min(step, config.iterations), disable=not progress,
+               desc=f"{config.algo} {config.data}", unit="step", dynamic_ncols=True)
+    try:
+        while step < config.iterations and not stopped:
+            if max_steps is not None and step - start_step >= max_steps:
+                stopped = True
+                break
+            batch = train_sampler.sample(config.meta_batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            out = learner(batch)
+            loss_value = float(out.loss.detach())
+            if not math.isfinite(loss_value):
+                raise RuntimeError(
+                    f"the meta-loss became {loss_value} at step {step + 1}; lower outer_lr ({config.outer_lr}) "
+                    f"or inner_lr ({config.inner_lr})"
+                )
+            out.loss.backward()
+            optimizer.step()
+            step += 1
+            window["loss"].append(loss_value)
+            if "query_accuracy" in out.metrics:
+                window["accuracy"].append(float(out.metrics["query_accuracy"].detach().float().mean()))
+            record: Optional[dict[str, Any]] = None
+            validate_step = val_sampler is not None and config.val_tasks > 0 and (
+                step % config.eval_every == 0 or step == config.iterations)
+            if step % config.log_every == 0 or step == config.iterations or validate_step:
+                record = {"step": step, **_summary(window), "wall_time_s": round(wall_time(), 3)}
+                window = {k: [] for k in window}
+                if validate_step:
+                    val = validate_now()
+                    record.update({f"val_{val.metric}": val.mean, "val_ci95": val.ci95, "val_loss": val.loss_mean})
+                history.append(record)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k.startswith(("train_", "val_")) and k != "val_ci95"},
+                                refresh=False)
+            if callback is not None and callback(step, record):
+                stopped = True
+            if max_steps is not None and step - start_step >= max_steps:
+                stopped = True
+            if step % config.checkpoint_every == 0 or step == config.iterations or stopped:
+                write_checkpoint()
+            bar.update(1)
+    finally:
+        bar.close()
+
+    completed = step >= config.iterations
+    test: Optional[EvalResult] = None
+    results_file: Optional[Path] = None
+    if completed:
+        if ckpt_path is not None and not ckpt_path.exists():
+            write_checkpoint()  # iterations=0: still leave a loadable checkpoint
+        test = _reuse_test(results_path, config, step) if checkpoint is not None and start_step == step else None
+        if test is None and test_sampler is not None and config.test_tasks > 0:
+            test_sampler.load_state_dict(copy.deepcopy(test_state))
+            test = evaluate(learner, test_sampler, config.test_tasks, inner_steps=config.test_inner_steps,
+                            batch_size=config.eval_batch_size or min(config.meta_batch_size, 25), progress=progress)
+        if results_path is not None:
+            results_file = save_results(results_path, {
+                "config": config.to_dict(), "algo": config.algo, "data": config.data,
+                "test": test.to_dict() if test is not None else None,
+                "history": history, "iterations": step, "wall_time_s": wall_time(),
+                "device": device_name(device), "device_type": device.type, "torch_version": str(torch.__version__),
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "checkpoint": CHECKPOINT_NAME,
+            })
+    return TrainResult(learner=learner, history=history, checkpoint_path=ckpt_path if ckpt_path and ckpt_path.exists() else None,
+                       test=test, config=config, step=step, completed=completed, results_path=results_file,
+                       wall_time_s=wall_time(), experiment=exp)
+
+
+def _plain(value: Any) -> Any:
+    """Keep only values ``torch.load(weights_only=True)`` reads back (numbers, strings, containers, tensors)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    return repr(value)
+
+
+def _reuse_test(results_path: Optional[Path], config: TrainConfig, step: int) -> Optional[EvalResult]:
+    """A finished run re-run with the same settings reuses the test result in its results.json."""
+    if results_path is None or not results_path.exists():
+        return None
+    try:
+        saved = load_results(results_path)
+    except ResultsError:
+        return None
+    test = saved.get("test")
+    if saved.get("config") != config.to_dict() or saved.get("iterations") != step or not test:
+        return None
+    return EvalResult(mean=test["mean"], ci95=test["ci95"], per_task=list(test.get("per_task", [])), metric=test["metric"],
+                      std=test.get("std", 0.0), loss_mean=test.get("loss_mean", float("nan")), inner_steps=test.get("inner_steps"))
+
+
+def load_trained(path: str | os.PathLike, device: torch.device | str | None = None) -> tuple[Experiment, dict[str, Any]]:
+    """Rebuild the experiment of a checkpoint (file or run directory) with its trained weights.
+
+    Used by ``mlcourse eval`` and by notebooks that reload a run. Returns ``(experiment, checkpoint)``.
+    """
+    path = resolve_checkpoint_path(path)
+    checkpoint = load_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(checkpoint["config"])
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds an invalid configuration: {exc}") from None
+    if device is not None:
+        config = config.replace(device=str(device))
+    exp = build_experiment(config)
+    check_compatible(checkpoint, path, config.algo, exp.learner.state_dict())
+    exp.learner.load_state_dict(checkpoint["learner"])
+    return exp, checkpoint

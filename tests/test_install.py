@@ -1,0 +1,78 @@
+"""The install contract of issue 2: pyproject.toml and environment.yml name the same packages,
+the README opens with the two commands, and .ci/run calls the README's test command."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pyproject_packages() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {_name(r) for r in project["dependencies"]}
+    for extra in project.get("optional-dependencies", {}).values():
+        names |= {_name(r) for r in extra}
+    return names
+
+
+def _environment_packages() -> set[str]:
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    in_pip = False
+    names: set[str] = set()
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("- pip:"):
+            in_pip = True
+            continue
+        if in_pip and stripped.startswith("- "):
+            names.add(_name(stripped[2:]))
+        elif in_pip and stripped and not stripped.startswith("#"):
+            in_pip = False
+    return names
+
+
+def test_environment_yml_and_pyproject_name_the_same_packages() -> None:
+    pyproject, environment = _pyproject_packages(), _environment_packages()
+    assert pyproject, "no dependencies found in pyproject.toml"
+    assert pyproject == environment, (
+        f"only in pyproject.toml: {sorted(pyproject - environment)}; "
+        f"only in environment.yml: {sorted(environment - pyproject)}"
+    )
+
+
+def test_required_packages_are_declared() -> None:
+    for package in ("torch", "jupyterlab", "ipywidgets", "matplotlib", "nbval", "learn2learn"):
+        assert package in _pyproject_packages(), package
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    first_two = [b.strip().splitlines()[0].split("#")[0].strip() for b in blocks[:2]]
+    assert first_two == ["make course", "make test"], first_two
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, flags=re.M), ".ci/run must call the README's test command"
+
+
+def test_layout_exists() -> None:
+    for path in ("notebooks", "mlcourse", "data", "tests", "environment.yml", "pyproject.toml", ".ci/run"):
+        assert (ROOT / path).exists(), path
+
+
+def test_package_and_learn2learn_import_in_this_environment() -> None:
+    import learn2learn  # noqa: F401  (built from source by scripts/install_learn2learn.sh)
+    import mlcourse
+
+    assert learn2learn.__version__ == "0.2.0"
+    assert mlcourse.__version__

@@ -1,0 +1,280 @@
+"""Issue 3 items 3-5: TrainConfig validation, the evaluation protocol, exact resume, results.json."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mlcourse.checkpoint import CheckpointError, load_checkpoint, load_results
+from mlcourse.data.images import ImageClassDataset
+from mlcourse.data.sampler import EpisodeSampler
+from mlcourse.data.tasks import TaskBatch
+from mlcourse.train import (
+    ConfigError,
+    EvalResult,
+    Experiment,
+    TrainConfig,
+    build_experiment,
+    confidence_interval,
+    evaluate,
+    load_trained,
+    train,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """2 shared cores: intra-op threads oversubscribe them (20x slower); one thread is fast and deterministic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(out_dir=None, **changes) -> TrainConfig:
+    """A sinusoid run that takes about a second on a shared CPU (reference per-task loop, tiny MLP)."""
+    values = dict(iterations=12, k_shot=4, n_query=4, meta_batch_size=3, hidden=8, vectorise=False, eval_every=4,
+                  val_tasks=3, test_tasks=6, checkpoint_every=5, log_every=2, device="cpu", seed=3,
+                  out_dir=str(out_dir) if out_dir is not None else None)
+    values.update(changes)
+    return TrainConfig.defaults("sinusoid", fast=False, **values)
+
+
+def params(learner: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in learner.state_dict().items()}
+
+
+def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs"
+
+
+# --------------------------------------------------------------------------------------------------
+# configuration
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        (dict(inner_steps=-1), ["inner_steps=-1", ">= 0"]),
+        (dict(test_inner_steps=-2), ["test_inner_steps=-2", ">= 0"]),
+        (dict(inner_lr=0.0), ["inner_lr=0.0", "> 0"]),
+        (dict(outer_lr=-1e-3), ["outer_lr=-0.001", "> 0"]),
+        (dict(outer_lr=float("nan")), ["outer_lr=nan", "finite"]),
+        (dict(n_way=1), ["n_way=1", ">= 2"]),
+        (dict(k_shot=0), ["k_shot=0", ">= 1"]),
+        (dict(meta_batch_size=0), ["meta_batch_size=0", ">= 1"]),
+        (dict(iterations=-5), ["iterations=-5", ">= 0"]),
+        (dict(eval_every=0), ["eval_every=0", ">= 1"]),
+        (dict(test_tasks=-1), ["test_tasks=-1", ">= 0"]),
+        (dict(seed=-1), ["seed=-1"]),
+        (dict(k_shot=1.5), ["k_shot=1.5", "integer"]),
+        (dict(algo="magic"), ["algo='magic'", "maml"]),
+        (dict(data="mnist"), ["data='mnist'", "omniglot"]),
+        (dict(split_scheme="fc100"), ["split_scheme='fc100'", "vinyals"]),
+        (dict(device="gpu"), ["device='gpu'", "cuda"]),
+        (dict(image_size=4), ["image_size=4", "16..512"]),
+        (dict(first_order="yes"), ["first_order='yes'", "True or False"]),
+        (dict(checkpoint_every=0), ["checkpoint_every=0", ">= 1"]),
+    ],
+)
+def test_config_errors_name_value_and_range(changes, words):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{"data": "omniglot", **changes})
+    for word in words:
+        assert word in str(info.value)
+    assert "allowed" in str(info.value)
+
+
+def test_config_cross_field_errors():
+    with pytest.raises(ConfigError, match="protonet.*classification"):
+        TrainConfig(data="sinusoid", algo="protonet")
+    with pytest.raises(ConfigError, match="n_way=5.*regression"):
+        TrainConfig(data="sinusoid", n_way=5)
+    with pytest.raises(ConfigError, match="image_size=28.*32"):
+        TrainConfig(data="cifar100", image_size=28)
+    with pytest.raises(ConfigError, match="rotations"):
+        TrainConfig(data="cifar100", rotations=True)
+
+
+def test_defaults_follow_the_papers_and_fast_mode_shrinks(monkeypatch):
+    c = TrainConfig.defaults("omniglot", fast=False)
+    assert (c.n_way, c.k_shot, c.inner_lr, c.inner_steps, c.test_inner_steps) == (5, 1, 0.4, 1, 3)
+    assert (c.meta_batch_size, c.outer_lr, c.image_size, c.iterations, c.test_tasks) == (32, 1e-3, 28, 60_000, 600)
+    assert TrainConfig.defaults("cifar100", fast=False).image_size == 32
+    s = TrainConfig.defaults("sinusoid", fast=False)
+    assert (s.k_shot, s.inner_lr, s.meta_batch_size, s.hidden) == (10, 0.01, 25, 40)
+    monkeypatch.setenv("MLCOURSE_FAST", "1")
+    f = TrainConfig.defaults("omniglot")
+    assert f.iterations < c.iterations and f.test_tasks < c.test_tasks
+    assert (f.algo, f.n_way, f.k_shot, f.inner_lr, f.inner_steps) == (c.algo, c.n_way, c.k_shot, c.inner_lr, c.inner_steps)
+    assert TrainConfig.defaults("omniglot", iterations=7).iterations == 7  # explicit values win over fast mode
+    assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluation protocol
+
+
+class FixedLearner(nn.Module):
+    """Stand-in learner whose per-task accuracy is read from the task (support_x[:, 0, 0])."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.seen_steps: list = []
+
+    def evaluate(self, batch: TaskBatch, inner_steps=None):
+        self.seen_steps.append(inner_steps)
+        acc = batch.support_x[:, 0, 0].float()
+        return {"query_accuracy": acc, "query_loss": 1 - acc}
+
+
+class ListSampler:
+    def __init__(self, values):
+        self.values, self.i, self.sizes = list(values), 0, []
+
+    def sample(self, n):
+        self.sizes.append(n)
+        v = torch.tensor(self.values[self.i:self.i + n], dtype=torch.float32)
+        self.i += n
+        x = v.view(-1, 1, 1)
+        y = torch.zeros(n, 1, dtype=torch.int64)
+        return TaskBatch(x, y, x, y)
+
+
+def test_confidence_interval_formula():
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.3, 1.0, size=600)
+    mean, ci, std = confidence_interval(values)
+    assert mean == pytest.approx(values.mean())
+    assert std == pytest.approx(values.std())
+    assert ci == pytest.approx(1.96 * values.std() / math.sqrt(600))
+
+
+def test_evaluate_uses_num_tasks_batches_and_inner_steps():
+    values = np.random.default_rng(1).uniform(0, 1, size=610)
+    learner, sampler = FixedLearner(), ListSampler(values)
+    result = evaluate(learner, sampler, num_tasks=610, inner_steps=3, batch_size=100)
+    assert isinstance(result, EvalResult) and result.metric == "accuracy"
+    assert sampler.sizes == [100] * 6 + [10]
+    assert result.num_tasks == 610 and len(result.accuracies) == 610
+    assert result.mean == pytest.approx(values.mean(), abs=1e-6)
+    assert result.ci95 == pytest.approx(1.96 * values.astype(np.float32).astype(np.float64).std() / math.sqrt(610))
+    assert set(learner.seen_steps) == {3}
+    assert "% +- " in str(result)
+    with pytest.raises(ValueError, match="num_tasks=0"):
+        evaluate(learner, sampler, num_tasks=0)
+
+
+def test_evaluate_regression_reports_mse():
+    exp = build_experiment(tiny())
+    result = evaluate(exp.learner, exp.samplers["test"], num_tasks=7, inner_steps=2, batch_size=3)
+    assert result.metric == "mse" and result.num_tasks == 7 and result.mean > 0
+    with pytest.raises(AttributeError):
+        result.accuracies
+
+
+# --------------------------------------------------------------------------------------------------
+# training, resume, results
+
+
+def test_exact_resume_in_process(tmp_path):
+    reference = train(tiny(tmp_path / "a"), progress=False)
+    assert reference.completed and reference.step == 12 and reference.test is not None
+
+    first = train(tiny(tmp_path / "b"), progress=False, max_steps=7)
+    assert not first.completed and first.step == 7 and first.test is None
+    assert load_checkpoint(tmp_path / "b")["step"] == 7
+    stops = []
+    second = train(tiny(tmp_path / "b"), progress=False, callback=lambda step, rec: stops.append(step) or step == 9)
+    assert second.step == 9 and stops == [8, 9]
+    final = train(tiny(tmp_path / "b"), progress=False)
+    assert final.completed and final.step == 12
+    assert_identical(params(final.learner), params(reference.learner))
+    assert_identical(load_checkpoint(tmp_path / "b")["learner"], load_checkpoint(tmp_path / "a")["learner"])
+    assert final.test.mean == reference.test.mean
+    strip = lambda h: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in h]  # noqa: E731
+    assert strip(final.history) == strip(reference.history)
+
+
+def test_history_and_results_json_round_trip(tmp_path):
+    result = train(tiny(tmp_path), progress=False)
+    steps = [r["step"] for r in result.history]
+    assert steps == [2, 4, 6, 8, 10, 12]
+    assert all("val_mse" in r and "val_ci95" in r for r in result.history if r["step"] % 4 == 0)
+    assert all("train_loss" in r for r in result.history)
+    saved = load_results(tmp_path)
+    assert saved == load_results(tmp_path / "results.json")
+    assert saved["config"] == result.config.to_dict()
+    assert saved["history"] == result.history
+    assert saved["test"]["mean"] == result.test.mean and saved["test"]["ci95"] == result.test.ci95
+    assert saved["test"]["num_tasks"] == 6 and saved["test"]["metric"] == "mse"
+    assert saved["iterations"] == 12 and saved["torch_version"] == torch.__version__
+    for key in ("device", "wall_time_s", "date"):
+        assert saved[key]
+    assert not list(tmp_path.glob(".*tmp*"))
+    # re-running a finished run is instant: same test result, nothing retrained
+    again = train(tiny(tmp_path), progress=False)
+    assert again.test.mean == result.test.mean and again.step == 12
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    train(tiny(tmp_path), progress=False, max_steps=5)
+    with pytest.raises(CheckpointError) as info:
+        train(tiny(tmp_path, inner_lr=0.02), progress=False)
+    assert "inner_lr=0.01 there but 0.02 here" in str(info.value) and "checkpoint.pt" in str(info.value)
+    with pytest.raises(CheckpointError, match="written by algorithm 'maml', but this run uses 'fomaml'"):
+        train(tiny(tmp_path, algo="fomaml"), progress=False)
+    # more iterations may be added to a run
+    result = train(tiny(tmp_path, iterations=14), progress=False)
+    assert result.step == 14
+    # resume=False starts over
+    assert train(tiny(tmp_path), progress=False, resume=False, max_steps=2).step == 2
+
+
+def test_load_trained_restores_weights(tmp_path):
+    result = train(tiny(tmp_path), progress=False)
+    exp, ckpt = load_trained(tmp_path)
+    assert ckpt["step"] == 12
+    assert_identical(params(exp.learner), params(result.learner))
+
+
+# --------------------------------------------------------------------------------------------------
+# image classification through the same loop (tiny synthetic data set, the real EpisodeSampler)
+
+
+def synthetic_experiment(config: TrainConfig) -> Experiment:
+    from mlcourse.algorithms import make_learner
+    from mlcourse.config import seed_everything
+    from mlcourse.models import Conv4
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, 6, 1, 16, 16), generator=g, dtype=torch.uint8)
+    data = ImageClassDataset(images=images, class_names=[f"c{i}" for i in range(12)], name="synthetic")
+    samplers = {s: EpisodeSampler(data, config.n_way, config.k_shot, config.n_query, seed=seed)
+                for s, seed in (("train", config.seed), ("val", 100), ("test", 200))}
+    seed_everything(config.seed)
+    model = Conv4(in_channels=1, n_out=config.n_way, hidden=config.hidden, image_size=config.image_size)
+    learner = make_learner(config.algo, model, inner_lr=config.inner_lr, inner_steps=config.inner_steps,
+                           first_order=config.first_order, vectorise=config.vectorise)
+    return Experiment(config, model, learner, samplers, torch.device("cpu"))
+
+
+def test_exact_resume_image_classification(tmp_path):
+    def config(out):
+        return TrainConfig.defaults("omniglot", fast=False, n_way=3, k_shot=1, n_query=2, meta_batch_size=2, hidden=4,
+                                    image_size=16, iterations=6, eval_every=3, val_tasks=2, test_tasks=4,
+                                    checkpoint_every=2, log_every=1, device="cpu", vectorise=False, out_dir=str(out))
+
+    reference = train(config(tmp_path / "a"), progress=False, experiment=synthetic_experiment(config(tmp_path / "a")))
+    part = train(config(tmp_path / "b"), progress=False, max_steps=3, experiment=synthetic_experiment(config(tmp_path / "b")))
+    assert part.step == 3
+    final = train(config(tmp_path / "b"), progress=False, experiment=synthetic_experiment(config(tmp_path / "b")))
+    assert_identical(params(final.learner), params(reference.learner))
+    assert final.test.metric == "accuracy" and 0 <= final.test.mean <= 1
+    assert "val_accuracy" in final.history[-1] and "train_accuracy" in final.history[-1]
