@@ -92,6 +92,7 @@ def test_module_entry_points_exit_2_without_traceback(tmp_path):
     assert "the following arguments are required: checkpoint" in proc.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_same_command_resumes_exactly(tmp_path, capsys):
     iterations = 80
     command = ["train", *TINY, "--algo", "maml", "--iterations", str(iterations), "--checkpoint-every", "4",

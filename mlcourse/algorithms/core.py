@@ -84,6 +84,15 @@ def sgd_steps(loss_fn: Callable[[Params], Tensor], params: Params, lr: LR, steps
     return params
 
 
+def _stack(outs: list[Any]) -> Any:
+    """Stack per-task outputs (tensors, dicts, tuples of them) along a new leading task dimension."""
+    if isinstance(outs[0], dict):
+        return {k: _stack([o[k] for o in outs]) for k in outs[0]}
+    if isinstance(outs[0], tuple):
+        return tuple(_stack([o[i] for o in outs]) for i in range(len(outs[0])))
+    return torch.stack(outs)
+
+
 class Learner(nn.Module):
     """Base class: owns ``model`` (and any extra meta-parameters); subclasses write per-task functions.
 
@@ -124,7 +133,7 @@ class Learner(nn.Module):
         if self.vectorise:
             return torch.func.vmap(partial(fn, grad_fn=grad_func), in_dims=(None, 0), randomness="error")(meta, task)
         outs = [partial(fn, grad_fn=grad_autograd)(meta, {k: v[i] for k, v in task.items()}) for i in range(len(next(iter(task.values()))))]
-        return torch.utils._pytree.tree_map(lambda *xs: torch.stack(xs), *outs)
+        return _stack(outs)
 
     def _static(self, batch: TaskBatch) -> dict[str, Any]:
         cls = batch.is_classification
