@@ -86,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     dl = actions.add_parser("download", help="download the official archives")
     dl.add_argument("dataset", choices=["omniglot", "cifar100"])
     dl.add_argument("--root")
+    b = commands.add_parser("bench", help="benchmark the vectorised core vs the per-task loop vs learn2learn",
+                            add_help=False)
+    b.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of the benchmark (mlcourse bench --help)")
     return parser
 
 
@@ -148,6 +151,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text
@@ -155,9 +164,17 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``mlcourse`` (pyproject ``[project.scripts]``); returns / exits with the status."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["bench"]:  # the benchmark has its own parser (mlcourse bench --help)
+        from .bench import main as bench_main
+
+        status = bench_main(raw[1:])
+        if argv is None:
+            sys.exit(status)
+        return status
     parser = _build_parser()
     args = parser.parse_args(argv)
-    handlers = {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data}
+    handlers = {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data, "bench": _cmd_bench}
     try:
         status = handlers[args.command](args)
     except KeyboardInterrupt:

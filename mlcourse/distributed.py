@@ -312,8 +312,10 @@ def _launch_entry(rank: int, world_size: int, port: int, fn: Callable, args: tup
 def launch(fn: Callable, world_size: int, *args: Any, threads_per_process: int = 0) -> list[Any]:
     """Run ``fn(*args)`` in ``world_size`` fresh local CPU processes joined in a gloo group (as torchrun
     would) and return each rank's result, rank 0 first. ``fn`` must be importable (a module-level function,
-    not one defined in a notebook cell). ``threads_per_process > 0`` sets ``torch.set_num_threads``.
-    An exception in any rank is raised here (the other ranks are stopped)."""
+    not one defined in a notebook cell), and a script that calls ``launch`` needs the
+    ``if __name__ == "__main__":`` guard (processes are started with ``spawn``; notebooks need nothing).
+    ``threads_per_process > 0`` sets ``torch.set_num_threads``. An exception in any rank is raised here
+    (the other ranks are stopped)."""
     import torch.multiprocessing as mp
 
     if world_size < 1:
@@ -352,8 +354,8 @@ def synthetic_image_batch(
     )
 
 
-def _timed_meta_steps(spec: dict[str, Any]) -> list[float]:
-    """Seconds per meta-step (after warm-up) on this rank; runs in every process of :func:`launch`."""
+def _timed_meta_steps(spec: dict[str, Any]) -> list[tuple[float, float]]:
+    """``(wall, cpu)`` seconds per meta-step (after warm-up) on this rank; runs in every process of :func:`launch`."""
     from mlcourse.algorithms import make_learner
     from mlcourse.models import Conv4
 
@@ -367,11 +369,12 @@ def _timed_meta_steps(spec: dict[str, Any]) -> list[float]:
     times = []
     for i in range(spec["warmup"] + spec["steps"]):
         barrier()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         distributed_meta_step(learner, optimizer, batch)
+        cpu = time.process_time() - cpu  # this process's CPU time (all its threads), before waiting for the others
         barrier()
         if i >= spec["warmup"]:
-            times.append(time.perf_counter() - start)
+            times.append((time.perf_counter() - start, cpu))
     return times
 
 
@@ -397,8 +400,10 @@ def measure_speedup(
     Every configuration runs in fresh processes started by :func:`launch` (so 1 process is measured the
     same way), with ``threads_per_process`` torch threads each (1: the processes do not fight over cores;
     0: torch's default). Returns ``{"config": ..., "results": {world_size: {"median_s", "min_s",
-    "times_s"}}, "speedup": {world_size: median(1) / median(world_size)}}`` (speed-up relative to the
-    smallest world size measured). Times are wall-clock on this machine: shared cores make them noisy.
+    "times_s", "cpu_s"}}, "speedup": {world_size: median(1) / median(world_size)}}`` (speed-up relative to
+    the smallest world size measured). ``median_s`` is wall-clock per step (the slowest rank); ``cpu_s`` is
+    the CPU time of all ranks together per step: ``cpu_s`` well below ``median_s * world_size * threads``
+    means the processes waited for cores (a shared machine) or for each other.
     """
     spec = dict(algo=algo, meta_batch_size=meta_batch_size, n_way=n_way, k_shot=k_shot, n_query=n_query,
                 image_size=image_size, hidden=hidden, inner_steps=inner_steps, inner_lr=inner_lr, steps=steps,
@@ -407,8 +412,10 @@ def measure_speedup(
     for world in world_sizes:
         split_sizes(meta_batch_size, world)  # clear error before starting processes
         per_rank = launch(_timed_meta_steps, world, spec, threads_per_process=threads_per_process)
-        step_times = [max(ts) for ts in zip(*per_rank)]  # a step ends when the slowest rank ends
-        results[world] = {"median_s": statistics.median(step_times), "min_s": min(step_times), "times_s": step_times}
+        step_times = [max(wall for wall, _ in ts) for ts in zip(*per_rank)]  # a step ends with its slowest rank
+        cpu_times = [sum(cpu for _, cpu in ts) for ts in zip(*per_rank)]  # CPU seconds of all ranks together
+        results[world] = {"median_s": statistics.median(step_times), "min_s": min(step_times), "times_s": step_times,
+                          "cpu_s": statistics.median(cpu_times)}
     base = results[min(results)]["median_s"]
     return {
         "config": {**spec, "threads_per_process": threads_per_process, "cpu_count": os.cpu_count(),

@@ -241,7 +241,7 @@ def beta_widget(betas: Sequence[float] = (1e-4, 1e-3, 1e-2), *, iterations: int 
     histories: dict[str, tuple[list[int], list[float]]] = {}
     beta_slider = w.FloatLogSlider(value=3e-3, base=10, min=-5, max=-0.5, step=0.1, description="β (outer lr)",
                                    readout_format=".1e")
-    iter_slider = w.IntSlider(value=iterations, min=50, max=max(5000, iterations), step=50, description="iterations")
+    iter_slider = w.IntSlider(value=iterations, min=min(10, iterations), max=max(5000, iterations), step=50, description="iterations")
     add, clear = w.Button(description="add curve"), w.Button(description="clear")
     output = FigureOutput(lambda: beta_curves_figure(histories), display=display)
     widget = Widget(controls=w.HBox([beta_slider, iter_slider, add, clear]), output=output,
@@ -294,7 +294,7 @@ def algorithm_widget(*, algo: str = "maml", inner_lr: float = 0.01, outer_lr: fl
                                      readout_format=".1e"),
         "k_shot": w.IntSlider(value=k_shot, min=1, max=40, description="K (shots)"),
         "inner_steps": w.IntSlider(value=inner_steps, min=0, max=10, description="inner steps"),
-        "iterations": w.IntSlider(value=iterations, min=50, max=max(5000, iterations), step=50, description="iterations"),
+        "iterations": w.IntSlider(value=iterations, min=min(10, iterations), max=max(5000, iterations), step=50, description="iterations"),
     }
     button = w.Button(description="meta-train", button_style="primary")
 

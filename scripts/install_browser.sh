@@ -12,6 +12,10 @@ CHROMIUM=${MLCOURSE_CHROMIUM:-/usr/bin/chromium}
 if [ -x "$CHROMIUM" ]; then
   echo "[browser] chromium present: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
 else
+  if ! command -v apt-get >/dev/null; then
+    echo "[browser] no apt-get here: install Chromium yourself and point MLCOURSE_CHROMIUM at its binary" >&2
+    exit 1
+  fi
   echo "[browser] installing Debian's chromium (apt-get)"
   SUDO=""
   if [ "$(id -u)" != 0 ]; then

@@ -138,11 +138,43 @@ def test_widgets_build_and_draw_with_defaults() -> None:
     fig = B.draw_toy_landscape()
     assert len(fig.axes) == 2
     plt.close(fig)
-    assert isinstance(B.toy_landscape_widget(), ipywidgets.VBox)
+    controls = B.toy_landscape_widget()
+    assert isinstance(controls, ipywidgets.VBox)
+    controls.children[0].children[0].value = 0.2
 
     torch.manual_seed(0)
     models = {"a": SinusoidMLP(), "b": SinusoidMLP()}
     fig = B.draw_adaptation(models, num_tasks=8, max_steps=2)
     assert len(fig.axes) == 2
     plt.close(fig)
-    assert isinstance(B.adaptation_widget(models, max_steps=2), ipywidgets.VBox)
+    controls = B.adaptation_widget(models, max_steps=2, num_tasks=8)
+    assert isinstance(controls, ipywidgets.HBox)
+    controls.children[0].value = 0.02  # a slider change redraws (headless: no display)
+
+
+def test_package_learners_match_the_formulas(sinusoid_problem) -> None:
+    from mlcourse.algorithms import make_learner
+
+    model, batch, tasks, theta = sinusoid_problem
+    for steps in (1, 2):
+        model.zero_grad(set_to_none=True)
+        make_learner("maml", model, inner_lr=0.01, inner_steps=steps)(batch).loss.backward()
+        got = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+        assert B.relative_error(got, B.mean_over_tasks(B.meta_gradient_formula, tasks, theta, 0.01, steps)) < 1e-10
+    model.zero_grad(set_to_none=True)
+    make_learner("article", model, inner_lr=0.01)(batch).loss.backward()
+    got = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert B.relative_error(got, B.joint_training_gradient([t.support_loss for t in tasks], theta)) < 1e-10
+    model.zero_grad(set_to_none=True)
+
+
+def test_meta_train_runs_and_restores_threads() -> None:
+    from mlcourse.algorithms import make_learner
+
+    threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    learner = make_learner("maml", SinusoidMLP(hidden=16), inner_lr=0.01)
+    history = B.meta_train(learner, lambda g: SinusoidTasks().sample(8, 5, 5, generator=g), 40, outer_lr=3e-3, progress=False)
+    assert len(history) == 40 and all(map(lambda v: v == v, history))
+    assert sum(history[-10:]) < sum(history[:10])
+    assert torch.get_num_threads() == threads

@@ -164,7 +164,7 @@ def test_measure_speedup_reports_each_world_size():
                                steps=2, warmup=1)
     assert set(report["results"]) == {1, 2} and report["speedup"][1] == 1.0
     for r in report["results"].values():
-        assert len(r["times_s"]) == 2 and all(t > 0 for t in r["times_s"])
+        assert len(r["times_s"]) == 2 and all(t > 0 for t in r["times_s"]) and r["cpu_s"] > 0
     assert report["config"]["algo"] == "protonet"
 
 

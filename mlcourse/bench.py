@@ -1,0 +1,593 @@
+"""``mlcourse bench``: meta-gradient throughput of the vectorised core vs the per-task loop vs learn2learn
+(chapters 07 and 08; issue 5 and the CPU part of issue 6).
+
+One row per (algorithm, implementation, shape):
+
+* ``vectorised``: ``make_learner(..., vectorise=True)`` (``torch.func.vmap`` over the tasks);
+* ``per-task loop``: ``make_learner(..., vectorise=False)`` (our reference loop, ``torch.autograd.grad``);
+* ``learn2learn``: ``l2l.algorithms.MAML`` / ``MetaSGD`` with ``clone()`` / ``adapt()`` in a Python loop over
+  tasks, the way its examples are written (ANIL: ``MAML`` around the head, features from the body).
+
+Each timed unit is one meta-gradient: ``zero_grad``, the meta-loss of a whole meta-batch, ``backward()``
+(no optimiser step: it costs the same everywhere). Implementations of one (algorithm, shape) are timed
+in interleaved rounds in the same process, so shared-machine noise hits them alike; the rate is
+``tasks / min(seconds)`` over the rounds (the least disturbed run; the median is kept in the row too;
+ProtoNets: episodes/s). Ratios: ``rate / rate(learn2learn)`` and
+``rate / rate(per-task loop)``.
+
+Memory, labelled in every row (``peak_memory_method``):
+
+* CUDA: ``torch.cuda.max_memory_allocated()`` during the step minus the memory allocated before it;
+* CPU: the peak resident-set growth during the step (``VmHWM`` reset through ``/proc/self/clear_refs``;
+  allocator-dependent, a rough figure), and, where autograd's saved-tensor hooks work (the loop and
+  learn2learn; ``torch.func`` transforms refuse them), ``graph_saved_bytes``: the exact bytes of the
+  tensors the autograd graph holds for ``backward()`` at the end of the forward pass (device-independent,
+  see :class:`GraphMemory`).
+
+Shapes (``SHAPES``): ``tiny`` (CI, ``--tiny``), ``small`` (the CPU comparison of issue 6), ``conv4-32`` and
+``conv4-84`` (the GPU shapes: Conv-4 with 64 filters on 32x32 RGB, 5-way 5-shot, 15 queries, 32 tasks,
+5 inner steps; and 84x84 with 32 filters, 16 tasks).
+
+``python -m mlcourse.bench --tiny`` (or ``mlcourse bench --tiny`` once wired into the CLI through
+:func:`main`) prints the table and writes the rows as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import datetime as _dt
+import importlib
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import types
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mlcourse.data.tasks import TaskBatch
+
+VECTORISED, LOOP, L2L = "vectorised", "per-task loop", "learn2learn"
+IMPLEMENTATIONS = (VECTORISED, LOOP, L2L)
+#: algorithms the benchmark knows; learn2learn has no ProtoNets class (its examples write one by hand).
+BENCH_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd", "protonet")
+DEFAULT_ALGORITHMS = ("maml", "fomaml", "protonet")
+L2L_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One benchmark configuration: the episode, the meta-batch, the inner loop and the Conv-4."""
+
+    n_way: int
+    k_shot: int
+    n_query: int
+    tasks: int
+    inner_steps: int
+    hidden: int
+    image_size: int
+    channels: int
+
+    def describe(self) -> str:
+        return (f"Conv4({self.hidden}) {self.channels}x{self.image_size}x{self.image_size}, {self.n_way}-way "
+                f"{self.k_shot}-shot {self.n_query}q, {self.tasks} tasks, {self.inner_steps} step(s)")
+
+
+SHAPES: dict[str, Shape] = {
+    "tiny": Shape(n_way=5, k_shot=1, n_query=2, tasks=4, inner_steps=1, hidden=8, image_size=16, channels=1),
+    "small": Shape(n_way=5, k_shot=1, n_query=5, tasks=8, inner_steps=1, hidden=16, image_size=28, channels=1),
+    "small-5step": Shape(n_way=5, k_shot=1, n_query=5, tasks=8, inner_steps=5, hidden=16, image_size=28, channels=1),
+    "conv4-32": Shape(n_way=5, k_shot=5, n_query=15, tasks=32, inner_steps=5, hidden=64, image_size=32, channels=3),
+    "conv4-84": Shape(n_way=5, k_shot=5, n_query=15, tasks=16, inner_steps=5, hidden=32, image_size=84, channels=3),
+}
+TINY_SHAPES = ("tiny",)
+CPU_SHAPES = ("small", "small-5step")
+GPU_SHAPES = ("conv4-32", "conv4-84")
+
+
+# --------------------------------------------------------------------------------------------------
+# learn2learn: the installed package, or its pure-Python algorithm modules from a source tree
+# --------------------------------------------------------------------------------------------------
+def _quiet_import(name: str) -> Any:
+    """Import ``name`` without gym's deprecation banner (learn2learn's ``__init__`` imports gym)."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return importlib.import_module(name)
+
+
+def load_learn2learn(source: str | os.PathLike | None = None) -> Optional[types.ModuleType]:
+    """learn2learn with at least ``.algorithms.MAML`` and ``.algorithms.MetaSGD``, or ``None``.
+
+    ``source=None``: ``import learn2learn`` (quietly), else ``$MLCOURSE_L2L_SRC`` as below. ``source`` (or
+    ``$MLCOURSE_L2L_SRC``): a learn2learn package folder (the one holding ``algorithms/maml.py``). Only
+    its pure-Python ``algorithms.maml``, ``algorithms.meta_sgd`` and ``utils`` are loaded: empty package
+    modules are registered for ``learn2learn`` and ``learn2learn.algorithms`` so that neither its
+    ``__init__`` (gym, the Cython data extensions) nor ``algorithms/__init__`` (lightning) runs. This is how
+    the GPU machine (Python 3.12, no learn2learn install) benchmarks it; see ``benchmarks/run_gpu.sh``.
+    """
+    if source is None:
+        try:
+            return _quiet_import("learn2learn")
+        except Exception:  # noqa: BLE001 - not installed or broken (gym, Cython extensions)
+            source = os.environ.get("MLCOURSE_L2L_SRC")
+            if not source:
+                return None
+    pkg = Path(source).expanduser().resolve()
+    if (pkg / "learn2learn" / "algorithms" / "maml.py").is_file():
+        pkg = pkg / "learn2learn"
+    if not (pkg / "algorithms" / "maml.py").is_file():
+        raise FileNotFoundError(f"no learn2learn source at {source}: expected {pkg / 'algorithms' / 'maml.py'}")
+    existing = sys.modules.get("learn2learn")
+    if existing is not None and hasattr(existing, "algorithms") and hasattr(existing.algorithms, "MAML"):
+        return existing
+    root = types.ModuleType("learn2learn")
+    root.__path__ = [str(pkg)]  # type: ignore[attr-defined]
+    root.__file__ = str(pkg / "__init__.py")
+    algorithms = types.ModuleType("learn2learn.algorithms")
+    algorithms.__path__ = [str(pkg / "algorithms")]  # type: ignore[attr-defined]
+    sys.modules["learn2learn"], sys.modules["learn2learn.algorithms"] = root, algorithms
+    root.algorithms = algorithms  # type: ignore[attr-defined]
+    maml = importlib.import_module("learn2learn.algorithms.maml")
+    meta_sgd = importlib.import_module("learn2learn.algorithms.meta_sgd")
+    algorithms.MAML, algorithms.MetaSGD = maml.MAML, meta_sgd.MetaSGD  # type: ignore[attr-defined]
+    root.__version__ = "source tree " + str(pkg)  # type: ignore[attr-defined]
+    try:
+        version = (pkg / "_version.py").read_text()
+        root.__version__ = version.split("=")[-1].strip().strip("'\"") + f" (algorithms loaded from {pkg})"  # type: ignore[attr-defined]
+    except OSError:
+        pass
+    return root
+
+
+# --------------------------------------------------------------------------------------------------
+# data, models, steps
+# --------------------------------------------------------------------------------------------------
+def synthetic_batch(shape: Shape, *, seed: int = 0, device: torch.device | str = "cpu",
+                    dtype: torch.dtype = torch.float32) -> TaskBatch:
+    """Random images in the one task format (class-major labels); timings do not depend on pixel values."""
+    g = torch.Generator().manual_seed(seed)
+    img = (shape.channels, shape.image_size, shape.image_size)
+    sy = torch.arange(shape.n_way).repeat_interleave(shape.k_shot).repeat(shape.tasks, 1)
+    qy = torch.arange(shape.n_way).repeat_interleave(shape.n_query).repeat(shape.tasks, 1)
+    batch = TaskBatch(torch.rand(shape.tasks, shape.n_way * shape.k_shot, *img, generator=g, dtype=dtype), sy,
+                      torch.rand(shape.tasks, shape.n_way * shape.n_query, *img, generator=g, dtype=dtype), qy,
+                      torch.arange(shape.n_way).repeat(shape.tasks, 1))
+    return batch.to(device)
+
+
+def make_model(shape: Shape, *, seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> nn.Module:
+    from mlcourse.models import Conv4
+
+    torch.manual_seed(seed)
+    return Conv4(in_channels=shape.channels, n_out=shape.n_way, hidden=shape.hidden, image_size=shape.image_size).to(device=device, dtype=dtype)
+
+
+def mlcourse_step(algorithm: str, model: nn.Module, shape: Shape, batch: TaskBatch, *, vectorise: bool,
+                  inner_lr: float = 0.1) -> tuple[Callable[[], Tensor], nn.Module]:
+    """``step()`` = one meta-gradient with ``make_learner(algorithm, ..., vectorise=vectorise)``; returns
+    ``(step, learner)``. ``step`` returns the (detached) meta-loss."""
+    from mlcourse.algorithms import make_learner
+
+    learner = make_learner(algorithm, model, inner_lr=inner_lr, inner_steps=shape.inner_steps, vectorise=vectorise)
+
+    def step() -> Tensor:
+        learner.zero_grad(set_to_none=True)
+        loss = learner(batch).loss
+        loss.backward()
+        return loss.detach()
+
+    return step, learner
+
+
+def l2l_meta_loss(l2l: types.ModuleType, wrapper: nn.Module, algorithm: str, model: nn.Module, batch: TaskBatch,
+                  inner_steps: int) -> Tensor:
+    """The mean query loss over tasks, learn2learn style: ``clone()``, ``adapt()`` on the support set."""
+    total = 0.0
+    for t in range(batch.num_tasks):
+        sx, sy, qx, qy = batch.support_x[t], batch.support_y[t], batch.query_x[t], batch.query_y[t]
+        if algorithm == "anil":  # the body is meta-trained, only the head adapts (learn2learn's ANIL example)
+            sx, qx = model.body(sx), model.body(qx)
+        learner = wrapper.clone()
+        for _ in range(inner_steps):
+            learner.adapt(F.cross_entropy(learner(sx), sy))
+        total = total + F.cross_entropy(learner(qx), qy)
+    return total / batch.num_tasks
+
+
+def l2l_wrapper(l2l: types.ModuleType, algorithm: str, model: nn.Module, inner_lr: float = 0.1) -> nn.Module:
+    if algorithm not in L2L_ALGORITHMS:
+        raise ValueError(f"learn2learn has no {algorithm!r} wrapper here; allowed: {', '.join(L2L_ALGORITHMS)}")
+    if algorithm == "metasgd":
+        return l2l.algorithms.MetaSGD(model, lr=inner_lr)
+    if algorithm == "anil":
+        return l2l.algorithms.MAML(model.head, lr=inner_lr)
+    return l2l.algorithms.MAML(model, lr=inner_lr, first_order=algorithm == "fomaml")
+
+
+def l2l_step(l2l: types.ModuleType, algorithm: str, model: nn.Module, shape: Shape, batch: TaskBatch,
+             inner_lr: float = 0.1) -> tuple[Callable[[], Tensor], nn.Module]:
+    """``step()`` = one meta-gradient with learn2learn's wrappers on ``model`` (use a copy)."""
+    wrapper = l2l_wrapper(l2l, algorithm, model, inner_lr)
+    owner = nn.ModuleList([model, wrapper])  # zero_grad over the model and MetaSGD's learning rates
+
+    def step() -> Tensor:
+        owner.zero_grad(set_to_none=True)
+        loss = l2l_meta_loss(l2l, wrapper, algorithm, model, batch, shape.inner_steps)
+        loss.backward()
+        return loss.detach()
+
+    return step, owner
+
+
+# --------------------------------------------------------------------------------------------------
+# memory
+# --------------------------------------------------------------------------------------------------
+class GraphMemory:
+    """Exact bytes of the tensors the autograd graph saves for ``backward()``, counted with
+    ``torch.autograd.graph.saved_tensors_hooks`` (device-independent; chapter 08).
+
+    Each saved tensor's *storage* is counted once while some graph node holds it (a view of a parameter
+    or of an input is not new memory: storages of ``exclude`` are skipped). ``live`` is what is held now,
+    ``peak`` the most held at once, ``held`` what was held when the block ended (what ``backward()``
+    needs). ``torch.func`` transforms refuse these hooks, so measure the per-task loop
+    (``vectorise=False``): the vectorised graph saves the same tensors, batched.
+    """
+
+    def __init__(self, exclude: Sequence[Tensor] = ()) -> None:
+        self.excluded = {t.untyped_storage().data_ptr() for t in exclude if t.device.type != "meta"}
+        self.refs: dict[int, int] = {}
+        self.live = self.peak = self.held = 0
+        self._ctx: Any = None
+
+    class _Holder:
+        __slots__ = ("tensor", "key", "owner", "__weakref__")
+
+        def __init__(self, tensor: Tensor, key: Optional[int], owner: "GraphMemory") -> None:
+            self.tensor, self.key, self.owner = tensor, key, owner
+
+        def __del__(self) -> None:
+            if self.key is not None:
+                self.owner._release(self.key, self.tensor)
+
+    def _pack(self, tensor: Tensor) -> Any:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key in self.excluded or storage.nbytes() == 0:
+            return GraphMemory._Holder(tensor, None, self)
+        if key not in self.refs:
+            self.refs[key] = 0
+            self.live += storage.nbytes()
+            self.peak = max(self.peak, self.live)
+        self.refs[key] += 1
+        return GraphMemory._Holder(tensor, key, self)
+
+    def _release(self, key: int, tensor: Tensor) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            self.live -= tensor.untyped_storage().nbytes()
+
+    @staticmethod
+    def _unpack(holder: Any) -> Tensor:
+        return holder.tensor
+
+    def __enter__(self) -> "GraphMemory":
+        self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx.__exit__(*exc)
+        self.held = self.live
+
+
+def graph_saved_bytes(forward: Callable[[], Tensor], exclude: Sequence[Tensor] = ()) -> dict[str, int]:
+    """Run ``forward()`` (returns the meta-loss, graph attached) under :class:`GraphMemory`; return
+    ``{"held": bytes held for backward at the end, "peak": most held at once}``; the graph is freed after."""
+    with GraphMemory(exclude) as mem:
+        loss = forward()
+    result = {"held": int(mem.held), "peak": int(mem.peak)}
+    del loss
+    return result
+
+
+def _read_status(field: str) -> Optional[int]:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory(step: Callable[[], Any], device: torch.device) -> tuple[Optional[int], str]:
+    """Run ``step()`` once and return ``(bytes, method)``: CUDA peak allocated above the baseline, or on CPU
+    the growth of the peak resident set (Linux ``VmHWM``, reset first), or ``(None, reason)``."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - base), "cuda max_memory_allocated - baseline"
+    if device.type == "cpu" and _reset_peak_rss():
+        base = _read_status("VmRSS")
+        step()
+        peak = _read_status("VmHWM")
+        if base is not None and peak is not None:
+            return max(0, peak - base), "CPU peak RSS growth (VmHWM reset; allocator-dependent)"
+    step()
+    return None, f"not measured on {device.type}"
+
+
+# --------------------------------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each ``steps[name]``, timed in ``repeats`` interleaved rounds after ``warmup``."""
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, fn in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads)"
+
+
+def run_benchmark(
+    shapes: Sequence[str | Shape] = TINY_SHAPES,
+    algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+    device: str | torch.device = "cpu",
+    repeats: int = 5,
+    *,
+    implementations: Sequence[str] = IMPLEMENTATIONS,
+    learn2learn: Optional[types.ModuleType] | bool = True,
+    memory: bool = True,
+    warmup: int = 1,
+    inner_lr: float = 0.1,
+    progress: Optional[Callable[[str], None]] = None,
+) -> list[dict[str, Any]]:
+    """Benchmark rows (see the module docstring), one per (shape, algorithm, implementation).
+
+    ``shapes``: names in ``SHAPES`` or ``Shape`` objects. ``learn2learn``: ``True`` loads it with
+    :func:`load_learn2learn` (rows skipped, with a note, when it is missing), ``False`` skips it, or a
+    module. Row keys: ``algorithm, implementation, shape, shape_detail, second_order, tasks, rate, unit,
+    seconds_min, seconds_median, seconds, ratio_to_learn2learn, ratio_to_loop, peak_memory_bytes, peak_memory_method,
+    graph_saved_bytes, device, device_name, torch, learn2learn, threads, dtype, date, note``.
+    """
+    from mlcourse.config import resolve_device
+
+    dev = resolve_device(device)
+    for name in algorithms:
+        if name not in BENCH_ALGORITHMS:
+            raise ValueError(f"unknown algorithm {name!r} for the benchmark; allowed: {', '.join(BENCH_ALGORITHMS)}")
+    for impl in implementations:
+        if impl not in IMPLEMENTATIONS:
+            raise ValueError(f"unknown implementation {impl!r}; allowed: {', '.join(IMPLEMENTATIONS)}")
+    l2l = load_learn2learn() if learn2learn is True else (None if learn2learn is False else learn2learn)
+    l2l_version = getattr(l2l, "__version__", None) if l2l is not None else None
+    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    common = {"device": str(dev), "device_name": device_name(dev), "torch": str(torch.__version__),
+              "learn2learn": l2l_version, "threads": torch.get_num_threads(), "dtype": "float32", "date": date}
+    rows: list[dict[str, Any]] = []
+    for shape_spec in shapes:
+        shape_name, shape = (shape_spec, SHAPES[shape_spec]) if isinstance(shape_spec, str) else ("custom", shape_spec)
+        batch = synthetic_batch(shape, device=dev)
+        for algo in algorithms:
+            steps: dict[str, Callable[[], Any]] = {}
+            graph_fns: dict[str, tuple[Callable[[], Tensor], list[Tensor]]] = {}
+            inputs = [batch.support_x, batch.query_x]
+            if VECTORISED in implementations:
+                steps[VECTORISED], _ = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr)
+            if LOOP in implementations:
+                steps[LOOP], learner = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=False, inner_lr=inner_lr)
+                graph_fns[LOOP] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
+            note = ""
+            if L2L in implementations and algo in L2L_ALGORITHMS:
+                if l2l is None:
+                    note = "learn2learn not available: its rows are skipped"
+                else:
+                    model = make_model(shape, device=dev)
+                    steps[L2L], owner = l2l_step(l2l, algo, model, shape, batch, inner_lr=inner_lr)
+                    wrapper = owner[1]
+                    graph_fns[L2L] = (lambda w=wrapper, m=model: l2l_meta_loss(l2l, w, algo, m, batch, shape.inner_steps),
+                                      list(owner.parameters()) + inputs)
+            if progress is not None:
+                progress(f"{shape_name}: {algo} ({', '.join(steps)})")
+            times = time_interleaved(steps, repeats, dev, warmup=warmup)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            best = {k: min(v) for k, v in times.items()}
+            rate = {k: shape.tasks / v for k, v in best.items()}  # best of the rounds: least disturbed by other load
+            for impl in steps:
+                peak, method = peak_memory(steps[impl], dev) if memory else (None, "not measured")
+                graph = None
+                if memory and impl in graph_fns:
+                    fn, exclude = graph_fns[impl]
+                    graph = graph_saved_bytes(fn, exclude)["held"]
+                rows.append({
+                    "algorithm": algo, "implementation": impl, "shape": shape_name, "shape_detail": asdict(shape),
+                    "second_order": algo in ("maml", "anil", "metasgd"), "tasks": shape.tasks,
+                    "rate": rate[impl], "unit": "episodes/s" if algo == "protonet" else "tasks/s",
+                    "seconds_min": best[impl], "seconds_median": med[impl], "seconds": times[impl],
+                    "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
+                    "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
+                    "peak_memory_bytes": peak, "peak_memory_method": method,
+                    "graph_saved_bytes": graph,
+                    "graph_saved_method": ("autograd saved_tensors_hooks, bytes held for backward" if graph is not None
+                                           else "n/a (torch.func transforms refuse saved-tensor hooks)" if impl == VECTORISED
+                                           else "not measured"),
+                    **common, "note": note,
+                })
+            del steps, graph_fns
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# table, JSON, CLI
+# --------------------------------------------------------------------------------------------------
+def _mib(value: Optional[int]) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def _ratio(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of benchmark rows (what ``main`` prints)."""
+    header = (f"{'shape':<12} {'algorithm':<9} {'implementation':<14} {'rate':>9} {'unit':<10} {'vs l2l':>7} "
+              f"{'vs loop':>7} {'peak MiB':>9} {'graph MiB':>9}")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r['shape']:<12} {r['algorithm']:<9} {r['implementation']:<14} {r['rate']:>9.1f} {r['unit']:<10} "
+                     f"{_ratio(r['ratio_to_learn2learn']):>7} {_ratio(r['ratio_to_loop']):>7} "
+                     f"{_mib(r['peak_memory_bytes']):>9} {_mib(r['graph_saved_bytes']):>9}")
+    if rows:
+        r = rows[0]
+        lines.append(f"device: {r['device_name']} [{r['device']}] | torch {r['torch']} | learn2learn {r['learn2learn']} | "
+                     f"{r['date']}")
+        lines.append(f"peak MiB: {r['peak_memory_method']}; graph MiB: autograd saved tensors held for backward "
+                     "(per-task loop and learn2learn only)")
+    return "\n".join(lines)
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[float]]]:
+    """``{"shape/algorithm": {"vectorised_vs_learn2learn": x, "vectorised_vs_loop": y}}``."""
+    out: dict[str, dict[str, Optional[float]]] = {}
+    for r in rows:
+        if r["implementation"] == VECTORISED:
+            out[f"{r['shape']}/{r['algorithm']}"] = {"vectorised_vs_learn2learn": r["ratio_to_learn2learn"],
+                                                     "vectorised_vs_loop": r["ratio_to_loop"]}
+    return out
+
+
+def write_json(rows: Sequence[dict[str, Any]], path: str | os.PathLike, extra: Optional[dict[str, Any]] = None) -> Path:
+    """Write ``{"rows": rows, "summary": ..., **extra}`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"kind": "mlcourse.bench", "rows": list(rows), "summary": summarise(rows), **(extra or {})}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every ``*.json`` written by :func:`write_json` in ``directory`` (default ``benchmarks/results``),
+    each with ``"file"`` added; sorted by file name. Unreadable files are skipped with a warning."""
+    from mlcourse.config import REPO_ROOT
+
+    folder = Path(directory) if directory is not None else REPO_ROOT / "benchmarks" / "results"
+    found = []
+    for file in sorted(folder.glob("*.json")):
+        try:
+            payload = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"skipping {file}: {exc}")
+            continue
+        if isinstance(payload, dict) and payload.get("kind") in ("mlcourse.bench", "mlcourse.scaling"):
+            payload["file"] = str(file)
+            found.append(payload)
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlcourse bench", description=(
+        "Meta-gradient throughput: mlcourse vectorised (torch.func.vmap) vs per-task loop vs learn2learn."))
+    parser.add_argument("--tiny", action="store_true", help="the tiny CPU shape only (CI; seconds)")
+    parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=None,
+                        help="default: tiny with --tiny, conv4-32 and conv4-84 on CUDA, small and small-5step on CPU")
+    parser.add_argument("--algorithms", nargs="+", choices=BENCH_ALGORITHMS, default=list(DEFAULT_ALGORITHMS))
+    parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds per implementation (default 3 tiny, 7 otherwise)")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    parser.add_argument("--no-learn2learn", action="store_true", help="skip the learn2learn rows")
+    parser.add_argument("--l2l-source", default=None, help="a learn2learn source folder (when it is not installed)")
+    parser.add_argument("--out", default=None, help="JSON path (default runs/bench/bench-<device>-<time>.json)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``mlcourse bench [--tiny] [--shapes ...] [--algorithms ...] [--device ...] [--out FILE]``: print the
+    table, write the JSON, return 0 (the CLI's exit code)."""
+    from mlcourse.config import REPO_ROOT, resolve_device
+
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    if args.repeats is not None and args.repeats < 1:
+        build_parser().error(f"--repeats={args.repeats} is not allowed; allowed: an integer >= 1")
+    if args.threads < 0:
+        build_parser().error(f"--threads={args.threads} is not allowed; allowed: 0 (default) or more")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = resolve_device(args.device)
+    shapes = args.shapes or (list(TINY_SHAPES) if args.tiny else list(GPU_SHAPES if dev.type == "cuda" else CPU_SHAPES))
+    repeats = args.repeats or (3 if args.tiny else 7)
+    if args.no_learn2learn:
+        l2l: Any = False
+    elif args.l2l_source:
+        l2l = load_learn2learn(args.l2l_source)
+    else:
+        l2l = True
+    rows = run_benchmark(shapes, args.algorithms, dev, repeats, implementations=args.implementations, learn2learn=l2l,
+                         memory=not args.no_memory, progress=lambda s: print(f"  measuring {s}", flush=True))
+    print(format_table(rows))
+    for key, s in summarise(rows).items():
+        if s["vectorised_vs_learn2learn"] is not None:
+            print(f"{key}: vectorised / learn2learn = {s['vectorised_vs_learn2learn']:.2f}x")
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) if args.out else REPO_ROOT / "runs" / "bench" / f"bench-{dev.type}-{stamp}.json"
+    path = write_json(rows, out, {"argv": list(argv) if argv is not None else sys.argv[1:], "repeats": repeats,
+                                  "shapes": {s if isinstance(s, str) else "custom": asdict(SHAPES[s]) for s in shapes}})
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""``mlcourse bench`` (bench.main) at the tiny CPU shape: it completes, prints every row and writes JSON.
+No timing asserts (shared machines); the memory counter and the learn2learn loader are checked exactly."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlcourse import bench
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--tiny", "--device", "cpu", "--repeats", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    payload = json.loads(out.read_text())
+    rows = payload["rows"]
+    have_l2l = bench.load_learn2learn() is not None
+    expected = {(a, i) for a in bench.DEFAULT_ALGORITHMS for i in bench.IMPLEMENTATIONS
+                if i != bench.L2L or (a in bench.L2L_ALGORITHMS and have_l2l)}
+    assert {(r["algorithm"], r["implementation"]) for r in rows} == expected
+    table_lines = [line for line in printed.splitlines() if line.startswith("tiny ")]
+    assert len(table_lines) == len(rows)
+    for r in rows:
+        assert r["rate"] > 0 and r["device"] == "cpu" and r["torch"] == str(torch.__version__) and r["date"]
+        assert r["unit"] == ("episodes/s" if r["algorithm"] == "protonet" else "tasks/s")
+        assert r["peak_memory_method"]
+        if r["implementation"] == bench.VECTORISED:
+            assert r["graph_saved_bytes"] is None and "torch.func" in r["graph_saved_method"]
+        else:
+            assert r["graph_saved_bytes"] > 0
+        assert r["ratio_to_loop"] is not None
+    assert f"wrote {out}" in printed
+
+
+def test_unknown_algorithm_is_refused():
+    with pytest.raises(ValueError, match="allowed"):
+        bench.run_benchmark(["tiny"], ["matchingnet"], "cpu", 1)
+    with pytest.raises(SystemExit):
+        bench.main(["--algorithms", "nope"])
+
+
+def test_graph_memory_counts_saved_storages_exactly():
+    w = torch.randn(100, 100, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(100, 100, dtype=torch.float64)
+    # (x @ w) saves x (excluded: it exists anyway); tanh saves its output (80,000 bytes).
+    counts = bench.graph_saved_bytes(lambda: torch.tanh(x @ w).sum(), exclude=[w, x])
+    assert counts == {"held": 100 * 100 * 8, "peak": 100 * 100 * 8}
+    with bench.GraphMemory() as mem:
+        y = torch.tanh(x @ w).sum()
+    assert mem.held == 2 * 100 * 100 * 8  # x (w's gradient needs it; x needs no gradient, so w is not saved) + tanh's output
+    y.backward()  # frees the graph: nothing held any more
+    assert mem.live == 0
+
+
+def test_learn2learn_loads_from_a_source_tree_without_its_init(tmp_path):
+    """The GPU machine's path: only the pure-Python algorithm modules, no gym, no Cython extensions."""
+    l2l = bench.load_learn2learn()
+    if l2l is None:
+        pytest.skip("learn2learn is not installed here")
+    source = Path(l2l.__file__).parent
+    code = ("import sys; sys.modules['gym'] = None\n"  # importing gym would now fail
+            "from mlcourse import bench\n"
+            f"l2l = bench.load_learn2learn({str(source)!r})\n"
+            "print(l2l.algorithms.MAML.__name__, l2l.algorithms.MetaSGD.__name__, 'learn2learn.data' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["MAML", "MetaSGD", "False"]
+
+
+def test_l2l_step_gives_the_same_meta_gradient_as_ours():
+    l2l = bench.load_learn2learn()
+    if l2l is None:
+        pytest.skip("learn2learn is not installed here")
+    shape = bench.Shape(n_way=3, k_shot=1, n_query=2, tasks=2, inner_steps=2, hidden=4, image_size=8, channels=1)
+    batch = bench.synthetic_batch(shape, dtype=torch.float64)
+    for algo in bench.L2L_ALGORITHMS:
+        ours_model = bench.make_model(shape, dtype=torch.float64)
+        theirs_model = bench.make_model(shape, dtype=torch.float64)
+        ours, _ = bench.mlcourse_step(algo, ours_model, shape, batch, vectorise=True)
+        theirs, _ = bench.l2l_step(l2l, algo, theirs_model, shape, batch)
+        assert torch.allclose(ours(), theirs(), atol=1e-12)
+        for p, q in zip(ours_model.parameters(), theirs_model.parameters()):
+            assert torch.allclose(p.grad, q.grad, atol=1e-10, rtol=1e-8), algo
+
+
+def test_load_results_reads_written_files(tmp_path):
+    rows = [{"algorithm": "maml", "implementation": bench.VECTORISED, "ratio_to_learn2learn": 2.0, "ratio_to_loop": 2.0,
+             "shape": "tiny"}]
+    bench.write_json(rows, tmp_path / "a.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.warns(UserWarning, match="broken"):
+        found = bench.load_results(tmp_path)
+    assert len(found) == 1 and found[0]["summary"]["tiny/maml"]["vectorised_vs_learn2learn"] == 2.0
+
+
+def test_committed_results_are_labelled_with_their_device():
+    for payload in bench.load_results():
+        for r in payload["rows"]:
+            assert r["device"] and r["device_name"] and r["torch"] and r["date"]

@@ -1,0 +1,77 @@
+"""Chapter 08's measurements: exact graph memory (second-order MAML linear in the inner steps, first-order
+methods constant), exponent fits, sweeps and the widget's figure (no timing asserts)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from mlcourse import scaling as S  # noqa: E402
+
+TINY = S.Point(n_way=3, k_shot=1, n_query=2, meta_batch=2, inner_steps=1, hidden=4, image_size=8)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_fit_exponent_and_line():
+    assert S.fit_exponent([1, 2, 4, 8], [3, 12, 48, 192])[0] == pytest.approx(2.0)
+    b, a = S.fit_linear([1, 2, 3], [5, 7, 9])
+    assert (b, a) == (pytest.approx(2.0), pytest.approx(3.0))
+    with pytest.raises(ValueError, match="at least 2"):
+        S.fit_exponent([1], [1])
+
+
+def test_memory_second_order_linear_first_order_constant():
+    rows = S.memory_vs_inner_steps(("maml", "fomaml", "reptile", "anil"), (1, 2, 3, 5), base=TINY)
+    mem = {(r["algorithm"], r["value"]): r["graph_held_bytes"] for r in rows}
+    step = mem["maml", 2] - mem["maml", 1]
+    assert step > 0
+    for k in (3, 5):
+        assert mem["maml", k] == mem["maml", 1] + (k - 1) * step  # exactly linear
+    for algo in ("fomaml", "reptile"):
+        assert len({mem[algo, k] for k in (1, 2, 3, 5)}) == 1  # constant
+    assert mem["anil", 5] - mem["anil", 1] < 0.05 * mem["anil", 1]  # only the head's tensors grow
+    assert mem["fomaml", 1] < mem["maml", 1]
+
+
+def test_sweep_rows_and_plot():
+    rows = S.sweep(["maml", "protonet"], "inner_steps", [1, 2], base=TINY, repeats=1, progress=False)
+    assert {(r["algorithm"], r["value"]) for r in rows} == {("maml", 1), ("maml", 2)}  # protonet has no inner loop
+    rows = S.sweep(["fomaml", "protonet"], "n_way", [2, 3], base=TINY, repeats=1, progress=False)
+    assert len(rows) == 4 and all(r["seconds"] > 0 and r["graph_held_bytes"] > 0 for r in rows)
+    ex = S.exponents(rows, "graph_held_bytes")
+    assert set(ex["n_way"]) == {"fomaml", "protonet"}
+    fig = S.plot_sweep(rows, "seconds")
+    assert len(fig.axes[0].lines) == 2
+    with pytest.raises(ValueError, match="allowed"):
+        S.sweep(["maml"], "depth", [1], base=TINY)
+
+
+def test_implementation_sweep_and_widget_figure():
+    rows = S.implementation_sweep("maml", "meta_batch", [1, 2], base=TINY, repeats=1, progress=False)
+    assert {r["implementation"] for r in rows} >= {"vectorised", "per-task loop"}
+    w = S.scaling_widget(inner_steps=1, k_shot=1, base=TINY, display=False)
+    assert w.figure is not None and w.output.draws == 1
+    w.controls.children[0].value = 2  # moving the slider re-measures and redraws
+    assert w.output.draws == 2
+
+
+def test_main_writes_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "FAST_GRID", {**S.FAST_GRID, "hidden": [4, 8]})
+    monkeypatch.setattr(S, "FAST_BASE", replace(TINY))
+    out = tmp_path / "s.json"
+    assert S.main(["--device", "cpu", "--algorithms", "fomaml", "--axes", "hidden", "--repeats", "1", "--out", str(out)]) == 0
+    import json
+
+    payload = json.loads(out.read_text())
+    assert payload["kind"] == "mlcourse.scaling" and payload["device"] == "cpu" and len(payload["rows"]) == 2
