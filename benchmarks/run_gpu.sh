@@ -12,10 +12,10 @@
 # or anywhere with a GPU:  MLCOURSE_L2L_SRC=/path/to/learn2learn bash benchmarks/run_gpu.sh
 #
 # Writes (into $OUT when set, which the device tool copies back, else benchmarks/results/):
-#   bench-gpu-<date>.json    mlcourse bench: conv4-32 (Conv-4/64, 3x32x32, 5-way 5-shot, 15 queries,
+#   bench-cuda-<date>.json   mlcourse bench: conv4-32 (Conv-4/64, 3x32x32, 5-way 5-shot, 15 queries,
 #                            32 tasks, 5 inner steps) and conv4-84 (Conv-4/32, 84x84, 16 tasks), all
 #                            implementations, maml fomaml anil metasgd protonet; CUDA peak memory per row
-#   scaling-gpu-<date>.json  chapter 08's sweeps (FULL_GRID around FULL_BASE) on the GPU
+#   scaling-cuda-<date>.json chapter 08's sweeps (FULL_GRID around FULL_BASE) on the GPU
 #   run_gpu.log              everything printed
 # Commit the JSON files under benchmarks/results/; notebook 08 and 07 show them labelled with the device.
 set -uo pipefail
@@ -25,6 +25,11 @@ mkdir -p "$DEST"
 LOG="$DEST/run_gpu.log"
 DATE=$(date -u +%Y-%m-%d)
 PY=${PYTHON:-python3}
+# Overrides for a dry run on a CPU machine, e.g.:
+#   OUT=/tmp/gpu-dry MLCOURSE_BENCH_DEVICE=cpu MLCOURSE_BENCH_SHAPES=tiny MLCOURSE_SCALING_ARGS= bash benchmarks/run_gpu.sh
+BENCH_DEVICE=${MLCOURSE_BENCH_DEVICE:-cuda}
+BENCH_SHAPES=${MLCOURSE_BENCH_SHAPES:-conv4-32 conv4-84}
+SCALING_ARGS=${MLCOURSE_SCALING_ARGS---full}
 if [ -z "${MLCOURSE_L2L_SRC:-}" ]; then
   MLCOURSE_L2L_SRC=$(ls -d .venv/lib/python3*/site-packages/learn2learn 2>/dev/null | head -n1 || true)
 fi
@@ -37,15 +42,15 @@ export MLCOURSE_L2L_SRC PYTHONUNBUFFERED=1
 } 2>&1 | tee "$LOG"
 
 # 1. the benchmark table (about 3-5 minutes on an H100/H200)
-timeout 420 $PY -m mlcourse.bench --device cuda --shapes conv4-32 conv4-84 \
+timeout 420 $PY -m mlcourse.bench --device "$BENCH_DEVICE" --shapes $BENCH_SHAPES \
   --algorithms maml fomaml anil metasgd protonet --repeats 5 \
   ${MLCOURSE_L2L_SRC:+--l2l-source "$MLCOURSE_L2L_SRC"} \
-  --out "$DEST/bench-gpu-$DATE.json" 2>&1 | tee -a "$LOG"
+  --out "$DEST/bench-$BENCH_DEVICE-$DATE.json" 2>&1 | tee -a "$LOG"
 status=${PIPESTATUS[0]}
 
 # 2. the scaling sweeps of chapter 08 (1-2 minutes), whatever time is left
-timeout 150 $PY -m mlcourse.scaling --device cuda --full --repeats 3 \
+timeout 150 $PY -m mlcourse.scaling --device "$BENCH_DEVICE" $SCALING_ARGS --repeats 3 \
   --algorithms maml fomaml anil reptile protonet \
-  --out "$DEST/scaling-gpu-$DATE.json" 2>&1 | tee -a "$LOG"
+  --out "$DEST/scaling-$BENCH_DEVICE-$DATE.json" 2>&1 | tee -a "$LOG"
 echo "== done $(date -u), bench exit status $status" | tee -a "$LOG"
 exit "$status"

@@ -61,7 +61,10 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int)
     t.add_argument("--no-rotations", dest="rotations", action="store_const", const=False)
     t.add_argument("--first-order", dest="first_order", action="store_const", const=True)
-    t.add_argument("--stratified", dest="stratified", action="store_const", const=True)
+    t.add_argument("--stratified", dest="stratified", action="store_const", const=True,
+                   help="the article's superclass-stratified sampling of training tasks")
+    t.add_argument("--attention", dest="attention", action="store_const", const=True,
+                   help="Conv-4 with the attention block (the article's MAML + attention)")
     t.add_argument("--no-vectorise", dest="vectorise", action="store_const", const=False)
     t.add_argument("--out", dest="out_dir", help="run directory (default runs/ALGO-DATA-NwayKshot)")
     t.add_argument("--fast", action="store_true", help="fast mode sizes (also MLCOURSE_FAST=1)")
@@ -95,7 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
 _TRAIN_FIELDS = ("split_scheme", "n_way", "k_shot", "n_query", "inner_steps", "test_inner_steps", "inner_lr", "outer_lr",
                  "meta_batch_size", "iterations", "eval_every", "val_tasks", "test_tasks", "eval_batch_size",
                  "checkpoint_every", "log_every", "seed", "device", "image_size", "hidden", "rotations", "first_order",
-                 "stratified", "vectorise", "out_dir")
+                 "stratified", "attention", "vectorise", "out_dir")
 
 
 def _train_config(args: argparse.Namespace) -> Any:

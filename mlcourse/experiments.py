@@ -258,7 +258,7 @@ def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_si
     """MAML vs "pretrained on all tasks" on sinusoid regression (Finn et al. 2017, section 5.1).
 
     Both models: 1-40-40-1 ReLU, Adam 1e-3, meta-batch 25 tasks of K=10 (+10 query) points, the same
-    iteration budget (full: 70,000; fast mode: 1,500, meta-batch 10). MAML: one inner step, alpha=0.01,
+    iteration budget (full: 70,000; fast mode: 1,500, meta-batch 10 — chapter 02 passes 1,000). MAML: one inner step, alpha=0.01,
     second order. Evaluation: fine-tune on K=5 and K=10 points of ``num_tasks`` new tasks, 0..10 steps.
     ``save_as`` writes the numbers to ``results/<save_as>.json``; ``out_dir`` keeps checkpoints (resume).
     """
@@ -271,7 +271,6 @@ def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_si
         sub = None if out_dir is None else Path(out_dir) / f"sinusoid-{algo}"
         runs[algo] = train_sinusoid(algo, iterations, meta_batch_size=meta_batch_size, seed=seed, device=device,
                                     progress=progress, out_dir=sub)
-    train_time = time.perf_counter() - start
     comparison = compare_sinusoid(runs["maml"].learner, runs["pretrain"].learner, num_tasks=num_tasks)
     results = {
         "setting": {"model": "SinusoidMLP 1-40-40-1 ReLU", "iterations": iterations, "meta_batch_size": meta_batch_size,
@@ -285,7 +284,6 @@ def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_si
     results["maml_beats_pretrained"] = {f"K={k}": maml_beats_pretrained(comparison, k) for k in (5, 10)}
     if save_as:
         save_result(save_as, results, device, wall_time_s=time.perf_counter() - start)
-    del train_time
     return SinusoidPaper(maml=runs["maml"].learner, pretrained=runs["pretrain"].learner, results=results)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import math
 import re
 import sys
@@ -236,9 +235,10 @@ EXTRA_VARIANTS: dict[str, Variant] = {
 ALL_VARIANTS = {**VARIANTS, **EXTRA_VARIANTS}
 
 #: fast mode (CI, 2 CPU cores): the same pipeline, tiny sizes; full mode: a real run (600 test tasks)
-FAST_SIZES = dict(iterations=10, meta_batch_size=4, n_query=5, test_tasks=30, val_tasks=0, hidden=16,
-                  eval_batch_size=30)
-FULL_SIZES = dict(iterations=2000, meta_batch_size=8, n_query=15, test_tasks=600, val_tasks=100, eval_every=500)
+FAST_SIZES = dict(iterations=8, meta_batch_size=4, n_query=5, test_tasks=25, val_tasks=0, hidden=16,
+                  eval_batch_size=25)
+FULL_SIZES = dict(iterations=1000, meta_batch_size=4, n_query=15, test_tasks=600, val_tasks=50, eval_every=500,
+                  hidden=32)
 
 
 def grid_config(choice: DataChoice, variant: Variant | str, *, n_way: int = 5, k_shot: int = 1,
@@ -251,8 +251,6 @@ def grid_config(choice: DataChoice, variant: Variant | str, *, n_way: int = 5, k
     variant = ALL_VARIANTS[variant] if isinstance(variant, str) else variant
     fast = fast_mode() if fast is None else fast
     sizes = dict(FAST_SIZES if fast else FULL_SIZES)
-    if not fast and choice.data == "omniglot":
-        sizes["meta_batch_size"] = 8
     settings: dict[str, Any] = {"split_scheme": choice.split_scheme, "n_way": n_way, "k_shot": k_shot,
                                 "stratified": True, "log_every": 5 if fast else 20,
                                 "checkpoint_every": 10**9, **sizes, **dict(variant.overrides), **overrides}
@@ -331,11 +329,20 @@ class GridResult:
     histories: dict[str, list[dict[str, Any]]]
     fast: bool
 
+    def per_task(self, method: str) -> list[float]:
+        return list(self.rows[[r.method for r in self.rows].index(method)].extra.get("per_task", []))
+
     def table(self, **kwargs: Any) -> str:
         return results_table(self.rows, **kwargs)
 
     def accuracies(self) -> dict[str, tuple[float, float]]:
         return {r.method: (r.mean, r.ci95) for r in self.rows}
+
+
+def per_task_std(grid: GridResult, method: str) -> float:
+    """Standard deviation of ``method``'s per-task test accuracies in ``grid`` (population std, as the CI)."""
+    row = grid.rows[[r.method for r in grid.rows].index(method)]
+    return float(row.extra.get("std", 0.0))
 
 
 def data_label(data: str, split_scheme: Optional[str]) -> str:
@@ -380,6 +387,7 @@ def run_grid(choice: DataChoice, datasets: Optional[Mapping[str, Any]] = None, *
                      "train_split": train_split, "train_sampling": "superclass-stratified",
                      "test_sampling": "uniform", "fast_mode": fast, "hidden": config.hidden,
                      "test_inner_steps": config.test_inner_steps}
+            row_extra = {**extra, "per_task": list(test.per_task), "std": test.std}
             if result.results_path is not None:
                 saved = load_results(result.results_path)
                 saved.update(extra)
@@ -387,7 +395,7 @@ def run_grid(choice: DataChoice, datasets: Optional[Mapping[str, Any]] = None, *
             rows.append(ResultRow(method=name, data=data_label(choice.data, choice.split_scheme), n_way=n_way,
                                   k_shot=k_shot, mean=test.mean, ci95=test.ci95, num_tasks=test.num_tasks,
                                   device=device_name(dev), wall_time_s=result.wall_time_s, iterations=result.step,
-                                  source="this notebook" + (" (fast mode)" if fast else ""), extra=extra))
+                                  source="this notebook" + (" (fast mode)" if fast else ""), extra=row_extra))
             learners[name], experiments[name], histories[name] = result.learner, exp, result.history
     return GridResult(choice=choice, rows=rows, learners=learners, experiments=experiments, histories=histories,
                       fast=fast)
@@ -839,7 +847,7 @@ __all__ = [
     "distinct_superclasses", "uniform_distinct_probability", "stratification_report", "Variant", "VARIANTS",
     "EXTRA_VARIANTS", "ALL_VARIANTS", "FAST_SIZES", "FULL_SIZES", "grid_config", "build_variant", "torch_threads",
     "ResultRow", "GridResult", "run_grid", "row_from_results", "load_project_results", "published_rows",
-    "results_table", "data_label", "adaptation_curve", "ShortRun", "short_run", "hyperparameter_figure",
+    "results_table", "data_label", "per_task_std", "adaptation_curve", "ShortRun", "short_run", "hyperparameter_figure",
     "hyperparameter_widget", "ARTICLE_CODE", "ARTICLE_PATCHES", "ArticleAttempt", "run_article_code", "main",
 ]
 

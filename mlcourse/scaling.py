@@ -19,13 +19,14 @@ import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-import matplotlib.pyplot as plt
 import torch
-from matplotlib.figure import Figure
 
 from mlcourse import bench
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn (the GPU machine may not have it)
+    from matplotlib.figure import Figure
 
 SCALING_ALGORITHMS = ("maml", "fomaml", "reptile", "anil", "metasgd", "protonet")
 AXES = ("inner_steps", "k_shot", "n_way", "meta_batch", "hidden")
@@ -203,9 +204,11 @@ def implementation_sweep(algo: str = "maml", axis: str = "meta_batch", values: S
 # plots and the widget
 # --------------------------------------------------------------------------------------------------
 def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "seconds", *, ax=None, title: str = "",
-               per_task: bool = False) -> Figure:
+               per_task: bool = False) -> "Figure":
     """Log-log plot of ``metric`` against the swept value, one line per algorithm, exponent in the legend.
     ``per_task``: divide seconds by the meta-batch size (``value`` on that axis)."""
+    import matplotlib.pyplot as plt
+
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.2, 3.8))
     else:
@@ -236,9 +239,11 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "seconds", *, ax
 
 
 def point_figure(inner_steps: int = 2, k_shot: int = 1, *, algos: Sequence[str] = ("maml", "fomaml", "anil", "reptile"),
-                 base: Point = FAST_BASE, repeats: int = 2) -> Figure:
+                 base: Point = FAST_BASE, repeats: int = 2) -> "Figure":
     """Bars: measured seconds (vectorised) and exact graph MiB of one meta-iteration per algorithm at
     ``inner_steps`` and ``k_shot`` (the widget's figure; re-measures every time)."""
+    import matplotlib.pyplot as plt
+
     point = replace(base, inner_steps=int(inner_steps), k_shot=int(k_shot))
     secs, mibs = [], []
     for algo in algos:

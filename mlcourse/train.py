@@ -150,7 +150,8 @@ class TrainConfig:
     rotations: Optional[bool] = None
     first_order: bool = False
     vectorise: bool = True
-    stratified: bool = False
+    stratified: bool = False  # the article's superclass-stratified sampling, for training tasks only
+    attention: bool = False  # Conv-4 with the attention block (the article's "MAML + attention")
     checkpoint_every: int = 500
     log_every: int = 10
 
@@ -261,12 +262,14 @@ class TrainConfig:
         elif self.data == "cifar100" and self.image_size != 32:
             fail("image_size", "32 for cifar100 (its images are 32x32)")
         integer("hidden", 1, 4096)
-        for name in ("rotations", "first_order", "vectorise", "stratified"):
+        for name in ("rotations", "first_order", "vectorise", "stratified", "attention"):
             boolean(name)
         if self.rotations and self.data != "omniglot":
             fail("rotations", "False for data other than omniglot")
         if self.stratified and not self.is_classification:
             fail("stratified", "False for sinusoid regression")
+        if self.attention and not self.is_classification:
+            fail("attention", "False for sinusoid regression (the attention block belongs to Conv-4)")
         integer("checkpoint_every", 1)
         integer("log_every", 1)
 
@@ -356,10 +359,15 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
         samplers = {}
         for split, dataset in datasets.items():
             samplers[split] = mdata.EpisodeSampler(dataset.to(device), config.n_way, config.k_shot, config.n_query,
-                                                   stratified=config.stratified, device=device, seed=seeds[split])
+                                                   # validation and test tasks stay uniform: stratifying them
+                                                   # would change the evaluation protocol (and FC100's test
+                                                   # split has only 4 superclasses)
+                                                   stratified=config.stratified and split == "train",
+                                                   device=device, seed=seeds[split])
         in_channels = int(datasets["train"].images.shape[2])
         seed_everything(config.seed)
-        model = models.Conv4(in_channels=in_channels, n_out=config.n_way, hidden=config.hidden, image_size=config.image_size)
+        model = models.Conv4(in_channels=in_channels, n_out=config.n_way, hidden=config.hidden,
+                             image_size=config.image_size, attention=config.attention)
     model = model.to(device)
     extra: dict[str, Any] = {}
     if config.algo == "pretrain" and config.is_classification:

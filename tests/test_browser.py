@@ -290,9 +290,11 @@ def _image_sources(cell) -> list[str]:
 
 
 def _saved_outputs(path: Path) -> int:
-    """How many code cells of the notebook on disk hold outputs or an execution count."""
+    """How many code cells of the notebook on disk carry an execution count. A save from JupyterLab after
+    Run All gives every executed cell one; committed chapters have none (reference outputs kept for
+    ``nbval-check-output`` cells come without counts), so this tells a browser save from the chapter's own."""
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    return sum(1 for c in cells if c.get("cell_type") == "code" and (c.get("outputs") or c.get("execution_count")))
+    return sum(1 for c in cells if c.get("cell_type") == "code" and c.get("execution_count") is not None)
 
 
 def _kernel_idle(page) -> bool:

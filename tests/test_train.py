@@ -278,3 +278,15 @@ def test_exact_resume_image_classification(tmp_path):
     assert_identical(params(final.learner), params(reference.learner))
     assert final.test.metric == "accuracy" and 0 <= final.test.mean <= 1
     assert "val_accuracy" in final.history[-1] and "train_accuracy" in final.history[-1]
+
+
+def test_attention_flag_builds_the_attention_conv4_and_stratifies_training_only(tmp_path, monkeypatch):
+    """--attention reaches the model; --stratified applies to the training sampler only (ch05)."""
+    from mlcourse.train import TrainConfig, build_experiment, ConfigError
+
+    monkeypatch.setenv("MLCOURSE_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises((ConfigError, ValueError), match="attention"):
+        TrainConfig.defaults("sinusoid", algo="maml", attention=True)
+    config = TrainConfig.defaults("omniglot", algo="maml", attention=True, stratified=True, out_dir=str(tmp_path / "run"))
+    assert config.attention and config.stratified
+    assert TrainConfig.from_dict(config.to_dict()).attention

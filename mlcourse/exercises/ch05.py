@@ -25,7 +25,7 @@ from torch.func import functional_call
 
 def confidence_interval(accuracies: Any) -> tuple[float, float]:
     """Reference: ``(mean, 1.96 * std / sqrt(n))`` with the population standard deviation (as the MAML and
-    ProtoNet reference code; with n >= 100 tasks the sample std differs by < 0.5%)."""
+    ProtoNet reference code; with n >= 100 tasks the sample std differs by < 1%, which the checker accepts)."""
     a = torch.as_tensor(accuracies, dtype=torch.float64).reshape(-1)
     return float(a.mean()), 1.96 * float(a.std(unbiased=False)) / math.sqrt(a.numel())
 
@@ -53,7 +53,7 @@ def check_confidence_interval(answer: Optional[Callable[[Any], tuple[float, floa
     for i, accs in enumerate(cases):
         m, c, _ = protocol(accs.tolist())
         got_m, got_c = (float(v) for v in answer(accs.clone()))
-        passed = abs(got_m - m) < 1e-9 and abs(got_c - c) <= 5e-3 * c
+        passed = abs(got_m - m) < 1e-9 and abs(got_c - c) <= 1e-2 * c  # population or sample std
         ok &= passed
         print(f"case {i + 1} ({accs.numel()} tasks): {'correct' if passed else 'not yet'} "
               f"(expected {100 * m:.2f}% ± {100 * c:.2f}%, got {100 * got_m:.2f}% ± {100 * got_c:.2f}%)")
