@@ -3,22 +3,28 @@ PY := .venv/bin/python
 PORT ?= 8888
 SHARED_OMNIGLOT ?= ../shared/data/omniglot
 
-.PHONY: setup course test test-fast data-omniglot clean
+.PHONY: setup course test data-omniglot browser clean
+# Jupyter refuses to start as root without --allow-root (containers, CI machines).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 setup:
 	bash scripts/setup.sh
 
 # Main job: the course in JupyterLab (fast mode off; set MLCOURSE_FAST=1 for quick runs).
 course: setup
-	.venv/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+	.venv/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(ALLOW_ROOT)
 
 # Omniglot: import a local copy when one sits beside the project (CI, this workplace), else the
 # notebooks download the official archives on first use.
 data-omniglot: setup
 	@if [ -d "$(SHARED_OMNIGLOT)" ]; then $(PY) -m mlcourse.cli data import omniglot "$(SHARED_OMNIGLOT)"; fi
 
-# Whole test suite: unit tests, then every notebook executed by nbval in fast mode.
-test: setup data-omniglot
+# Debian's Chromium + Playwright for the end-to-end browser test (tests/test_browser.py).
+browser: setup
+	bash scripts/install_browser.sh
+
+# Whole test suite: unit tests, the course in a real browser, then every notebook executed by nbval in fast mode.
+test: setup data-omniglot browser
 	MLCOURSE_FAST=1 $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider
 
 clean:

@@ -63,6 +63,7 @@ from .checkpoint import (
     save_checkpoint,
     save_results,
 )
+from . import distributed
 from .config import fast_mode, resolve_device, seed_everything
 
 __all__ = [
@@ -550,6 +551,7 @@ def train(
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train needs a TrainConfig, got {type(config).__name__}")
     config.validate()
+    distributed.init_from_env(device=config.device)  # under torchrun: join the group (no-op in one process)
     if max_steps is not None and (not _is_int(max_steps) or max_steps < 0):
         raise ValueError(f"max_steps={max_steps!r} is out of range; allowed >= 0 or None")
     session_start = time.perf_counter()
@@ -594,7 +596,7 @@ def train(
         return elapsed_before + time.perf_counter() - session_start
 
     def write_checkpoint() -> None:
-        if ckpt_path is None:
+        if ckpt_path is None or not distributed.is_main_process():  # one logical run: rank 0 alone writes
             return
         state = learner.state_dict()
         save_checkpoint(ckpt_path, {
@@ -612,24 +614,27 @@ def train(
 
     start_step = step
     stopped = False
-    bar = tqdm(total=config.iterations, initial=min(step, config.iterations), disable=not progress,
+    bar = tqdm(total=config.iterations, initial=min(step, config.iterations), disable=not progress or not distributed.is_main_process(),
                desc=f"{config.algo} {config.data}", unit="step", dynamic_ncols=True)
     try:
         while step < config.iterations and not stopped:
             if max_steps is not None and step - start_step >= max_steps:
                 stopped = True
                 break
-            batch = train_sampler.sample(config.meta_batch_size)
+            batch = train_sampler.sample(config.meta_batch_size)  # the whole meta-batch, identical on every rank
+            local = distributed.local_slice(batch)  # this rank's tasks (all of them in one process)
             optimizer.zero_grad(set_to_none=True)
-            out = learner(batch)
-            loss_value = float(out.loss.detach())
+            out = learner(local)
+            loss_value = float(distributed.allreduce_mean(out.loss.detach(), local.num_tasks, batch.num_tasks))
             if not math.isfinite(loss_value):
                 raise RuntimeError(
                     f"the meta-loss became {loss_value} at step {step + 1}; lower outer_lr ({config.outer_lr}) "
                     f"or inner_lr ({config.inner_lr})"
                 )
             out.loss.backward()
+            distributed.allreduce_gradients(learner, local.num_tasks, batch.num_tasks)  # task-weighted mean
             optimizer.step()
+            out = out._replace(metrics=distributed.gather_task_metrics(out.metrics, batch.num_tasks))
             step += 1
             window["loss"].append(loss_value)
             if "query_accuracy" in out.metrics:
@@ -667,7 +672,7 @@ def train(
             test_sampler.load_state_dict(copy.deepcopy(test_state))
             test = evaluate(learner, test_sampler, config.test_tasks, inner_steps=config.test_inner_steps,
                             batch_size=config.eval_batch_size or min(config.meta_batch_size, 25), progress=progress)
-        if results_path is not None:
+        if results_path is not None and distributed.is_main_process():
             results_file = save_results(results_path, {
                 "config": config.to_dict(), "algo": config.algo, "data": config.data,
                 "test": test.to_dict() if test is not None else None,

@@ -186,3 +186,27 @@ def _presence_check() -> dict:
         m.b.grad = torch.tensor([2.0], dtype=F64)
     D.allreduce_gradients(m, 1, 2)
     return {"a": float(m.a.grad), "b": float(m.b.grad), "c": None if m.c.grad is None else float(m.c.grad)}
+
+
+def test_mlcourse_train_under_torchrun_matches_one_process(tmp_path):
+    """`mlcourse train` unchanged under torchrun (gloo, 2 CPU processes): one logical run — rank 0 alone
+    writes the checkpoint and results, and the final parameters equal a single-process run's."""
+    from mlcourse.checkpoint import load_checkpoint
+
+    common = ["train", "--algo", "maml", "--data", "sinusoid", "--iterations", "3", "--meta-batch", "4",
+              "--val-tasks", "0", "--test-tasks", "4", "--device", "cpu", "--no-progress", "--seed", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    single = tmp_path / "single"
+    subprocess.run([sys.executable, "-m", "mlcourse.cli", *common, "--out", str(single)], check=True, env=env,
+                   cwd=tmp_path, timeout=300)
+    multi = tmp_path / "multi"
+    port = D.free_port()
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+                    "--master-port", str(port), "-m", "mlcourse.cli", *common, "--out", str(multi)],
+                   check=True, env=env, cwd=tmp_path, timeout=300)
+    a = load_checkpoint(single / "checkpoint.pt")["learner"]
+    b = load_checkpoint(multi / "checkpoint.pt")["learner"]
+    assert sorted(p.name for p in multi.iterdir() if not p.name.startswith(".")) == ["checkpoint.pt", "results.json"]
+    for name in a:
+        err = (a[name] - b[name]).abs().max().item() / max(a[name].abs().max().item(), 1e-12)
+        assert err < 1e-5, f"{name}: relative difference {err:.2e} between torchrun x2 and one process"
