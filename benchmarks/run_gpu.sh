@@ -37,7 +37,7 @@ export MLCOURSE_L2L_SRC PYTHONUNBUFFERED=1
 {
   echo "== $(date -u) on $(hostname)"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  $PY -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name())"
+  $PY -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
   echo "learn2learn source: ${MLCOURSE_L2L_SRC:-none (learn2learn rows skipped)}"
 } 2>&1 | tee "$LOG"
 

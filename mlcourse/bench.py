@@ -537,7 +537,9 @@ def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, A
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlcourse bench", description=(
+    from mlcourse.cli import _Parser  # one-line errors, exit status 2, like the rest of the CLI
+
+    parser = _Parser(prog="mlcourse bench", description=(
         "Meta-gradient throughput: mlcourse vectorised (torch.func.vmap) vs per-task loop vs learn2learn."))
     parser.add_argument("--tiny", action="store_true", help="the tiny CPU shape only (CI; seconds)")
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=None,

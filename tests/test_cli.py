@@ -57,7 +57,7 @@ def test_error_messages_and_exit_codes(capsys, tmp_path):
     one_line_error(capsys, ["train", *TINY, "--inner-lr", "0", "--out", str(tmp_path)], "inner_lr=0.0", "> 0")
     one_line_error(capsys, ["train", "--algo", "nope", "--out", str(tmp_path)], "algo='nope'", "allowed")
     one_line_error(capsys, ["train", "--n-way", "five"], "--n-way", "invalid int")
-    one_line_error(capsys, ["bench"], "invalid choice")  # bench belongs to another issue
+    one_line_error(capsys, ["bench", "--repeats", "0"], "--repeats=0", ">= 1")  # mlcourse bench has its own parser
     one_line_error(capsys, ["eval", str(tmp_path / "missing")], "missing", "does not exist")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     one_line_error(capsys, ["eval", str(tmp_path / "bad.pt")], "bad.pt", "corrupt")
