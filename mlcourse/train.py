@@ -513,8 +513,10 @@ def _check_resume_config(saved: Mapping[str, Any], config: TrainConfig, path: Pa
             f"checkpoint {str(path)!r} was written by algorithm {saved.get('algo')!r}, but this run uses {config.algo!r}; "
             "choose another output directory, the matching algorithm, or resume=False / --restart to overwrite it"
         )
-    diffs = [f"{k}={saved.get(k)!r} there but {current[k]!r} here" for k in current
-             if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]]
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # a field added after the checkpoint was written counts as its default value (older checkpoints resume)
+    diffs = [f"{k}={saved.get(k, defaults.get(k))!r} there but {current[k]!r} here" for k in current
+             if k not in RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != current[k]]
     if diffs:
         raise CheckpointError(
             f"checkpoint {str(path)!r} belongs to another configuration ({'; '.join(diffs[:4])}); "

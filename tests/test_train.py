@@ -290,3 +290,15 @@ def test_attention_flag_builds_the_attention_conv4_and_stratifies_training_only(
     config = TrainConfig.defaults("omniglot", algo="maml", attention=True, stratified=True, out_dir=str(tmp_path / "run"))
     assert config.attention and config.stratified
     assert TrainConfig.from_dict(config.to_dict()).attention
+
+
+def test_checkpoint_without_a_newer_config_field_still_resumes(tmp_path):
+    """A checkpoint written before a TrainConfig field existed resumes when the field has its default."""
+    from mlcourse.train import TrainConfig, _check_resume_config
+
+    config = TrainConfig.defaults("sinusoid", algo="maml", out_dir=str(tmp_path))
+    saved = config.to_dict()
+    saved.pop("attention")
+    _check_resume_config(saved, config, tmp_path / "checkpoint.pt")  # no error
+    with pytest.raises(CheckpointError, match="attention"):  # a real difference is still refused
+        _check_resume_config({**saved, "attention": True}, config, tmp_path / "checkpoint.pt")
