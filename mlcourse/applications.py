@@ -375,7 +375,7 @@ def drift_widget(models: Mapping[str, nn.Module], *, inner_lr: float = 0.01, k_s
     models are only re-adapted). Draws once with the defaults."""
     import ipywidgets as w
 
-    from .widgets import FigureOutput, Widget, _show
+    from .widgets import live_figure
 
     controls = {
         "inner_lr": w.FloatLogSlider(value=inner_lr, base=10, min=-3, max=-0.5, step=0.1, description="α (inner lr)",
@@ -383,20 +383,7 @@ def drift_widget(models: Mapping[str, nn.Module], *, inner_lr: float = 0.01, k_s
         "k_shot": w.IntSlider(value=k_shot, min=1, max=40, description="shots K"),
         "steps": w.IntSlider(value=steps, min=0, max=20, description="inner steps"),
     }
-    for c in controls.values():
-        c.continuous_update = False
-    output = FigureOutput(lambda **kw: drift_figure(models, num_windows=num_windows, **kw), display=display)
-    widget = Widget(controls=w.HBox(list(controls.values())), output=output, values={k: c.value for k, c in controls.items()})
-
-    def redraw(_change: Any = None) -> None:
-        widget.values = {k: c.value for k, c in controls.items()}
-        output.update(**widget.values)
-
-    for c in controls.values():
-        c.observe(redraw, names="value")
-    _show(widget.controls, display)
-    redraw()
-    return widget
+    return live_figure(controls, lambda **kw: drift_figure(models, num_windows=num_windows, **kw), display=display)
 
 
 # ==================================================================================================

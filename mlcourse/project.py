@@ -634,7 +634,7 @@ def hyperparameter_widget(datasets: Mapping[str, Any], *, variant: str = "MAML",
     the default setting's curves for comparison. Draws once with the defaults."""
     import ipywidgets as w
 
-    from .widgets import FigureOutput, Widget, _show
+    from .widgets import live_figure
 
     controls = {
         "inner_lr": w.FloatLogSlider(value=inner_lr, base=10, min=-3, max=0.3, step=0.05, description="α (inner lr)",
@@ -653,19 +653,7 @@ def hyperparameter_widget(datasets: Mapping[str, Any], *, variant: str = "MAML",
         state["run"] = run
         return hyperparameter_figure(run, state["reference"])
 
-    output = FigureOutput(draw, display=display)
-    widget = Widget(controls=w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), output=output,
-                    values={k: c.value for k, c in controls.items()}, state=state)
-
-    def redraw(_change: Any = None) -> None:
-        widget.values = {k: c.value for k, c in controls.items()}
-        output.update(**widget.values)
-
-    for c in controls.values():
-        c.observe(redraw, names="value")
-    _show(widget.controls, display)
-    redraw()
-    return widget
+    return live_figure(controls, draw, display=display, wrap=True, state=state)
 
 
 # --------------------------------------------------------------------------------------------------

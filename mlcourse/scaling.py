@@ -268,26 +268,13 @@ def scaling_widget(*, inner_steps: int = 2, k_shot: int = 1, base: Point = FAST_
     redraws :func:`point_figure`. Draws once with the default values (headless runs show the figure)."""
     import ipywidgets as w
 
-    from mlcourse.widgets import FigureOutput, Widget, _show
+    from mlcourse.widgets import live_figure
 
     if not 0 <= inner_steps <= 10 or not 1 <= k_shot <= 10:
         raise ValueError(f"inner_steps={inner_steps}, k_shot={k_shot}: allowed 0..10 and 1..10")
     controls = {"inner_steps": w.IntSlider(value=inner_steps, min=0, max=10, description="inner steps K"),
                 "k_shot": w.IntSlider(value=k_shot, min=1, max=10, description="shots")}
-    for c in controls.values():
-        c.continuous_update = False
-    output = FigureOutput(lambda **kw: point_figure(base=base, **kw), display=display)
-    widget = Widget(controls=w.HBox(list(controls.values())), output=output, values={k: c.value for k, c in controls.items()})
-
-    def redraw(_change: Any = None) -> None:
-        widget.values = {k: c.value for k, c in controls.items()}
-        output.update(**widget.values)
-
-    for c in controls.values():
-        c.observe(redraw, names="value")
-    _show(widget.controls, display)
-    redraw()
-    return widget
+    return live_figure(controls, lambda **kw: point_figure(base=base, **kw), display=display)
 
 
 def gpu_results_table(results: Sequence[Mapping[str, Any]]) -> str:

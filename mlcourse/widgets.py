@@ -184,6 +184,33 @@ def _show(controls: Any, display: bool) -> None:
         ipy_display(controls)
 
 
+def live_figure(controls: Mapping[str, Any], draw: Callable[..., Figure], *, display: bool = True, wrap: bool = False,
+                state: Optional[dict[str, Any]] = None) -> Widget:
+    """Wire sliders to a figure: every change of a control redraws ``draw(**values)`` in place.
+
+    The one mechanism behind the chapters' slider widgets (02, 04-06, 08): it shows the controls, draws once
+    with their current values (so a headless run keeps the figure) and returns the :class:`Widget`.
+    """
+    import ipywidgets as w
+
+    for c in controls.values():
+        c.continuous_update = False
+    layout = w.Layout(flex_flow="row wrap") if wrap else w.Layout()
+    output = FigureOutput(draw, display=display)
+    widget = Widget(controls=w.HBox(list(controls.values()), layout=layout), output=output,
+                    values={k: c.value for k, c in controls.items()}, state=state if state is not None else {})
+
+    def redraw(_change: Any = None) -> None:
+        widget.values = {k: c.value for k, c in controls.items()}
+        output.update(**widget.values)
+
+    for c in controls.values():
+        c.observe(redraw, names="value")
+    _show(widget.controls, display)
+    redraw()
+    return widget
+
+
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
         raise ValueError(f"{name}={value!r} is out of the slider's range; allowed {low}..{high}")
@@ -212,21 +239,7 @@ def adaptation_widget(models: Mapping[str, nn.Module], *, k_shot: int = 5, inner
         "steps": w.IntSlider(value=steps, min=0, max=50, description="inner steps"),
         "task_seed": w.IntSlider(value=task_seed, min=0, max=99, description="task"),
     }
-    for c in controls.values():
-        c.continuous_update = False
-    output = FigureOutput(lambda **kw: adaptation_figure(models, **kw), display=display)
-    widget = Widget(controls=w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), output=output,
-                    values={k: c.value for k, c in controls.items()})
-
-    def redraw(_change: Any = None) -> None:
-        widget.values = {k: c.value for k, c in controls.items()}
-        output.update(**widget.values)
-
-    for c in controls.values():
-        c.observe(redraw, names="value")
-    _show(widget.controls, display)
-    redraw()
-    return widget
+    return live_figure(controls, lambda **kw: adaptation_figure(models, **kw), display=display, wrap=True)
 
 
 def beta_widget(betas: Sequence[float] = (1e-4, 1e-3, 1e-2), *, iterations: int = 300, meta_batch_size: int = 10,
