@@ -25,7 +25,7 @@ browser: setup
 
 # Whole test suite: unit tests, the course in a real browser, then every notebook executed by nbval in fast mode.
 test: setup data-omniglot browser
-	MLCOURSE_FAST=1 $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider
+	MLCOURSE_FAST=1 $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider --durations=25
 
 clean:
 	rm -rf .venv .cache
