@@ -138,6 +138,11 @@ def adaptation_curves(curves: Mapping[str, Curve], *, x: Optional[Sequence[float
         if errors is not None and label in errors:
             e = _array(errors[label])
             ax.fill_between(xs, y - e, y + e, alpha=0.2)
+    return _finish(fig, ax, xlabel=xlabel, ylabel=ylabel, logy=logy, title=title)
+
+
+def _finish(fig: Figure, ax: Axes, *, xlabel: str, ylabel: str, logy: bool, title: str) -> Figure:
+    """Labels, optional log scale, legend and grid shared by the curve plots."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
@@ -161,15 +166,7 @@ def learning_curves(histories: Mapping[str, tuple[Sequence[float], Sequence[floa
             y = np.convolve(y, kernel, mode="valid")
             s = s[smooth - 1:]
         ax.plot(s, y, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel=xlabel, ylabel=ylabel, logy=logy, title=title)
 
 
 def task_embedding(points, colour, *, colour_label: str = "", title: str = "", ax: Optional[Axes] = None,

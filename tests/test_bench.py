@@ -16,13 +16,6 @@ from mlcourse import bench
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"

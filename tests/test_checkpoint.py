@@ -29,13 +29,6 @@ from mlcourse.checkpoint import (
 from mlcourse.train import TrainConfig, load_trained, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny(out_dir, **changes) -> TrainConfig:
     values = dict(iterations=10, k_shot=4, n_query=4, meta_batch_size=3, hidden=8, vectorise=False, eval_every=5,

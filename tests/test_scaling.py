@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import matplotlib
 import pytest
-import torch
 
 matplotlib.use("Agg")
 
@@ -14,13 +13,6 @@ from mlcourse import scaling as S  # noqa: E402
 
 TINY = S.Point(n_way=3, k_shot=1, n_query=2, meta_batch=2, inner_steps=1, hidden=4, image_size=8)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_fit_exponent_and_line():

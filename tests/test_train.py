@@ -25,14 +25,6 @@ from mlcourse.train import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 shared cores: intra-op threads oversubscribe them (20x slower); one thread is fast and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny(out_dir=None, **changes) -> TrainConfig:
     """A sinusoid run that takes about a second on a shared CPU (reference per-task loop, tiny MLP)."""
@@ -282,7 +274,7 @@ def test_exact_resume_image_classification(tmp_path):
 
 def test_attention_flag_builds_the_attention_conv4_and_stratifies_training_only(tmp_path, monkeypatch):
     """--attention reaches the model; --stratified applies to the training sampler only (ch05)."""
-    from mlcourse.train import TrainConfig, build_experiment, ConfigError
+    from mlcourse.train import ConfigError, TrainConfig
 
     monkeypatch.setenv("MLCOURSE_DATA_DIR", str(tmp_path / "data"))
     with pytest.raises((ConfigError, ValueError), match="attention"):
