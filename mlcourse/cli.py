@@ -117,9 +117,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .config import resolve_device
     from .train import train
 
+    from . import distributed
+
     config = _train_config(args)
     resolve_device(config.device)  # a missing GPU is reported before any data is loaded
-    result = train(config, progress=args.progress, resume=not args.restart)
+    try:
+        result = train(config, progress=args.progress, resume=not args.restart)
+        main_process = distributed.is_main_process()
+    finally:
+        distributed.cleanup()  # under torchrun: leave the process group together (no-op otherwise)
+    if not main_process:  # one logical run: rank 0 alone reports
+        return 0
     where = result.results_path or result.checkpoint_path
     line = f"trained {config.algo} on {config.data} for {result.step} iterations in {result.wall_time_s:.0f} s"
     if result.test is not None:

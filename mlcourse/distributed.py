@@ -151,6 +151,9 @@ def init_from_env(
 def cleanup() -> None:
     """Leave the process group (end of training); a no-op when none was joined."""
     if dist.is_available() and dist.is_initialized():
+        # every rank must arrive before the group is torn down: a rank that destroys it while its peer is
+        # still talking to it aborts gloo ("terminate called without an active exception")
+        dist.barrier()
         dist.destroy_process_group()
 
 
