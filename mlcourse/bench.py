@@ -40,7 +40,6 @@ import importlib
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -54,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mlcourse.config import device_name
 from mlcourse.data.tasks import TaskBatch
 
 VECTORISED, LOOP, L2L = "vectorised", "per-task loop", "learn2learn"
@@ -362,20 +362,6 @@ def time_interleaved(steps: dict[str, Callable[[], Any]], repeats: int, device: 
             _sync(device)
             times[name].append(time.perf_counter() - start)
     return times
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads)"
 
 
 def run_benchmark(

@@ -5,6 +5,7 @@ Used by every notebook's setup cell (``from mlcourse.config import ...``) and by
 from __future__ import annotations
 
 import os
+import platform
 import random
 from pathlib import Path
 from typing import TypeVar
@@ -82,3 +83,21 @@ def seed_everything(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def device_name(device: torch.device) -> str:
+    """A human label for results files and benchmark rows (train, bench, chapters 00/02/05/08): the GPU's name, or the CPU model and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {cpu} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"

@@ -36,7 +36,6 @@ import dataclasses
 import datetime as _dt
 import math
 import os
-import platform
 import re
 import time
 from dataclasses import dataclass, field
@@ -64,7 +63,7 @@ from .checkpoint import (
     save_results,
 )
 from . import distributed
-from .config import fast_mode, resolve_device, seed_everything
+from .config import device_name, fast_mode, resolve_device, seed_everything
 
 __all__ = [
     "ALGORITHMS",
@@ -486,24 +485,6 @@ class TrainResult:
     @property
     def model(self) -> nn.Module:
         return self.learner.model if hasattr(self.learner, "model") else self.experiment.model  # type: ignore[union-attr]
-
-
-def device_name(device: torch.device) -> str:
-    """A human label for results files: the GPU's name, or the CPU model and core count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"CPU: {cpu} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
 def _check_resume_config(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
