@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from typing import Any, Optional, Sequence
 
@@ -111,6 +112,34 @@ def _train_config(args: argparse.Namespace) -> Any:
         shots = f"{config.n_way}way{config.k_shot}shot" if config.is_classification else f"{config.k_shot}shot"
         config = config.replace(out_dir=os.path.join("runs", f"{config.algo}-{config.data}-{shots}"))
     return config
+
+
+def _train_options() -> dict[str, argparse.Action]:
+    """``dest -> action`` of the ``train`` sub-command's options (one source for :func:`train_command`)."""
+    parser = _build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in sub.choices["train"]._actions if a.option_strings}
+
+
+def train_command(config: Any) -> str:
+    """The ``mlcourse train`` command line that runs exactly ``config`` (a ``TrainConfig``).
+
+    Every field is spelled out, so the command means the same run in fast and full mode. Chapters 01
+    and 03 print it in full mode: run it in a terminal (e.g. on a GPU machine) and the notebook reuses the
+    finished run from its ``--out`` directory instead of training again.
+    """
+    options = _train_options()
+    words = ["mlcourse", "train", "--algo", str(config.algo), "--data", str(config.data)]
+    for name in _TRAIN_FIELDS:
+        value, action = getattr(config, name), options[name]
+        if value is None:
+            continue
+        if isinstance(action, argparse._StoreConstAction):
+            if value == action.const:
+                words.append(action.option_strings[0])
+            continue
+        words += [action.option_strings[0], str(value)]
+    return shlex.join(words)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

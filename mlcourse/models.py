@@ -11,6 +11,8 @@ show that it gives a wrong second-order meta-gradient under ``vmap``; do not tra
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 
@@ -142,3 +144,17 @@ class SinusoidMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
+
+    @torch.no_grad()
+    def reference_init_(self, generator: Optional[torch.Generator] = None) -> "SinusoidMLP":
+        """Re-initialise like the MAML authors' reference code: weights ~ normal(0, 0.01) truncated at two
+        standard deviations, biases 0 (PyTorch's default is uniform(+-1/sqrt(fan_in))). Ch02 compares both."""
+        for name, p in self.named_parameters():
+            if name.endswith("weight"):
+                values = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+                while (bad := values.abs() > 2).any():  # redraw outside two standard deviations
+                    values[bad] = torch.randn(int(bad.sum()), generator=generator, dtype=p.dtype)
+                p.copy_(0.01 * values)
+            else:
+                p.zero_()
+        return self

@@ -141,6 +141,27 @@ def adaptation_curves(curves: Mapping[str, Curve], *, x: Optional[Sequence[float
     return _finish(fig, ax, xlabel=xlabel, ylabel=ylabel, logy=logy, title=title)
 
 
+def sharpness_histogram(values: Mapping[str, Sequence[float]], *, title: str = "",
+                        ax: Optional[Axes] = None) -> Figure:
+    """Histograms of ``alpha * lambda_max`` per task (``experiments.step_sharpness``), one per label, with
+    the lines 1 (a step starts to overshoot the sharpest direction) and 2 (it grows the error) — ch02."""
+    if not values:
+        raise ValueError("sharpness_histogram needs at least one set of values")
+    fig, ax = _axes(ax, (7.0, 4.0))
+    arrays = {label: _array(v) for label, v in values.items()}
+    top = max(float(np.nanmax(a)) for a in arrays.values())
+    bins = np.linspace(0.0, max(3.0, top * 1.02), 40)
+    for label, a in arrays.items():
+        share = float(np.mean(a > 2))
+        ax.hist(a, bins=bins, histtype="step", lw=1.6, label=f"{label}: median {np.median(a):.2f}, {100 * share:.0f}% > 2")
+    for line, text in ((1.0, "overshoots"), (2.0, "grows")):
+        ax.axvline(line, color="grey", ls=":", lw=1)
+        ax.annotate(text, (line, 1), xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=8,
+                    color="grey", xytext=(2, -2), textcoords="offset points")
+    return _finish(fig, ax, xlabel=r"$\alpha\,\lambda_{max}$ of the support loss at $\theta$", ylabel="tasks",
+                   logy=False, title=title)
+
+
 def _finish(fig: Figure, ax: Axes, *, xlabel: str, ylabel: str, logy: bool, title: str) -> Figure:
     """Labels, optional log scale, legend and grid shared by the curve plots."""
     ax.set_xlabel(xlabel)

@@ -108,6 +108,9 @@ _FAST_META_BATCH = {"omniglot": 8, "cifar100": 4, "sinusoid": 10}
 # Fields that may change when a run is resumed (they do not change the training trajectory).
 RESUMABLE_CHANGES = ("iterations", "eval_every", "val_tasks", "test_tasks", "device", "out_dir",
                      "checkpoint_every", "log_every", "eval_batch_size")
+# Fields that do not change a finished run's test result: a run finished elsewhere (another directory, a
+# GPU machine) keeps its test result when it is loaded again (chapters 01 and 03 in full mode).
+TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every")
 
 
 class ConfigError(ValueError):
@@ -689,7 +692,9 @@ def _reuse_test(results_path: Optional[Path], config: TrainConfig, step: int) ->
     except ResultsError:
         return None
     test = saved.get("test")
-    if saved.get("config") != config.to_dict() or saved.get("iterations") != step or not test:
+    saved_config, current = saved.get("config") or {}, config.to_dict()
+    same = all(saved_config.get(k) == v for k, v in current.items() if k not in TEST_NEUTRAL_CHANGES)
+    if not same or saved.get("iterations") != step or not test:
         return None
     return EvalResult(mean=test["mean"], ci95=test["ci95"], per_task=list(test.get("per_task", [])), metric=test["metric"],
                       std=test.get("std", 0.0), loss_mean=test.get("loss_mean", float("nan")), inner_steps=test.get("inner_steps"))

@@ -3,6 +3,7 @@ SIGKILL with exactly the parameters of an uninterrupted run."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -123,3 +124,70 @@ def test_sigkill_mid_run_then_same_command_resumes_exactly(tmp_path, capsys):
     for name, value in expected["optimizer"]["state"].items():
         assert all(torch.equal(final["optimizer"]["state"][name][k], v) for k, v in value.items())
     assert load_results(out)["test"]["mean"] == load_results(tmp_path / "reference")["test"]["mean"]
+
+
+def test_train_command_round_trips_every_field(tmp_path, monkeypatch):
+    """Chapters 01/03 print ``train_command(config)``: parsed back, it is the same run, in either mode."""
+    from mlcourse.cli import _build_parser, _train_config, train_command
+    from mlcourse.train import TrainConfig
+
+    configs = [
+        TrainConfig(algo="maml", data="omniglot", n_way=5, k_shot=1, n_query=15, meta_batch_size=32, iterations=10_000,
+                    image_size=28, hidden=64, test_tasks=600, device="cuda", out_dir=str(tmp_path / "a b")),
+        TrainConfig(algo="protonet", data="omniglot", rotations=False, vectorise=False, first_order=True, seed=3,
+                    inner_lr=0.25, outer_lr=5e-4, out_dir=str(tmp_path)),
+        TrainConfig(algo="metasgd", data="cifar100", split_scheme="article", stratified=True, attention=True,
+                    out_dir=str(tmp_path)),
+    ]
+    for fast in ("0", "1"):
+        monkeypatch.setenv("MLCOURSE_FAST", fast)
+        for config in configs:
+            words = shlex.split(train_command(config))  # a shell command: the path with a space is quoted
+            assert words[:2] == ["mlcourse", "train"]
+            args = _build_parser().parse_args(words[1:])
+            assert _train_config(args) == config, (fast, train_command(config))
+
+
+def test_full_scale_doc_commands_are_the_notebooks_full_mode_runs(monkeypatch):
+    """docs/FULL_SCALE.md's chapter 01/03 commands parse into exactly the configurations the notebooks train in
+    full mode (their pick(fast, full) values are checked in the notebook sources), so the notebooks reuse them."""
+    import json
+    import re
+
+    from mlcourse import experiments as ex
+    from mlcourse.cli import _build_parser, _train_config
+
+    monkeypatch.setenv("MLCOURSE_FAST", "0")
+    doc = (ROOT / "docs" / "FULL_SCALE.md").read_text()
+    block = doc.split("## Chapters 01 and 03")[1].split("```bash")[1].split("```")[0].replace("\\\n", " ")
+    variables = dict(re.findall(r'^(C0[13])="([^"]+)"', block, flags=re.M))
+    commands = []
+    for line in block.splitlines():
+        line = line.strip()
+        for name, value in variables.items():
+            line = line.replace(f"${name}", value)
+        if line.startswith("for A in"):
+            loop = line.split("in", 1)[1].split(";")[0].split()
+            continue
+        if "mlcourse train" in line:
+            algos = loop if "$A" in line else [None]
+            commands += [shlex.split(line.replace("$A", a) if a else line)[1:] for a in algos]
+    configs = {(_c := _train_config(_build_parser().parse_args(words))).out_dir: _c for words in commands}
+    ch01 = dict(iterations=5000, n_way=5, k_shot=5, n_query=5, meta_batch_size=16, hidden=64, image_size=28,
+                test_tasks=600, device="cuda")
+    ch03 = dict(iterations=10_000, n_way=5, k_shot=1, n_query=15, meta_batch_size=32, hidden=64, image_size=28,
+                test_tasks=600, device="cuda")
+    expected = {f"runs/ch01/{a}": ex.omniglot_config(a, **ch01, out_dir=f"runs/ch01/{a}") for a in ("pretrain", "protonet")}
+    expected.update({f"runs/ch03/omniglot-{a}": ex.omniglot_config(a, **ch03, out_dir=f"runs/ch03/omniglot-{a}")
+                     for a in ("maml", "reptile", "metasgd", "protonet", "matchingnet")})
+    assert configs == expected
+    sources = {n: "".join("".join(c["source"]) for c in json.loads((ROOT / "notebooks" / n).read_text())["cells"])
+               for n in ("01_background.ipynb", "03_algorithms.ipynb")}
+    for snippet in ("IMAGE = pick(16, 28)", "HIDDEN = pick(16, 64)", "N_WAY, K_SHOT, N_QUERY = 5, 5, 5",
+                    "TEST_TASKS = pick(25, 600)", "ITERATIONS = pick(20, 5000)", "meta_batch_size=pick(4, 16)",
+                    'ex.run_dir("ch01", "protonet")'):
+        assert snippet in sources["01_background.ipynb"], snippet
+    for snippet in ("IMAGE, HIDDEN = pick(16, 28), pick(16, 64)", "OMNI_ITERATIONS = pick(10, 10_000)",
+                    "OMNI_TEST = pick(20, 600)", "n_query=pick(5, 15), meta_batch_size=pick(4, 32)",
+                    'ex.run_dir("ch03", f"omniglot-{algo}")'):
+        assert snippet in sources["03_algorithms.ipynb"], snippet

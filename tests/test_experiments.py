@@ -71,9 +71,121 @@ def test_small_paper_experiment_and_beats_criterion(tmp_path, monkeypatch):
     assert len(entry["maml"]["mean"]) == 11 and entry["pretrained_lr"] == 0.01
     assert r["comparison"]["K=10"]["pretrained_lr"] == 0.02
     assert isinstance(r["maml_beats_pretrained"]["K=5"], bool)
-    assert "MAML (paper)" in ex.paper_table(r)
+    table = ex.paper_table(r)
+    assert "MAML (paper)" in table and "median" in table and "/20" in table  # diverged count out of 20 tasks
+    variant = {**r, "setting": {**r["setting"], "seed": 2, "init": "reference"}}
+    ex.save_result("tiny_seed2_reference_init", variant, directory=tmp_path)
+    ex.save_result("tiny_partial", {**r, "setting": {**r["setting"], "iterations": {"maml": 7}}}, directory=tmp_path)
+    ex.save_result("tinyother", r, directory=tmp_path)
+    runs = ex.load_paper_runs("tiny", directory=tmp_path)
+    assert list(runs) == ["seed 0, pytorch init, train K=10", "seed 2, reference init, train K=10"]
+    rows = ex.variants_table(runs).splitlines()
+    assert len(rows) == 4 and rows[2].startswith("seed 0,") and rows[3].startswith("seed 2,") and "/20" in rows[3]
+    sharp = r["maml_step_sharpness"]["K=5"]
+    assert len(sharp["values"]) == 20 and sharp["quantiles_10_50_90"] == sorted(sharp["quantiles_10_50_90"])
+    along = sharp["along_steps"]
+    assert along["steps"] == [0, 1, 2, 3] and along["num_tasks"] == 20
+    assert along["num_diverged"] == entry["maml"]["diverged"][10] and len(along["not_diverged"]) == 4
     assert ex.load_result("tiny")["setting"]["iterations"] == 30
-    fake = {"K=5": {"difference": {"mean": [0.0, 1.0, 1, 1, 1, 1.0, 1, 1, 1, 1, 1.0], "ci95": [0.1] * 11}}}
+    d = entry["difference"]
+    assert all(0 <= w <= 1 for w in d["win_share"]) and len(d["median"]) == 11 and len(d["win_ci95"]) == 11
+    fake = {"K=5": {"difference": {"win_share": [0.5] + [0.9] * 10, "win_ci95": [0.05] * 11,
+                                   "median": [0.0] + [0.5] * 10}}}
     assert ex.maml_beats_pretrained(fake, 5) is True
-    fake["K=5"]["difference"]["ci95"][5] = 0.95
+    fake["K=5"]["difference"]["win_ci95"][5] = 0.45  # the share could be 0.45: not significant
     assert ex.maml_beats_pretrained(fake, 5) is False
+    fake["K=5"]["difference"]["win_ci95"][5] = 0.05
+    fake["K=5"]["difference"]["median"][10] = 0.05  # MAML wins, but by too little
+    assert ex.maml_beats_pretrained(fake, 5) is False
+
+
+def test_compare_sinusoid_win_share_and_median_ignore_blown_up_tasks():
+    """One task on which MAML blows up (inf) makes the mean difference -inf but leaves the per-task share
+    and the median, which decide maml_beats_pretrained, unchanged."""
+    class Fixed(torch.nn.Module):  # a "learner" whose per-task MSE is given
+        def __init__(self, values):
+            super().__init__()
+            self.values, self.inner_lr = torch.tensor(values), 0.01
+
+        def evaluate(self, batch, inner_steps=None):
+            return {"query_loss": self.values if inner_steps else torch.full_like(self.values, 3.0)}
+
+    maml = Fixed([0.2] * 19 + [float("inf")])
+    pretrained = Fixed([2.0] * 20)
+    out = ex.compare_sinusoid(maml, pretrained, shots=(5,), max_steps=2, num_tasks=20)
+    d = out["K=5"]["difference"]
+    assert d["mean"][1] == -math.inf and d["win_share"][1] == 0.95 and math.isclose(d["median"][1], 1.8, rel_tol=1e-6)
+    assert out["K=5"]["maml"]["diverged"][1] == 1 and math.isclose(out["K=5"]["maml"]["mean_not_diverged"][1], 0.2, rel_tol=1e-6)
+    assert ex.maml_beats_pretrained(out, 5, steps=(1, 2)) is True
+
+
+def test_run_dir_is_for_full_mode_only(monkeypatch):
+    from mlcourse.config import REPO_ROOT
+
+    monkeypatch.setenv("MLCOURSE_FAST", "1")
+    assert ex.run_dir("ch03", "omniglot-maml") is None
+    monkeypatch.setenv("MLCOURSE_FAST", "0")
+    assert ex.run_dir("ch03", "omniglot-maml") == REPO_ROOT / "runs" / "ch03" / "omniglot-maml"
+    for bad in (("ch03", "a/b"), ("", "x"), ("ch03", "..")):
+        with pytest.raises(ValueError, match="plain folder names"):
+            ex.run_dir(*bad)
+
+
+def test_adaptation_curve_counts_diverged_tasks_and_medians():
+    """A step size far beyond 2 / curvature blows every task up (query MSE > 10x its value before adapting:
+    counted as diverged); a tiny one diverges none. Medians are per-step medians of the per-task MSE."""
+    torch.manual_seed(0)
+    learner = make_learner("maml", SinusoidMLP(hidden=8), inner_lr=0.01)
+    tasks = ex.sinusoid_tasks(30, 5, 50)
+    calm = ex.adaptation_curve(learner, 5, 3, tasks=tasks, inner_lr=1e-4, keep_per_task=True)
+    assert calm["diverged"] == [0, 0, 0, 0]
+    assert calm["median"][2] == float(torch.tensor(calm["per_task"][2], dtype=torch.float64).median())
+    wild = ex.adaptation_curve(learner, 5, 3, tasks=tasks, inner_lr=50.0)
+    assert wild["diverged"][0] == 0 and wild["diverged"][3] == 30
+
+
+def test_step_sharpness_matches_the_exact_hessian():
+    """Power iteration on Hessian-vector products = the largest-magnitude eigenvalue of the exact support-loss
+    Hessian (float64), times the step size, for every task."""
+    from torch.func import functional_call, hessian
+
+    torch.manual_seed(1)
+    model = SinusoidMLP(hidden=6)
+    tasks = ex.sinusoid_tasks(4, 5, 10)
+    got = ex.step_sharpness(model, tasks, 0.5, iterations=400)
+    net = SinusoidMLP(hidden=6).double()
+    net.load_state_dict(model.state_dict())
+    shapes = {n: p.shape for n, p in net.named_parameters()}
+    flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+
+    def unflat(v):
+        out, i = {}, 0
+        for n, shape in shapes.items():
+            out[n] = v[i:i + shape.numel()].view(shape)
+            i += shape.numel()
+        return out
+
+    for t in range(4):
+        x, y = tasks.support_x[t].double(), tasks.support_y[t].double()
+        h = hessian(lambda v: ((functional_call(net, unflat(v), (x,)) - y) ** 2).mean())(flat)
+        eig = torch.linalg.eigvalsh(h)
+        top = eig[eig.abs().argmax()]
+        assert math.isclose(float(got[t]), 0.5 * float(top), rel_tol=1e-6), (t, float(got[t]), 0.5 * float(top))
+    with pytest.raises(ValueError, match="inner_lr=0"):
+        ex.step_sharpness(model, tasks, 0)
+    # after one fine-tuning step: the Hessian at phi = theta - alpha * grad, task by task
+    after = ex.step_sharpness(model, tasks, 0.5, after_steps=1, iterations=400)
+    for t in range(4):
+        x, y = tasks.support_x[t].double(), tasks.support_y[t].double()
+        loss = lambda v: ((functional_call(net, unflat(v), (x,)) - y) ** 2).mean()  # noqa: E731
+        phi = flat - 0.5 * torch.func.grad(loss)(flat)
+        eig = torch.linalg.eigvalsh(hessian(loss)(phi))
+        assert math.isclose(float(after[t]), 0.5 * float(eig[eig.abs().argmax()]), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="after_steps=-1"):
+        ex.step_sharpness(model, tasks, 0.5, after_steps=-1)
+
+
+def test_mse_cells_name_blown_up_means():
+    assert ex.mse_cell(0.5678, 0.0123) == "0.57 ± 0.01" and ex.mse_cell(0.5) == "0.50"
+    for bad in (float("inf"), float("nan"), 5e3):
+        assert ex.mse_cell(bad, 1.0) == "diverged"

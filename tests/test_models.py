@@ -73,3 +73,15 @@ def test_sinusoid_mlp() -> None:
     assert model(torch.zeros(7, 1)).shape == (7, 1) and model.features(torch.zeros(7, 1)).shape == (7, 40)
     assert sum(p.numel() for p in model.parameters()) == (1 * 40 + 40) + (40 * 40 + 40) + (40 + 1)
     assert len(SinusoidMLP(hidden=8, layers=3).body) == 6
+
+
+def test_reference_init_matches_the_maml_authors_code():
+    """Weights ~ N(0, 0.01) truncated at two standard deviations, biases 0, reproducible from a generator."""
+    from mlcourse.models import SinusoidMLP
+
+    model = SinusoidMLP().reference_init_(torch.Generator().manual_seed(0))
+    weights = torch.cat([p.reshape(-1) for n, p in model.named_parameters() if n.endswith("weight")])
+    assert weights.abs().max() <= 0.02 and 0.007 < float(weights.std()) < 0.0095  # truncation shrinks the std to 0.0088
+    assert all(float(p.abs().max()) == 0 for n, p in model.named_parameters() if n.endswith("bias"))
+    again = SinusoidMLP().reference_init_(torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))

@@ -34,3 +34,13 @@ def test_curves_fits_and_embedding_draw():
         plots.close(f)
     with pytest.raises(ValueError):
         plots.task_embedding(torch.randn(10, 3), torch.rand(10))
+
+
+def test_sharpness_histogram_labels_median_and_share_above_two():
+    fig = plots.sharpness_histogram({"K=5": [0.5, 1.5, 2.5, 3.0], "K=10": torch.tensor([1.0, 1.2, 1.4])})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["K=5: median 2.00, 50% > 2", "K=10: median 1.20, 0% > 2"]
+    assert [line.get_xdata()[0] for line in fig.axes[0].lines] == [1.0, 2.0]
+    plots.close(fig)
+    with pytest.raises(ValueError):
+        plots.sharpness_histogram({})

@@ -294,3 +294,27 @@ def test_checkpoint_without_a_newer_config_field_still_resumes(tmp_path):
     _check_resume_config(saved, config, tmp_path / "checkpoint.pt")  # no error
     with pytest.raises(CheckpointError, match="attention"):  # a real difference is still refused
         _check_resume_config({**saved, "attention": True}, config, tmp_path / "checkpoint.pt")
+
+
+def test_a_run_finished_elsewhere_is_loaded_not_retrained(tmp_path, monkeypatch):
+    """Chapters 01/03 in full mode: a run trained by ``mlcourse train`` (another directory, another device
+    setting, e.g. a GPU machine) is reused with its test result; a change that alters the test is re-tested."""
+    import shutil
+
+    finished = train(tiny(tmp_path / "gpu"), progress=False)
+    shutil.copytree(tmp_path / "gpu", tmp_path / "notebook")
+    saved = load_results(tmp_path / "notebook")
+    saved["test"]["per_task"] = [-1.0] * len(saved["test"]["per_task"])  # a marker: reuse returns exactly this
+    from mlcourse.checkpoint import save_results
+    save_results(tmp_path / "notebook" / "results.json", saved)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must not train again")
+
+    monkeypatch.setattr(torch.optim.Adam, "step", no_training)
+    again = train(tiny(tmp_path / "notebook", device="auto", log_every=1, checkpoint_every=3, eval_every=6),
+                  progress=False)
+    assert again.step == finished.step and again.test.per_task == saved["test"]["per_task"]
+    assert_identical(params(again.learner), params(finished.learner))
+    retested = train(tiny(tmp_path / "notebook", test_tasks=4), progress=False)  # fewer test tasks: evaluated again
+    assert retested.test.num_tasks == 4 and -1.0 not in retested.test.per_task
