@@ -154,10 +154,10 @@ def sharpness_histogram(values: Mapping[str, Sequence[float]], *, title: str = "
     for label, a in arrays.items():
         share = float(np.mean(a > 2))
         ax.hist(a, bins=bins, histtype="step", lw=1.6, label=f"{label}: median {np.median(a):.2f}, {100 * share:.0f}% > 2")
-    for line, text in ((1.0, "overshoots"), (2.0, "grows")):
+    for line, text in ((1.0, "a step overshoots"), (2.0, "a step grows the error")):
         ax.axvline(line, color="grey", ls=":", lw=1)
-        ax.annotate(text, (line, 1), xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=8,
-                    color="grey", xytext=(2, -2), textcoords="offset points")
+        ax.annotate(text, (line, 0.02), xycoords=("data", "axes fraction"), ha="right", va="bottom", fontsize=8,
+                    color="grey", rotation=90, xytext=(-2, 0), textcoords="offset points")
     return _finish(fig, ax, xlabel=r"$\alpha\,\lambda_{max}$ of the support loss at $\theta$", ylabel="tasks",
                    logy=False, title=title)
 
