@@ -188,7 +188,7 @@ def adaptation_curve(learner: nn.Module, k_shot: int = 5, max_steps: int = 10, *
     ``diverged[s]``: tasks whose query MSE after ``s`` steps is not finite or above ``DIVERGED_FACTOR`` (10)
     times its value before adapting (a step too large for the task's curvature grows the error
     geometrically, so a diverging task passes that line within a few steps); ``mean_not_diverged[s]``:
-    the mean over the other tasks.
+    the mean over the other tasks; ``diverged_tasks``: the indices of the tasks diverged after ``max_steps``.
     """
     batch = tasks if tasks is not None else sinusoid_tasks(num_tasks, k_shot, n_query, seed)
     means, cis, medians, diverged, converged, per_task = [], [], [], [], [], []
@@ -205,7 +205,8 @@ def adaptation_curve(learner: nn.Module, k_shot: int = 5, max_steps: int = 10, *
             converged.append(float(losses[~worse].mean()) if bool((~worse).any()) else math.nan)
             per_task.append(losses.tolist())
     out: dict[str, list] = {"steps": list(range(max_steps + 1)), "mean": means, "ci95": cis, "median": medians,
-                            "diverged": diverged, "mean_not_diverged": converged}
+                            "diverged": diverged, "mean_not_diverged": converged,
+                            "diverged_tasks": torch.nonzero(worse).reshape(-1).tolist()}
     if keep_per_task:
         out["per_task"] = per_task
     return out
@@ -387,9 +388,9 @@ def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_si
         tasks = sinusoid_tasks(num_tasks, k, 100)
         values = step_sharpness(runs["maml"].learner.model, tasks, 0.01, iterations=power_iterations)
         sharpness[f"K={k}"] = sharpness_summary(values)
-        if k == 5:  # which tasks blow up within 10 steps, and how their curvature evolves along the way
-            mse = adaptation_curve(runs["maml"].learner, 5, 10, inner_lr=0.01, tasks=tasks, keep_per_task=True)["per_task"]
-            mask = ~(torch.tensor(mse[10], dtype=torch.float64) <= DIVERGED_FACTOR * torch.tensor(mse[0], dtype=torch.float64))
+        if k == 5:  # the tasks that blow up within 10 steps, and how their curvature evolves along the way
+            mask = torch.zeros(num_tasks, dtype=torch.bool)
+            mask[comparison["K=5"]["maml"]["diverged_tasks"]] = True
             sharpness["K=5"]["along_steps"] = sharpness_along_steps(runs["maml"].learner.model, tasks, 0.01, mask,
                                                                    iterations=power_iterations)
     results = {

@@ -115,7 +115,7 @@ def test_compare_sinusoid_win_share_and_median_ignore_blown_up_tasks():
     out = ex.compare_sinusoid(maml, pretrained, shots=(5,), max_steps=2, num_tasks=20)
     d = out["K=5"]["difference"]
     assert d["mean"][1] == -math.inf and d["win_share"][1] == 0.95 and math.isclose(d["median"][1], 1.8, rel_tol=1e-6)
-    assert out["K=5"]["maml"]["diverged"][1] == 1 and math.isclose(out["K=5"]["maml"]["mean_not_diverged"][1], 0.2, rel_tol=1e-6)
+    assert out["K=5"]["maml"]["diverged"][1] == 1 and out["K=5"]["maml"]["diverged_tasks"] == [19] and math.isclose(out["K=5"]["maml"]["mean_not_diverged"][1], 0.2, rel_tol=1e-6)
     assert ex.maml_beats_pretrained(out, 5, steps=(1, 2)) is True
 
 
