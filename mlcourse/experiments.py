@@ -243,6 +243,8 @@ def step_sharpness(model: nn.Module, tasks, inner_lr: float, *, after_steps: int
     import torch.nn.functional as F
     from torch.func import grad, vmap
 
+    from .algorithms.core import grad_func, sgd_steps
+
     if iterations < 1:
         raise ValueError(f"iterations={iterations} must be >= 1")
     if not isinstance(after_steps, int) or after_steps < 0:
@@ -264,10 +266,7 @@ def step_sharpness(model: nn.Module, tasks, inner_lr: float, *, after_steps: int
         return {k: t / norm for k, t in v.items()}
 
     def top_eigenvalue(x: Tensor, y: Tensor, v: dict[str, Tensor]) -> Tensor:
-        p = theta
-        for _ in range(after_steps):
-            g = grad(loss)(p, x, y)
-            p = {k: p[k] - lr * g[k] for k in p}
+        p = sgd_steps(lambda q: loss(q, x, y), theta, lr, after_steps, create_graph=False, grad_fn=grad_func)
         v = unit(v)
         for _ in range(iterations):
             v = unit(hvp(p, v, x, y))
@@ -286,14 +285,18 @@ def step_sharpness(model: nn.Module, tasks, inner_lr: float, *, after_steps: int
 
 
 def sharpness_along_steps(model: nn.Module, tasks, inner_lr: float, diverged: Tensor, steps: int = 3,
-                          iterations: int = 200) -> dict[str, Any]:
+                          iterations: int = 200, at_start: Optional[Tensor] = None) -> dict[str, Any]:
     """Median ``alpha * lambda_max`` after 0..``steps`` fine-tuning steps, separately for the tasks that
-    ``diverged`` (a bool mask ``[T]``, e.g. from :func:`adaptation_curve`) and the others (ch02)."""
+    ``diverged`` (a bool mask ``[T]``, e.g. from :func:`adaptation_curve`) and the others (ch02).
+    ``at_start``: the values at 0 steps when they are already computed (``step_sharpness`` of the same tasks)."""
     mask = torch.as_tensor(diverged, dtype=torch.bool).reshape(-1)
     out: dict[str, Any] = {"steps": list(range(steps + 1)), "diverged": [], "not_diverged": [],
                            "num_diverged": int(mask.sum()), "num_tasks": int(mask.numel())}
     for s in range(steps + 1):
-        values = step_sharpness(model, tasks, inner_lr, after_steps=s, iterations=iterations)
+        if s == 0 and at_start is not None:
+            values = torch.as_tensor(at_start, dtype=torch.float64).reshape(-1)
+        else:
+            values = step_sharpness(model, tasks, inner_lr, after_steps=s, iterations=iterations)
         out["diverged"].append(float(values[mask].median()) if bool(mask.any()) else math.nan)
         out["not_diverged"].append(float(values[~mask].median()) if bool((~mask).any()) else math.nan)
     return out
@@ -392,7 +395,7 @@ def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_si
             mask = torch.zeros(num_tasks, dtype=torch.bool)
             mask[comparison["K=5"]["maml"]["diverged_tasks"]] = True
             sharpness["K=5"]["along_steps"] = sharpness_along_steps(runs["maml"].learner.model, tasks, 0.01, mask,
-                                                                   iterations=power_iterations)
+                                                                   iterations=power_iterations, at_start=values)
     results = {
         "setting": {"model": "SinusoidMLP 1-40-40-1 ReLU", "iterations": iterations, "meta_batch_size": meta_batch_size,
                     "k_shot_train": k_shot_train, "n_query_train": k_shot_train, "inner_lr": 0.01, "inner_steps": 1,
@@ -519,16 +522,15 @@ def sinusoid_task_embedding(model: nn.Module, tasks, inner_lr: float = 0.01, ste
 
     Tasks that need similar corrections land close together (the "task embedding" of section 2).
     """
+    from .algorithms.core import grad_func, sgd_steps
+
     theta = _plain_params(model)
 
     def loss_fn(p, x, y):
         return torch.nn.functional.mse_loss(functional_call(model, p, (x,)), y)
 
     def adapt(x, y):
-        p = theta
-        for _ in range(steps):
-            g = torch.func.grad(loss_fn)(p, x, y)
-            p = {k: p[k] - inner_lr * g[k] for k in p}
+        p = sgd_steps(lambda q: loss_fn(q, x, y), theta, inner_lr, steps, create_graph=False, grad_fn=grad_func)
         return torch.cat([(p[k] - theta[k]).reshape(-1) for k in theta])
 
     with torch.no_grad():

@@ -183,9 +183,28 @@ def test_step_sharpness_matches_the_exact_hessian():
         assert math.isclose(float(after[t]), 0.5 * float(eig[eig.abs().argmax()]), rel_tol=1e-6)
     with pytest.raises(ValueError, match="after_steps=-1"):
         ex.step_sharpness(model, tasks, 0.5, after_steps=-1)
+    # along the path: step 0 may reuse values already computed; the result is the same
+    mask = torch.tensor([True, False, False, True])
+    fresh = ex.sharpness_along_steps(model, tasks, 0.5, mask, steps=1, iterations=400)
+    reused = ex.sharpness_along_steps(model, tasks, 0.5, mask, steps=1, iterations=400,
+                                      at_start=ex.step_sharpness(model, tasks, 0.5, iterations=400))
+    assert reused == fresh and math.isclose(fresh["not_diverged"][1], float(after[1:3].median()), rel_tol=1e-9)
 
 
 def test_mse_cells_name_blown_up_means():
     assert ex.mse_cell(0.5678, 0.0123) == "0.57 ± 0.01" and ex.mse_cell(0.5) == "0.50"
     for bad in (float("inf"), float("nan"), 5e3):
         assert ex.mse_cell(bad, 1.0) == "diverged"
+
+
+def test_task_embedding_is_the_parameter_change_of_plain_sgd():
+    """sinusoid_task_embedding (vmap over tasks) = phi_t - theta from finetune_params (autograd, one task at a time)."""
+    torch.manual_seed(0)
+    model = SinusoidMLP(hidden=8)
+    tasks = ex.sinusoid_tasks(3, 5, 1)
+    emb = ex.sinusoid_task_embedding(model, tasks, inner_lr=0.05, steps=2)
+    assert emb.shape == (3, sum(p.numel() for p in model.parameters()))
+    for t in range(3):
+        path = ex.finetune_params(model, tasks.support_x[t], tasks.support_y[t], 0.05, 2)
+        expected = torch.cat([(path[2][k] - path[0][k]).reshape(-1) for k in path[0]])
+        assert torch.allclose(emb[t], expected, atol=1e-6)
