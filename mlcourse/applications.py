@@ -41,12 +41,12 @@ Params = dict[str, Tensor]
 
 
 def mean_ci(values: Any) -> tuple[float, float]:
-    """Mean and 95% half-width ``1.96 * std / sqrt(n)`` (population std, the few-shot convention)."""
-    t = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
-    if t.numel() == 0:
-        raise ValueError("mean_ci needs at least one value")
-    std = float(t.std(unbiased=False)) if t.numel() > 1 else 0.0
-    return float(t.mean()), 1.96 * std / math.sqrt(t.numel())
+    """Mean and 95% confidence half-width ``1.96 * std / sqrt(n)`` (the few-shot protocol; one formula for the
+    package: :func:`mlcourse.train.confidence_interval`)."""
+    from .train import confidence_interval
+
+    mean, ci95, _ = confidence_interval(values if isinstance(values, Tensor) else list(values))
+    return mean, ci95
 
 
 # ==================================================================================================
@@ -243,7 +243,7 @@ def cross_domain_figure(table: Mapping[str, Mapping[str, tuple[float, float]]], 
     ax.set_xticks(range(len(domains)), domains, fontsize=8)
     ax.set_ylabel("5-way 1-shot query accuracy")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best", framealpha=0.7)
     ax.set_title("same embedding, other domains")
     fig.tight_layout()
     return fig
@@ -348,22 +348,22 @@ def drift_figure(models: Mapping[str, nn.Module], *, k_shot: int = 10, inner_lr:
     """Left: the drifting amplitude and phase. Right: query MSE per window for each adaptation strategy."""
     errors = drift_errors(models, k_shot=k_shot, inner_lr=inner_lr, steps=steps, num_windows=num_windows, lag=lag, seed=seed)
     sched = drift_schedule(num_windows)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 2]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1, 2]})
     ax1.plot(sched[:, 0], label="amplitude A(t)")
     ax1.plot(sched[:, 1], label="phase b(t)")
     ax1.axvline(num_windows // 2, color="grey", ls=":", lw=1)
     ax1.set_xlabel("time window t")
     ax1.set_title("the environment drifts (switch halfway)")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, loc="best", framealpha=0.7)
     for label, e in errors.items():
         ax2.plot(e.numpy(), marker="o", ms=3, label=f"{label} (mean {float(e.mean()):.2f})")
     ax2.axvline(num_windows // 2, color="grey", ls=":", lw=1)
     ax2.set_yscale("log")
     ax2.set_xlabel("time window t")
     ax2.set_ylabel("query MSE of window t")
-    ax2.set_title(f"adapt on the previous window's K={k_shot} points, α={inner_lr:g}, {steps} step(s)" if lag == 1
-                  else f"K={k_shot}, α={inner_lr:g}, {steps} step(s), lag {lag}")
-    ax2.legend(fontsize=7)
+    ax2.set_title(f"adapt on the previous window's K={k_shot} points, α={inner_lr:.3g}, {steps} step(s)" if lag == 1
+                  else f"K={k_shot}, α={inner_lr:.3g}, {steps} step(s), lag {lag}")
+    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)  # below: hides no curve
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -508,7 +508,7 @@ def personalisation_figure(curves: Mapping[str, Mapping[str, list[float]]], shot
     ax.set_ylabel("MSE on the user's other items")
     ax.set_title("personalisation: every user is a task")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="best", framealpha=0.7)
     fig.tight_layout()
     return fig
 
@@ -530,7 +530,7 @@ def rl_returns_figure(results: Mapping[str, Mapping[str, list[float]]], title: s
     ax.set_ylabel("average return")
     ax.set_title(title or "2-D navigation: new goals")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best", framealpha=0.7)
     fig.tight_layout()
     return fig
 

@@ -3,7 +3,9 @@
 
 One row per (algorithm, implementation, shape):
 
-* ``vectorised``: ``make_learner(..., vectorise=True)`` (``torch.func.vmap`` over the tasks);
+* ``vectorised``: ``make_learner(..., vectorise=True)`` (``torch.func.vmap`` over the tasks, eager);
+* ``compiled``: the same learner with ``compile=True`` (``torch.compile`` of the vmapped map; its compile time,
+  paid once on the first call, is reported as ``compile_seconds`` and not counted in the rate);
 * ``per-task loop``: ``make_learner(..., vectorise=False)`` (our reference loop, ``torch.autograd.grad``);
 * ``learn2learn``: ``l2l.algorithms.MAML`` / ``MetaSGD`` with ``clone()`` / ``adapt()`` in a Python loop over
   tasks, the way its examples are written (ANIL: ``MAML`` around the head, features from the body).
@@ -12,8 +14,8 @@ Each timed unit is one meta-gradient: ``zero_grad``, the meta-loss of a whole me
 (no optimiser step: it costs the same everywhere). Implementations of one (algorithm, shape) are timed
 in interleaved rounds in the same process, so shared-machine noise hits them alike; the rate is
 ``tasks / min(seconds)`` over the rounds (the least disturbed run; the median is kept in the row too;
-ProtoNets: episodes/s). Ratios: ``rate / rate(learn2learn)`` and
-``rate / rate(per-task loop)``.
+ProtoNets: episodes/s). Ratios: ``rate / rate(learn2learn)``, ``rate / rate(per-task loop)`` and
+``rate / rate(vectorised)`` (compiled over eager).
 
 Memory, labelled in every row (``peak_memory_method``):
 
@@ -53,14 +55,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mlcourse.checkpoint import atomic_write  # one atomic writer (temporary file, fsync, rename)
 from mlcourse.config import device_name
 from mlcourse.data.tasks import TaskBatch
 
-VECTORISED, LOOP, L2L = "vectorised", "per-task loop", "learn2learn"
-IMPLEMENTATIONS = (VECTORISED, LOOP, L2L)
+VECTORISED, COMPILED, LOOP, L2L = "vectorised", "compiled", "per-task loop", "learn2learn"
+IMPLEMENTATIONS = (VECTORISED, COMPILED, LOOP, L2L)
+QUICK_IMPLEMENTATIONS = (VECTORISED, LOOP, L2L)  # --tiny (CI): no 30-60 s compilations
 #: algorithms the benchmark knows; learn2learn has no ProtoNets class (its examples write one by hand).
-BENCH_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd", "protonet")
-DEFAULT_ALGORITHMS = ("maml", "fomaml", "protonet")
+BENCH_ALGORITHMS = ("maml", "fomaml", "reptile", "anil", "metasgd", "protonet")
+DEFAULT_ALGORITHMS = ("maml", "fomaml", "reptile", "protonet")
 L2L_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd")
 
 
@@ -86,11 +90,13 @@ SHAPES: dict[str, Shape] = {
     "tiny": Shape(n_way=5, k_shot=1, n_query=2, tasks=4, inner_steps=1, hidden=8, image_size=16, channels=1),
     "small": Shape(n_way=5, k_shot=1, n_query=5, tasks=8, inner_steps=1, hidden=16, image_size=28, channels=1),
     "small-5step": Shape(n_way=5, k_shot=1, n_query=5, tasks=8, inner_steps=5, hidden=16, image_size=28, channels=1),
+    # chapter 03's shipped Omniglot runs: 5-way 1-shot, 5 queries, 8 tasks, Conv-4 with 64 filters on 28x28
+    "ch03": Shape(n_way=5, k_shot=1, n_query=5, tasks=8, inner_steps=1, hidden=64, image_size=28, channels=1),
     "conv4-32": Shape(n_way=5, k_shot=5, n_query=15, tasks=32, inner_steps=5, hidden=64, image_size=32, channels=3),
     "conv4-84": Shape(n_way=5, k_shot=5, n_query=15, tasks=16, inner_steps=5, hidden=32, image_size=84, channels=3),
 }
 TINY_SHAPES = ("tiny",)
-CPU_SHAPES = ("small", "small-5step")
+CPU_SHAPES = ("ch03",)
 GPU_SHAPES = ("conv4-32", "conv4-84")
 
 
@@ -172,12 +178,13 @@ def make_model(shape: Shape, *, seed: int = 0, device: torch.device | str = "cpu
 
 
 def mlcourse_step(algorithm: str, model: nn.Module, shape: Shape, batch: TaskBatch, *, vectorise: bool,
-                  inner_lr: float = 0.1) -> tuple[Callable[[], Tensor], nn.Module]:
+                  inner_lr: float = 0.1, compile: bool = False) -> tuple[Callable[[], Tensor], nn.Module]:
     """``step()`` = one meta-gradient with ``make_learner(algorithm, ..., vectorise=vectorise)``; returns
     ``(step, learner)``. ``step`` returns the (detached) meta-loss."""
     from mlcourse.algorithms import make_learner
 
-    learner = make_learner(algorithm, model, inner_lr=inner_lr, inner_steps=shape.inner_steps, vectorise=vectorise)
+    learner = make_learner(algorithm, model, inner_lr=inner_lr, inner_steps=shape.inner_steps, vectorise=vectorise,
+                           compile=compile)
 
     def step() -> Tensor:
         learner.zero_grad(set_to_none=True)
@@ -409,6 +416,17 @@ def run_benchmark(
             inputs = [batch.support_x, batch.query_x]
             if VECTORISED in implementations:
                 steps[VECTORISED], _ = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr)
+            compile_seconds = None
+            if COMPILED in implementations:
+                step, compiled = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=True,
+                                               inner_lr=inner_lr, compile=True)
+                if progress is not None:
+                    progress(f"{shape_name}: compiling {algo}")
+                start = time.perf_counter()
+                step()  # the first call compiles
+                compile_seconds = time.perf_counter() - start
+                if compiled.compile_notice is None:
+                    steps[COMPILED] = step
             if LOOP in implementations:
                 steps[LOOP], learner = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=False, inner_lr=inner_lr)
                 graph_fns[LOOP] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
@@ -441,6 +459,8 @@ def run_benchmark(
                     "seconds_min": best[impl], "seconds_median": med[impl], "seconds": times[impl],
                     "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
                     "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
+                    "ratio_to_eager": rate[impl] / rate[VECTORISED] if VECTORISED in rate else None,
+                    "compile_seconds": compile_seconds if impl == COMPILED else None,
                     "peak_memory_bytes": peak, "peak_memory_method": method,
                     "graph_saved_bytes": graph,
                     "graph_saved_method": ("autograd saved_tensors_hooks, bytes held for backward" if graph is not None
@@ -466,12 +486,13 @@ def _ratio(value: Optional[float]) -> str:
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table of benchmark rows (what ``main`` prints)."""
     header = (f"{'shape':<12} {'algorithm':<9} {'implementation':<14} {'rate':>9} {'unit':<10} {'vs l2l':>7} "
-              f"{'vs loop':>7} {'peak MiB':>9} {'graph MiB':>9}")
+              f"{'vs loop':>7} {'vs eager':>8} {'peak MiB':>9} {'graph MiB':>9} {'compile s':>9}")
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r['shape']:<12} {r['algorithm']:<9} {r['implementation']:<14} {r['rate']:>9.1f} {r['unit']:<10} "
                      f"{_ratio(r['ratio_to_learn2learn']):>7} {_ratio(r['ratio_to_loop']):>7} "
-                     f"{_mib(r['peak_memory_bytes']):>9} {_mib(r['graph_saved_bytes']):>9}")
+                     f"{_ratio(r.get('ratio_to_eager')):>8} {_mib(r['peak_memory_bytes']):>9} {_mib(r['graph_saved_bytes']):>9} "
+                     f"{'-' if r.get('compile_seconds') is None else format(r['compile_seconds'], '.0f'):>9}")
     if rows:
         r = rows[0]
         lines.append(f"device: {r['device_name']} [{r['device']}] | torch {r['torch']} | learn2learn {r['learn2learn']} | "
@@ -482,12 +503,18 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[float]]]:
-    """``{"shape/algorithm": {"vectorised_vs_learn2learn": x, "vectorised_vs_loop": y}}``."""
+    """``{"shape/algorithm": {"vectorised_vs_learn2learn": x, "vectorised_vs_loop": y, "compiled_vs_eager": z,
+    "compiled_vs_learn2learn": w, "compile_seconds": s}}`` (``None`` where a row is missing)."""
     out: dict[str, dict[str, Optional[float]]] = {}
     for r in rows:
+        entry = out.setdefault(f"{r['shape']}/{r['algorithm']}", {
+            "vectorised_vs_learn2learn": None, "vectorised_vs_loop": None, "compiled_vs_eager": None,
+            "compiled_vs_learn2learn": None, "compile_seconds": None})
         if r["implementation"] == VECTORISED:
-            out[f"{r['shape']}/{r['algorithm']}"] = {"vectorised_vs_learn2learn": r["ratio_to_learn2learn"],
-                                                     "vectorised_vs_loop": r["ratio_to_loop"]}
+            entry.update(vectorised_vs_learn2learn=r["ratio_to_learn2learn"], vectorised_vs_loop=r["ratio_to_loop"])
+        elif r["implementation"] == COMPILED:
+            entry.update(compiled_vs_eager=r.get("ratio_to_eager"), compiled_vs_learn2learn=r["ratio_to_learn2learn"],
+                         compile_seconds=r.get("compile_seconds"))
     return out
 
 
@@ -496,10 +523,8 @@ def write_json(rows: Sequence[dict[str, Any]], path: str | os.PathLike, extra: O
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"kind": "mlcourse.bench", "rows": list(rows), "summary": summarise(rows), **(extra or {})}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(payload, indent=1, default=str) + "\n"
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, Any]]:
@@ -530,7 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=None,
                         help="default: tiny with --tiny, conv4-32 and conv4-84 on CUDA, small and small-5step on CPU")
     parser.add_argument("--algorithms", nargs="+", choices=BENCH_ALGORITHMS, default=list(DEFAULT_ALGORITHMS))
-    parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=None,
+                        help="default: all (vectorised, compiled, per-task loop, learn2learn); --tiny: no compiled")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per implementation (default 3 tiny, 7 otherwise)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
@@ -562,12 +588,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         l2l = load_learn2learn(args.l2l_source)
     else:
         l2l = True
-    rows = run_benchmark(shapes, args.algorithms, dev, repeats, implementations=args.implementations, learn2learn=l2l,
+    implementations = args.implementations or list(QUICK_IMPLEMENTATIONS if args.tiny else IMPLEMENTATIONS)
+    rows = run_benchmark(shapes, args.algorithms, dev, repeats, implementations=implementations, learn2learn=l2l,
                          memory=not args.no_memory, progress=lambda s: print(f"  measuring {s}", flush=True))
     print(format_table(rows))
     for key, s in summarise(rows).items():
-        if s["vectorised_vs_learn2learn"] is not None:
-            print(f"{key}: vectorised / learn2learn = {s['vectorised_vs_learn2learn']:.2f}x")
+        parts = [f"{label} = {s[field]:.2f}x" for field, label in (
+            ("vectorised_vs_learn2learn", "vectorised / learn2learn"), ("compiled_vs_eager", "compiled / eager"),
+            ("compiled_vs_learn2learn", "compiled / learn2learn")) if s[field] is not None]
+        if s["compile_seconds"] is not None:
+            parts.append(f"compile time {s['compile_seconds']:.0f} s (once per run)")
+        if parts:
+            print(f"{key}: " + ", ".join(parts))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPO_ROOT / "runs" / "bench" / f"bench-{dev.type}-{stamp}.json"
     path = write_json(rows, out, {"argv": list(argv) if argv is not None else sys.argv[1:], "repeats": repeats,

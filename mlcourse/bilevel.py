@@ -420,7 +420,7 @@ def draw_toy_landscape(
                      arrowprops=dict(arrowstyle="->", color=color, lw=2))
         ax1.plot([], [], color=color, lw=2, label=label)
     ax1.plot(*th, "k*", ms=14, label=r"$\theta$")
-    ax1.set_title(rf"support losses; $\alpha$={alpha:g}, {inner_steps} inner step(s); "
+    ax1.set_title(rf"support losses; $\alpha$={alpha:.3g}, {inner_steps} inner step(s); "
                   rf"rel. first-order error {relative_error(first, exact):.2f}", fontsize=9)
     ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
 
@@ -440,7 +440,7 @@ def draw_toy_landscape(
     ax2.plot(*best, "P", color="black", ms=11, label=f"MAML optimum ({float(maml_obj(best)):.3f})")
     ax2.plot(*joint, "X", color="tab:green", ms=11, label=f"joint-training optimum ({float(maml_obj(joint)):.3f})")
     ax2.set_title(rf"MAML objective mean$_T\, L^{{val}}_T(\phi_T(\theta))$; "
-                  rf"{outer_steps} outer steps, $\beta$={beta:g}", fontsize=9)
+                  rf"{outer_steps} outer steps, $\beta$={beta:.3g}", fontsize=9)
     ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
     for ax in (ax1, ax2):
         ax.set_xlim(-4, 4)
@@ -513,7 +513,7 @@ def draw_adaptation(
     tasks = SinusoidTasks()
     batch = tasks.sample(num_tasks, k_shot, 100, generator=torch.Generator().manual_seed(seed), device=device)
     if fig is None:
-        fig = plt.figure(figsize=(12, 4.5))
+        fig = plt.figure(figsize=(12, 5.2))
     fig.clear()
     ax1, ax2 = fig.subplots(1, 2)
     x = torch.linspace(-5, 5, 200, device=device).unsqueeze(-1)
@@ -530,10 +530,10 @@ def draw_adaptation(
     ax1.set_xlabel("adaptation steps (SGD on the support set)")
     ax1.set_ylabel(f"query MSE, mean of {num_tasks} held-out tasks")
     ax1.set_yscale("log")
-    ax1.set_title(rf"$\alpha$={alpha:g}, K={k_shot}", fontsize=9)
-    ax1.legend(fontsize=8)
+    ax1.set_title(rf"$\alpha$={alpha:.3g}, K={k_shot}", fontsize=9)
+    ax1.legend(fontsize=8, loc="best", framealpha=0.7)
     ax2.set_title("one held-out task", fontsize=9)
-    ax2.legend(fontsize=7)
+    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)  # below: hides no curve
     fig.tight_layout()
     return fig
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
+WEIGHTS_NAME = "weights.pt"  # a finished run's fp32 learner weights without optimiser state (results/omniglot/*)
 RESULTS_NAME = "results.json"
 CHECKPOINT_FORMAT = "mlcourse-checkpoint"
 RESULTS_FORMAT = "mlcourse-results"
@@ -204,10 +205,12 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
-    """A run directory (``runs/NAME``) resolves to its ``checkpoint.pt``."""
+    """A run directory (``runs/NAME``) resolves to its ``checkpoint.pt``; a shipped run's directory
+    (``results/omniglot/NAME``, no checkpoint) to its ``weights.pt``."""
     path = Path(path).expanduser()
     if path.is_dir():
-        path = path / CHECKPOINT_NAME
+        path = path / (WEIGHTS_NAME if not (path / CHECKPOINT_NAME).exists() and (path / WEIGHTS_NAME).exists()
+                       else CHECKPOINT_NAME)
     return path
 
 

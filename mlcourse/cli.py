@@ -67,6 +67,11 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--attention", dest="attention", action="store_const", const=True,
                    help="Conv-4 with the attention block (the article's MAML + attention)")
     t.add_argument("--no-vectorise", dest="vectorise", action="store_const", const=False)
+    t.add_argument("--train-n-way", dest="train_n_way", type=int,
+                   help="classes per training task for protonet/matchingnet (default: --n-way)")
+    t.add_argument("--lr-schedule", dest="lr_schedule", help="constant (default) or cosine (outer lr decays to 0)")
+    t.add_argument("--compile", dest="compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the learner (default: on for vectorised image runs of >= 1,000 iterations)")
     t.add_argument("--out", dest="out_dir", help="run directory (default runs/ALGO-DATA-NwayKshot)")
     t.add_argument("--fast", action="store_true", help="fast mode sizes (also MLCOURSE_FAST=1)")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
@@ -78,7 +83,16 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--inner-steps", dest="inner_steps", type=int, help="default: the run's test inner steps")
     e.add_argument("--batch", dest="batch_size", type=int, help="tasks per evaluation batch")
     e.add_argument("--device", default=None)
+    e.add_argument("--n-way", dest="n_way", type=int, help="test another number of classes (protonet, matchingnet, pretrain)")
+    e.add_argument("--k-shot", dest="k_shot", type=int, help="test another number of support examples per class")
+    e.add_argument("--seed", type=int, default=None, help="test-task seed (default: the protocol's fixed test tasks)")
+    e.add_argument("--compile", action="store_true", help="torch.compile the evaluation (pays off for many tasks)")
+    e.add_argument("--record", action="store_true", help="add the result to the run's results.json (extra_tests)")
     e.add_argument("--no-progress", dest="progress", action="store_false")
+
+    x = commands.add_parser("export", help="copy a finished run's results.json and fp32 weights (no optimiser state)")
+    x.add_argument("run", help="run directory (runs/NAME)")
+    x.add_argument("dest", help="destination directory (e.g. results/omniglot/NAME)")
 
     d = commands.add_parser("data", help="import or download data sets")
     actions = d.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -99,7 +113,7 @@ def _build_parser() -> argparse.ArgumentParser:
 _TRAIN_FIELDS = ("split_scheme", "n_way", "k_shot", "n_query", "inner_steps", "test_inner_steps", "inner_lr", "outer_lr",
                  "meta_batch_size", "iterations", "eval_every", "val_tasks", "test_tasks", "eval_batch_size",
                  "checkpoint_every", "log_every", "seed", "device", "image_size", "hidden", "rotations", "first_order",
-                 "stratified", "attention", "vectorise", "out_dir")
+                 "stratified", "attention", "vectorise", "train_n_way", "lr_schedule", "compile", "out_dir")
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -134,6 +148,9 @@ def train_command(config: Any) -> str:
         value, action = getattr(config, name), options[name]
         if value is None:
             continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            words.append(action.option_strings[0] if value else action.option_strings[1])
+            continue
         if isinstance(action, argparse._StoreConstAction):
             if value == action.const:
                 words.append(action.option_strings[0])
@@ -166,15 +183,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .train import evaluate, load_trained
+    import time
 
-    exp, checkpoint = load_trained(args.checkpoint, device=args.device)
+    from .train import TEST_SEED, evaluate, load_trained, test_sampler
+
+    start = time.perf_counter()
+    exp, checkpoint = load_trained(args.checkpoint, device=args.device, compile=args.compile)
     config = exp.config
     inner = config.test_inner_steps if args.inner_steps is None else args.inner_steps
-    sampler = exp.samplers["test"]
+    sampler = test_sampler(exp, n_way=args.n_way, k_shot=args.k_shot, seed=TEST_SEED if args.seed is None else args.seed)
     result = evaluate(exp.learner, sampler, num_tasks=args.tasks, inner_steps=inner,
                       batch_size=args.batch_size or min(config.meta_batch_size, 25), progress=args.progress)
-    print(f"{config.algo} {config.data} step {checkpoint['step']}: test {result} with {inner} inner steps")
+    shape = f"{sampler.n_way}-way {sampler.k_shot}-shot " if config.is_classification else ""
+    print(f"{config.algo} {config.data} step {checkpoint['step']}: test {shape}{result} with {inner} inner steps")
+    if args.record:
+        from .shipped import record_extra_test
+
+        where = record_extra_test(os.path.dirname(os.fspath(checkpoint_path(args.checkpoint))), result,
+                                  n_way=sampler.n_way, k_shot=sampler.k_shot, device=exp.device,
+                                  wall_time_s=time.perf_counter() - start)
+        print(f"recorded in {where}")
+    return 0
+
+
+def checkpoint_path(path: str) -> Any:
+    from .checkpoint import resolve_checkpoint_path
+
+    return resolve_checkpoint_path(path)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .shipped import export_run
+
+    where = export_run(args.run, args.dest)
+    print(f"exported {args.run} to {os.path.dirname(where)} (results.json, weights.pt)")
     return 0
 
 
@@ -214,7 +256,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return status
     parser = _build_parser()
     args = parser.parse_args(argv)
-    handlers = {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data, "bench": _cmd_bench}
+    handlers = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "data": _cmd_data, "bench": _cmd_bench}
     try:
         status = handlers[args.command](args)
     except KeyboardInterrupt:

@@ -104,12 +104,12 @@ def format_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 
 def mean_ci(values: Iterable[float] | Tensor) -> tuple[float, float]:
-    """Mean and 95% confidence half-width ``1.96 * std / sqrt(n)`` (the few-shot protocol)."""
-    t = torch.as_tensor(list(values) if not isinstance(values, Tensor) else values, dtype=torch.float64).reshape(-1)
-    if t.numel() == 0:
-        raise ValueError("mean_ci needs at least one value")
-    std = float(t.std(unbiased=False)) if t.numel() > 1 else 0.0
-    return float(t.mean()), 1.96 * std / math.sqrt(t.numel())
+    """Mean and 95% confidence half-width ``1.96 * std / sqrt(n)`` (the few-shot protocol; one formula for the
+    package: :func:`mlcourse.train.confidence_interval`)."""
+    from .train import confidence_interval
+
+    mean, ci95, _ = confidence_interval(values if isinstance(values, Tensor) else list(values))
+    return mean, ci95
 
 
 @contextlib.contextmanager
@@ -642,7 +642,94 @@ def train_omniglot(algo: str, *, progress: bool = True, **settings: Any):
 
         print(f"{algo}: run directory {config.out_dir} (resumed or reused when it holds this run); from a terminal:\n  "
               f"{train_command(config)}")
+        if not (Path(config.out_dir) / "results.json").exists():  # nothing silently starts an hour of work
+            from .train import expected_training_time, measure_step_time
+
+            print("  " + expected_training_time(config, measure_step_time(config)))
     return train(config, progress=progress)
+
+
+ARTICLE_VS_MAML = "ch04_article_vs_maml"  # results/ch04_article_vs_maml.json: the full-size run of chapter 04
+
+
+def article_vs_maml(iterations: int, *, test_tasks: int = 1000, k_shot: int = 10, alpha: float = 0.01,
+                    meta_batch_size: int = 25, max_steps: int = 10, seed: int = 0,
+                    device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Chapter 04, section 7: the article's rule against MAML on the MAML paper's sinusoid benchmark.
+
+    Both rules start from the same initialisation (``seed``) and get the same budget; only the meta-gradient
+    differs. Returns ``{"models", "histories", "curves", "wall_time_s", "settings"}`` where ``curves[name]`` is
+    the held-out query MSE after 0..``max_steps`` SGD steps of ``alpha`` on ``test_tasks`` new tasks.
+    """
+    from . import bilevel as B
+    from .algorithms import make_learner
+    from .data.sinusoid import SinusoidTasks
+    from .models import SinusoidMLP
+
+    device = resolve_device(device)
+    sine = SinusoidTasks()
+    sample = lambda g: sine.sample(meta_batch_size, k_shot, 10, generator=g, device=device)  # noqa: E731
+    models, histories, wall = {}, {}, {}
+    for name in ("maml", "article"):
+        torch.manual_seed(seed)  # the same initialisation for both rules
+        models[name] = SinusoidMLP().to(device)
+        learner = make_learner(name, models[name], inner_lr=alpha, inner_steps=1)
+        start = time.perf_counter()
+        histories[name] = B.meta_train(learner, sample, iterations, outer_lr=1e-3, seed=seed, desc=name, progress=progress)
+        wall[name] = time.perf_counter() - start
+    test_batch = sine.sample(test_tasks, k_shot, 100, generator=torch.Generator().manual_seed(2024), device=device)
+    curves = {name: B.adaptation_curve(m, test_batch, alpha, max_steps).cpu() for name, m in models.items()}
+    settings = dict(iterations=iterations, test_tasks=test_tasks, k_shot=k_shot, alpha=alpha,
+                    meta_batch_size=meta_batch_size, seed=seed)
+    return {"models": models, "histories": histories, "curves": curves, "wall_time_s": wall, "settings": settings}
+
+
+def save_article_vs_maml(run: Mapping[str, Any], device: torch.device | str = "cpu", directory: str | Path | None = None) -> Path:
+    """Write a full-size :func:`article_vs_maml` run to ``results/ch04_article_vs_maml.json`` (curves, wall times)."""
+    payload = {"settings": run["settings"], "curves": {k: [float(x) for x in v] for k, v in run["curves"].items()},
+               "wall_time_by_rule_s": {k: round(v, 1) for k, v in run["wall_time_s"].items()}}
+    return save_result(ARTICLE_VS_MAML, payload, device, directory=directory,
+                       wall_time_s=sum(run["wall_time_s"].values()))
+
+
+def shipped_omniglot(names: Sequence[str], *, retrain: bool = False, num_tasks: int = 600,
+                     device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Full mode of chapters 01, 03 and 05: the shipped Omniglot runs (``results/omniglot``), re-evaluated.
+
+    ``retrain=False`` (the default): each shipped run's fp32 weights are tested on ``num_tasks`` *fresh* test
+    tasks (another seed than the committed result) — minutes on a CPU — and a line says whether the new
+    number agrees with the committed one. ``retrain=True``: each run is trained again with its exact
+    configuration into ``runs/omniglot/<name>`` (resumable); one step is measured first and the expected time
+    printed. Returns ``{name: EvalResult or TrainResult}``.
+    """
+    from . import shipped
+    from .cli import train_command  # noqa: PLC0415 - printing the command of a run
+    from .train import TrainConfig, build_experiment, expected_training_time, measure_step_time, train
+
+    runs = shipped.shipped_runs()
+    missing = [n for n in names if n not in runs]
+    if missing:
+        raise FileNotFoundError(f"shipped run(s) {', '.join(missing)} not found under {shipped.SHIPPED_DIR}; "
+                                f"known: {', '.join(runs) or 'none'}")
+    out: dict[str, Any] = {}
+    for name in names:
+        committed = runs[name]
+        if not retrain:
+            start = time.perf_counter()
+            result = shipped.reevaluate(name, num_tasks, device=device, progress=progress)
+            same = shipped.agrees(result, committed["test"])
+            print(f"{name}: fresh {num_tasks} test tasks {100 * result.mean:.2f} ± {100 * result.ci95:.2f} % "
+                  f"(committed {100 * committed['test']['mean']:.2f} ± {100 * committed['test']['ci95']:.2f} %: "
+                  f"{'agrees' if same else 'DIFFERS'}), {time.perf_counter() - start:.0f} s")
+            out[name] = result
+            continue
+        config = TrainConfig.from_dict(committed["config"]).replace(
+            device=str(device), out_dir=str(REPO_ROOT / "runs" / "omniglot" / name))
+        seconds = measure_step_time(config)
+        print(expected_training_time(config, seconds))
+        print(f"  from a terminal: {train_command(config)}")
+        out[name] = train(config, progress=progress, experiment=build_experiment(config))
+    return out
 
 
 def omniglot_train_accuracy(learner: nn.Module, train_sampler, num_tasks: int = 100, inner_steps: Optional[int] = None) -> tuple[float, float]:
@@ -658,7 +745,8 @@ __all__ = [
     "mean_ci", "inner_lr_set", "sinusoid_tasks", "train_sinusoid", "history_curve", "adaptation_curve",
     "shots_curve", "compare_sinusoid", "maml_beats_pretrained", "SinusoidPaper", "sinusoid_paper_experiment",
     "paper_table", "finetune_params", "sinusoid_predictions", "sinusoid_task_embedding", "pca_2d",
-    "load_omniglot_splits", "scratch_baseline", "train_omniglot", "omniglot_train_accuracy",
+    "load_omniglot_splits", "scratch_baseline", "train_omniglot", "omniglot_train_accuracy", "shipped_omniglot",
+    "article_vs_maml", "save_article_vs_maml", "ARTICLE_VS_MAML",
 ]
 
 
@@ -668,8 +756,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m mlcourse.experiments")
-    parser.add_argument("experiment", choices=["sinusoid-paper"])
-    parser.add_argument("--iterations", type=int, default=70_000)
+    parser.add_argument("experiment", choices=["sinusoid-paper", "article-vs-maml"])
+    parser.add_argument("--iterations", type=int, default=None, help="default 70,000 (sinusoid-paper), 20,000 (article-vs-maml)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="training seed (test tasks are the same for every seed)")
@@ -678,13 +766,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", default=None, help="default runs/sinusoid-paper-full (seed 0), ...-seedN otherwise")
     parser.add_argument("--save-as", default=None, help="default sinusoid_paper_full (seed 0), ..._seedN otherwise")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.experiment == "article-vs-maml":  # chapter 04's full-size run -> results/ch04_article_vs_maml.json
+        run = article_vs_maml(args.iterations or 20_000, test_tasks=1000, seed=args.seed, device=args.device)
+        print(f"saved {save_article_vs_maml(run, args.device)}")
+        return 0
+    args.iterations = args.iterations or 70_000
     suffix = "" if args.seed == 0 else f"-seed{args.seed}"
     suffix += "" if args.init == "pytorch" else f"-{args.init}-init"
     suffix += "" if args.k_shot_train == 10 else f"-train-k{args.k_shot_train}"
     out = args.out or str(REPO_ROOT / "runs" / f"sinusoid-paper-full{suffix}")
     save_as = args.save_as or f"sinusoid_paper_full{suffix.replace('-', '_')}"
-    if args.threads:
-        torch.set_num_threads(args.threads)
     result = sinusoid_paper_experiment(args.iterations, meta_batch_size=25, num_tasks=1000, device=args.device,
                                        out_dir=out, save_as=save_as, progress=True, seed=args.seed, init=args.init,
                                        k_shot_train=args.k_shot_train)

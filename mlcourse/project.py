@@ -381,6 +381,11 @@ def run_grid(choice: DataChoice, datasets: Optional[Mapping[str, Any]] = None, *
             config = grid_config(choice, variant, n_way=n_way, k_shot=k_shot, fast=fast, device=str(dev),
                                  out_dir=run_dir, **overrides)
             exp = build_variant(config, datasets, attention=variant.attention, device=dev)
+            if not fast and not (run_dir and (Path(run_dir) / "results.json").exists()):
+                from .train import expected_training_time, measure_step_time
+
+                # a full-scale grid is hours of work on a laptop: say so before it starts
+                print(f"{name}: " + expected_training_time(config, measure_step_time(config, experiment=exp)))
             result = train(config, progress=progress, experiment=exp)
             test = result.test
             extra = {"variant": name, "attention": variant.attention, "algo": variant.algo,

@@ -22,8 +22,10 @@ Learning (all in plain torch, ``torch.func`` for per-task parameters):
   ``L(theta) = -mean_{n,t} log pi_theta(a_t|s_t) * A_t`` whose gradient is minus the estimated gradient of
   the expected return. ``A_t`` = discounted reward-to-go minus a **leave-one-out baseline** (the mean
   reward-to-go at the same time step over the task's *other* trajectories: it does not depend on the
-  trajectory's own actions, so the estimator stays unbiased), optionally normalised per task (what MAML's
-  implementation does; slightly biased, lower variance).
+  trajectory's own actions, so without normalisation the estimator is unbiased). By default the advantages
+  are then normalised per task as MAML's implementation does: divided by their standard deviation over
+  *all* the task's trajectories and steps, trajectory n included. That common variance-reduction practice
+  makes the estimate no longer exactly unbiased (see :func:`advantages`).
 * **MAML-RL** (:func:`meta_loss`, :func:`maml_rl_step`): for each task, roll out N trajectories with
   ``theta`` ("pre-update"), take one policy-gradient step ``phi_t = theta - alpha * grad L_pre,t(theta)``,
   roll out N trajectories with ``phi_t`` ("post-update") and minimise ``mean_t L_post,t(phi_t)`` with respect
@@ -219,9 +221,41 @@ def leave_one_out_baseline(returns: Tensor) -> Tensor:
     return (returns.sum(-2, keepdim=True) - returns) / (n - 1)
 
 
+def leave_one_out_scale(returns: Tensor) -> Tensor:
+    """``s[..., n]``: the spread of the *other* trajectories' reward-to-go ``returns[..., m, t]`` (``m != n``,
+    dim -2) around their own per-step mean (the leave-one-out baseline), pooled over the steps (dim -1):
+    ``sqrt(sum_{m != n, t} (R_m,t - b_n,t)^2 / ((N - 2) H))``. It does not depend on trajectory ``n``, so
+    ``(R_n - b_n) / s_n`` keeps the policy gradient's direction unbiased (its expectation is the true
+    gradient times ``E[1 / s]``), unlike MAML's per-task standard deviation (:func:`advantages`). It is 0
+    when the other trajectories coincide. Needs ``N >= 3`` (with 2, one other trajectory has no spread):
+    returns ones otherwise."""
+    n, h = returns.shape[-2], returns.shape[-1]
+    if n < 3:
+        return torch.ones_like(returns[..., 0])
+    r = returns - returns.mean(-2, keepdim=True)  # shift per step (no effect on the spread; avoids cancellation)
+    b = leave_one_out_baseline(r)
+    # sum_{m != n} (r_m - b_n)^2 = sum_{m != n} r_m^2 - (N - 1) b_n^2   (b_n is the mean of those r_m)
+    sq = (r.square().sum(-2, keepdim=True) - r.square()) - (n - 1) * b.square()
+    return (sq.clamp_min(0).sum(-1) / ((n - 2) * h)).sqrt()
+
+
 def advantages(rewards: Tensor, gamma: float = 0.99, normalise: bool = True) -> Tensor:
-    """Reward-to-go minus the leave-one-out baseline; ``normalise`` rescales per task (zero mean, unit std
-    over that task's trajectories and steps, as MAML's implementation does)."""
+    """Reward-to-go minus the leave-one-out baseline; ``normalise`` rescales per task as MAML's implementation
+    does: minus the mean, divided by the standard deviation, both over that task's trajectories and steps.
+
+    What the normalisation does to the estimator ``mean_n,t grad log pi(a_t^n|s_t^n) A_t^n``:
+
+    * the re-centring changes nothing: leave-one-out advantages already sum to zero over the trajectories at
+      every step (``sum_n (R_n - mean_{m != n} R_m) = 0``);
+    * the division by the task's standard deviation is what matters. Without it (``normalise=False``) the
+      estimate is unbiased: the baseline does not depend on trajectory ``n``. The standard deviation *does*
+      depend on trajectory ``n`` (it grows with ``|A^n|``), so a trajectory's weight depends on its own
+      return and the estimate is **no longer exactly unbiased**: the common variance-reduction practice,
+      with a bias that shrinks as the task has more trajectories and steps. ``tests/test_rl.py`` measures
+      it on a one-step problem with 8 trajectories per task (the ratio of two gradient components comes out
+      at 0.72 of the true one). Dividing by :func:`leave_one_out_scale` instead would keep the direction
+      unbiased, but that scale is 0 whenever the other trajectories coincide (velocities clipped the same
+      way), which makes MAML-RL training unstable here, so the course keeps MAML's normalisation."""
     ret = reward_to_go(rewards, gamma)
     adv = ret - leave_one_out_baseline(ret)
     if normalise:
@@ -396,5 +430,5 @@ def flat(params: Params) -> Tensor:
 
 
 __all__ = ["PointNavigation", "Trajectories", "GaussianMLPPolicy", "rollout", "reward_to_go", "leave_one_out_baseline",
-           "advantages", "pg_surrogate", "policy_gradient", "adapt", "meta_loss", "MetaRLConfig", "maml_rl_step",
-           "pretrain_step", "train_policy", "adaptation_returns", "flat", "detached"]
+           "leave_one_out_scale", "advantages", "pg_surrogate", "policy_gradient", "adapt", "meta_loss", "MetaRLConfig",
+           "maml_rl_step", "pretrain_step", "train_policy", "adaptation_returns", "flat", "detached"]

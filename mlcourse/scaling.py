@@ -233,7 +233,7 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "seconds", *, ax
     unit = "MiB" if metric.endswith("bytes") else "ms" if metric == "seconds" else ""
     ax.set_ylabel(f"{metric.replace('_', ' ')}{' per task' if per_task else ''} [{unit}]")
     ax.set_title(title or f"{metric.replace('_', ' ')} vs {AXIS_LABELS.get(axis, axis)}", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="best", framealpha=0.7)
     fig.tight_layout()
     return fig
 
@@ -275,6 +275,60 @@ def scaling_widget(*, inner_steps: int = 2, k_shot: int = 1, base: Point = FAST_
     controls = {"inner_steps": w.IntSlider(value=inner_steps, min=0, max=10, description="inner steps K"),
                 "k_shot": w.IntSlider(value=k_shot, min=1, max=10, description="shots")}
     return live_figure(controls, lambda **kw: point_figure(base=base, **kw), display=display)
+
+
+GPU_REFERENCE_FILE = "gpu-reference-h200-prototype.json"
+GPU_REFERENCE_FIELDS = ("kind", "device", "torch", "date", "provenance", "how_measured", "shape", "measurements")
+
+
+def load_gpu_reference(path: Any = None) -> dict[str, Any]:
+    """The GPU reference figures that chapters 07-08 quote (``benchmarks/results/gpu-reference-h200-prototype.json``):
+    measured on a lent H200 with a prototype before ``mlcourse bench`` existed, each labelled in the file with
+    its device, torch version, date, shape and provenance. The chapters print them from here, never typed in."""
+    import json
+    from pathlib import Path
+
+    from mlcourse.config import REPO_ROOT
+
+    file = Path(path) if path is not None else REPO_ROOT / "benchmarks" / "results" / GPU_REFERENCE_FILE
+    payload = json.loads(file.read_text())
+    missing = [k for k in GPU_REFERENCE_FIELDS if k not in payload]
+    if missing or payload.get("kind") != "mlcourse.gpu-reference":
+        raise ValueError(f"{file} is not a GPU reference file (kind 'mlcourse.gpu-reference'); missing fields: {missing}")
+    payload["file"] = str(file)
+    return payload
+
+
+def gpu_reference_entry(reference: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """One measurement (or observation, or the data-sheet peak) of :func:`load_gpu_reference` by its ``key``."""
+    entries = list(reference["measurements"]) + list(reference.get("observations", []))
+    if "reference_peak" in reference:
+        entries.append(reference["reference_peak"])
+    for entry in entries:
+        if entry["key"] == key:
+            return dict(entry)
+    raise KeyError(f"{key!r} is not in {reference.get('file', 'the GPU reference')}; allowed: {[e['key'] for e in entries]}")
+
+
+def gpu_reference_source(reference: Mapping[str, Any]) -> str:
+    """One line: file, device, torch version, date and provenance of the reference figures."""
+    return (f"{reference.get('file', GPU_REFERENCE_FILE).split('/')[-1]}: {reference['device']}, torch {reference['torch']}, "
+            f"{reference['date']} — {reference['provenance']}")
+
+
+def format_gpu_reference(reference: Mapping[str, Any]) -> str:
+    """The reference figures as text, headed by their source line and shape (chapters 07-08 print this)."""
+    shape = reference["shape"]
+    lines = [gpu_reference_source(reference),
+             f"shape: {shape['model']} with {shape['hidden']} filters, {shape['channels']}x{shape['image_size']}x"
+             f"{shape['image_size']}, {shape['n_way']}-way {shape['k_shot']}-shot, {shape['n_query']} queries, "
+             f"{shape['tasks']} tasks, {shape['inner_steps']} inner steps, {shape['dtype']}"]
+    for m in reference["measurements"]:
+        lines.append(f"  {m['label']:<52} {m['value']:>8g} {m['unit']}")
+    for o in reference.get("observations", []):
+        value = f"{o['value']:g} {o.get('unit', '')}" if isinstance(o["value"], (int, float)) else o["value"]
+        lines.append(f"  {o['label']}: {value}")
+    return "\n".join(lines)
 
 
 def gpu_results_table(results: Sequence[Mapping[str, Any]]) -> str:

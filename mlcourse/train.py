@@ -74,11 +74,14 @@ __all__ = [
     "Experiment",
     "SinusoidSampler",
     "build_experiment",
+    "test_sampler",
     "EvalResult",
     "evaluate",
     "TrainResult",
     "train",
     "load_trained",
+    "measure_step_time",
+    "expected_training_time",
     "load_results",
     "CheckpointError",
     "ResultsError",
@@ -91,6 +94,8 @@ SPLIT_SCHEMES = {"omniglot": ("vinyals", "lake"), "cifar100": ("article", "cifar
 # Omniglot "lake" (background/evaluation) has no validation split: validation then uses the evaluation
 # alphabets, so do not select models on its curves.
 _OMNIGLOT_SPLITS = {"vinyals": ("train", "val", "test"), "lake": ("background", "evaluation", "evaluation")}
+LR_SCHEDULES = ("constant", "cosine")
+COMPILE_AUTO_ITERATIONS = 1_000
 VAL_SEED_OFFSET = 1_000_003
 TEST_SEED = 2_026
 
@@ -107,10 +112,10 @@ _FAST_META_BATCH = {"omniglot": 8, "cifar100": 4, "sinusoid": 10}
 
 # Fields that may change when a run is resumed (they do not change the training trajectory).
 RESUMABLE_CHANGES = ("iterations", "eval_every", "val_tasks", "test_tasks", "device", "out_dir",
-                     "checkpoint_every", "log_every", "eval_batch_size")
+                     "checkpoint_every", "log_every", "eval_batch_size", "compile")
 # Fields that do not change a finished run's test result: a run finished elsewhere (another directory, a
 # GPU machine) keeps its test result when it is loaded again (chapters 01 and 03 in full mode).
-TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every")
+TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every", "compile")
 
 
 class ConfigError(ValueError):
@@ -157,6 +162,12 @@ class TrainConfig:
     attention: bool = False  # Conv-4 with the attention block (the article's "MAML + attention")
     checkpoint_every: int = 500
     log_every: int = 10
+    # classes per training task for the metric-based learners (ProtoNets train with more ways than they test,
+    # Snell et al. 2017); None = n_way. Validation and test tasks always have n_way classes.
+    train_n_way: Optional[int] = None
+    lr_schedule: str = "constant"  # or "cosine": the outer learning rate decays to 0 over `iterations`
+    # torch.compile the vectorised learner: None = on where it pays (vectorised image runs of >= 1,000 iterations)
+    compile: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.out_dir, os.PathLike):
@@ -201,6 +212,27 @@ class TrainConfig:
     @property
     def is_classification(self) -> bool:
         return self.data != "sinusoid"
+
+    @property
+    def training_n_way(self) -> int:
+        """Classes per training task (``train_n_way`` or ``n_way``)."""
+        return self.n_way if self.train_n_way is None else self.train_n_way
+
+    def compile_enabled(self) -> bool:
+        """Whether the learner is compiled: ``compile`` if set, else on for vectorised image runs of >= 1,000
+        iterations (measured on a 2-core CPU: the 30-60 s of compilation pay for themselves after a few hundred
+        Conv-4 steps; fast mode and the tiny sinusoid network stay eager). Never for the per-task loop."""
+        if not self.vectorise:
+            return False
+        if self.compile is not None:
+            return self.compile
+        return self.is_classification and self.iterations >= COMPILE_AUTO_ITERATIONS
+
+    def outer_lr_at(self, step: int) -> float:
+        """The outer learning rate used for step ``step + 1`` (constant, or cosine decay to 0 over ``iterations``)."""
+        if self.lr_schedule == "constant" or self.iterations == 0:
+            return self.outer_lr
+        return 0.5 * self.outer_lr * (1.0 + math.cos(math.pi * min(step, self.iterations) / self.iterations))
 
     # ---------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -275,6 +307,14 @@ class TrainConfig:
             fail("attention", "False for sinusoid regression (the attention block belongs to Conv-4)")
         integer("checkpoint_every", 1)
         integer("log_every", 1)
+        integer("train_n_way", 2, optional=True)
+        if self.train_n_way is not None and self.train_n_way != self.n_way and self.algo not in CLASSIFICATION_ONLY:
+            fail("train_n_way", f"None or n_way={self.n_way} for {self.algo} (its head has n_way outputs); other values "
+                 f"for {', '.join(CLASSIFICATION_ONLY)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            fail("lr_schedule", ", ".join(LR_SCHEDULES))
+        if self.compile is not None and not isinstance(self.compile, bool):
+            fail("compile", "True, False or None (automatic)", "is not a boolean")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,7 +401,8 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
             datasets = {s: mdata.load_cifar100(s, split_scheme=config.split_scheme) for s in seeds}
         samplers = {}
         for split, dataset in datasets.items():
-            samplers[split] = mdata.EpisodeSampler(dataset.to(device), config.n_way, config.k_shot, config.n_query,
+            n_way = config.training_n_way if split == "train" else config.n_way
+            samplers[split] = mdata.EpisodeSampler(dataset.to(device), n_way, config.k_shot, config.n_query,
                                                    # validation and test tasks stay uniform: stratifying them
                                                    # would change the evaluation protocol (and FC100's test
                                                    # split has only 4 superclasses)
@@ -376,8 +417,32 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
     if config.algo == "pretrain" and config.is_classification:
         extra["num_classes"] = int(datasets["train"].num_classes)  # the global head over training classes
     learner = make_learner(config.algo, model, inner_lr=config.inner_lr, inner_steps=config.inner_steps,
-                           first_order=config.first_order, vectorise=config.vectorise, **extra).to(device)
+                           first_order=config.first_order, vectorise=config.vectorise,
+                           compile=config.compile_enabled(), **extra).to(device)
     return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
+
+
+def test_sampler(exp: Experiment, *, n_way: Optional[int] = None, k_shot: Optional[int] = None,
+                 n_query: Optional[int] = None, seed: int = TEST_SEED) -> Any:
+    """A sampler of the experiment's test split with another task shape or seed (``mlcourse eval --n-way``,
+    the shipped runs of chapters 01/03/05: a ProtoNet trained for 5-way tasks tested on 20-way ones).
+
+    Only learners without an ``n_way``-sized head can change ``n_way`` (protonet, matchingnet, and pretrain,
+    which fits a fresh head); the error names the value and what is allowed.
+    """
+    config = exp.config
+    n_way = config.n_way if n_way is None else n_way
+    k_shot = config.k_shot if k_shot is None else k_shot
+    n_query = config.n_query if n_query is None else n_query
+    if not config.is_classification:
+        if n_way != 1:
+            raise ConfigError(f"n_way={n_way!r} is not used by regression; allowed 1")
+        return SinusoidSampler(exp.samplers["test"].tasks, k_shot, n_query, device=exp.device, seed=seed)
+    if n_way != config.n_way and config.algo not in (*CLASSIFICATION_ONLY, "pretrain"):
+        raise ConfigError(f"n_way={n_way!r} differs from the run's n_way={config.n_way} but {config.algo}'s head has "
+                          f"{config.n_way} outputs; allowed {config.n_way} (other values for protonet, matchingnet, pretrain)")
+    base = exp.samplers["test"]
+    return type(base)(base.dataset, n_way, k_shot, n_query, device=exp.device, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -419,6 +484,8 @@ class EvalResult:
 def confidence_interval(values: Any) -> tuple[float, float, float]:
     """``(mean, ci95, std)`` with ``ci95 = 1.96 * std / sqrt(n)`` (population std, as in the reference
     implementations of MAML and ProtoNets)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().double().cpu().numpy()
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size == 0:
         raise ValueError("confidence_interval needs at least one value")
@@ -610,6 +677,8 @@ def train(
             batch = train_sampler.sample(config.meta_batch_size)  # the whole meta-batch, identical on every rank
             local = distributed.local_slice(batch)  # this rank's tasks (all of them in one process)
             optimizer.zero_grad(set_to_none=True)
+            for group in optimizer.param_groups:
+                group["lr"] = config.outer_lr_at(step)
             out = learner(local)
             loss_value = float(distributed.allreduce_mean(out.loss.detach(), local.num_tasks, batch.num_tasks))
             if not math.isfinite(loss_value):
@@ -654,22 +723,68 @@ def train(
         if ckpt_path is not None and not ckpt_path.exists():
             write_checkpoint()  # iterations=0: still leave a loadable checkpoint
         test = _reuse_test(results_path, config, step) if checkpoint is not None and start_step == step else None
+        reused = load_results(results_path) if test is not None else None
         if test is None and test_sampler is not None and config.test_tasks > 0:
             test_sampler.load_state_dict(copy.deepcopy(test_state))
             test = evaluate(learner, test_sampler, config.test_tasks, inner_steps=config.test_inner_steps,
                             batch_size=config.eval_batch_size or min(config.meta_batch_size, 25), progress=progress)
         if results_path is not None and distributed.is_main_process():
+            made = {"wall_time_s": wall_time(), "device": device_name(device), "device_type": device.type,
+                    "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "compiled": bool(getattr(learner, "use_compile", False)),
+                    "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
+                    "compile_notice": getattr(learner, "compile_notice", None)}
+            if reused:  # nothing was trained or tested now: keep when, where and how long the run took
+                made.update({k: reused[k] for k in made if k in reused})
             results_file = save_results(results_path, {
                 "config": config.to_dict(), "algo": config.algo, "data": config.data,
                 "test": test.to_dict() if test is not None else None,
-                "history": history, "iterations": step, "wall_time_s": wall_time(),
-                "device": device_name(device), "device_type": device.type, "torch_version": str(torch.__version__),
-                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "history": history, "iterations": step, "wall_time_s": made["wall_time_s"],
+                "device": made["device"], "device_type": made["device_type"], "torch_version": str(torch.__version__),
+                "compiled": made["compiled"], "compile_seconds": made["compile_seconds"],
+                "compile_notice": made["compile_notice"], "date": made["date"],
                 "checkpoint": CHECKPOINT_NAME,
+                # tests on other task shapes (``mlcourse eval --record``) stay with an unchanged run
+                **({"extra_tests": reused["extra_tests"]} if reused and reused.get("extra_tests") else {}),
             })
     return TrainResult(learner=learner, history=history, checkpoint_path=ckpt_path if ckpt_path and ckpt_path.exists() else None,
                        test=test, config=config, step=step, completed=completed, results_path=results_file,
                        wall_time_s=wall_time(), experiment=exp)
+
+
+def measure_step_time(config: TrainConfig, steps: int = 3, experiment: Optional[Experiment] = None) -> float:
+    """Seconds per meta-training step of ``config`` on its device, measured (eagerly) on ``steps`` steps after
+    one warm-up step; the parameters are restored afterwards. Chapters 01/03/05 call it before any full-mode
+    training longer than a few minutes and print the expected time (``expected_training_time``)."""
+    exp = experiment if experiment is not None else build_experiment(config.replace(compile=False))
+    learner, sampler = exp.learner, exp.samplers["train"]
+    saved_params = copy.deepcopy(learner.state_dict())
+    saved_sampler = copy.deepcopy(sampler.state_dict())
+    optimizer = torch.optim.Adam(learner.parameters(), lr=config.outer_lr)
+    elapsed = 0.0
+    try:
+        for i in range(steps + 1):
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            learner(sampler.sample(config.meta_batch_size)).loss.backward()
+            optimizer.step()
+            if exp.device.type == "cuda":
+                torch.cuda.synchronize(exp.device)
+            if i > 0:
+                elapsed += time.perf_counter() - start
+    finally:
+        learner.load_state_dict(saved_params)
+        sampler.load_state_dict(saved_sampler)
+    return elapsed / max(steps, 1)
+
+
+def expected_training_time(config: TrainConfig, seconds_per_step: float) -> str:
+    """One line: the expected wall time of ``config`` from a measured step time (eager; compiled runs are
+    typically 1.2-1.8x faster on a CPU, plus 30-60 s of compilation)."""
+    total = seconds_per_step * config.iterations
+    text = f"{total / 60:.0f} min" if total < 5400 else f"{total / 3600:.1f} h"
+    return (f"{config.algo}: {seconds_per_step:.3f} s per step measured on this device -> about {text} for "
+            f"{config.iterations:,} iterations (eager; torch.compile typically saves a third on a CPU)")
 
 
 def _plain(value: Any) -> Any:
@@ -700,10 +815,13 @@ def _reuse_test(results_path: Optional[Path], config: TrainConfig, step: int) ->
                       std=test.get("std", 0.0), loss_mean=test.get("loss_mean", float("nan")), inner_steps=test.get("inner_steps"))
 
 
-def load_trained(path: str | os.PathLike, device: torch.device | str | None = None) -> tuple[Experiment, dict[str, Any]]:
+def load_trained(path: str | os.PathLike, device: torch.device | str | None = None,
+                 compile: bool = False) -> tuple[Experiment, dict[str, Any]]:
     """Rebuild the experiment of a checkpoint (file or run directory) with its trained weights.
 
     Used by ``mlcourse eval`` and by notebooks that reload a run. Returns ``(experiment, checkpoint)``.
+    The learner runs eagerly unless ``compile=True`` (an evaluation of a few hundred tasks takes less time
+    than compiling it).
     """
     path = resolve_checkpoint_path(path)
     checkpoint = load_checkpoint(path)
@@ -713,6 +831,7 @@ def load_trained(path: str | os.PathLike, device: torch.device | str | None = No
         raise CheckpointError(f"checkpoint {str(path)!r} holds an invalid configuration: {exc}") from None
     if device is not None:
         config = config.replace(device=str(device))
+    config = config.replace(compile=bool(compile))
     exp = build_experiment(config)
     check_compatible(checkpoint, path, config.algo, exp.learner.state_dict())
     exp.learner.load_state_dict(checkpoint["learner"])

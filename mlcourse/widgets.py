@@ -29,10 +29,23 @@ def sinusoid_task(seed: int, k_shot: int, device: torch.device | str | None = No
     return ex.sinusoid_tasks(1, int(k_shot), 1, seed=int(seed), device=device)
 
 
+def mean_function_label(family=None) -> str:
+    """Legend label of the sinusoid family's mean function, e.g. "mean of all tasks: -1.62 cos x"."""
+    from .data import SinusoidTasks
+
+    family = family or SinusoidTasks()
+    if family.phase == (0.0, math.pi):
+        return f"mean of all tasks: {plots.fmt(-2 / math.pi * family.mean_amplitude())} cos x"
+    return "mean of all tasks"
+
+
 def adaptation_figure(models: Mapping[str, nn.Module], k_shot: int = 5, inner_lr: float = 0.01, steps: int = 10,
-                      task_seed: int = 0) -> Figure:
+                      task_seed: int = 0, show_mean: bool = True) -> Figure:
     """For each model: its fit of one new task before adaptation and after 1 and ``steps`` SGD steps of
-    size ``inner_lr`` on ``k_shot`` support points (one panel per model, the same task everywhere)."""
+    size ``inner_lr`` on ``k_shot`` support points (one panel per model, the same task everywhere).
+
+    ``show_mean`` also draws the family's mean function ``E[y | x] = -(2/pi) E[A] cos x`` (thin, grey): the
+    best single function for all tasks, which a pretrained network learns (chapter 02)."""
     from .data import SinusoidTasks
 
     if not models:
@@ -40,7 +53,8 @@ def adaptation_figure(models: Mapping[str, nn.Module], k_shot: int = 5, inner_lr
     task = sinusoid_task(task_seed, k_shot)
     x_grid = torch.linspace(-5, 5, 200).unsqueeze(-1)
     y_true = SinusoidTasks.function(x_grid.unsqueeze(0), task.task_params)[0]
-    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.8), squeeze=False)
+    reference = {mean_function_label(): SinusoidTasks().mean_function(x_grid)} if show_mean else None
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 4.8), squeeze=False)
     wanted = sorted({0, min(1, steps), steps})
     for ax, (name, model) in zip(axes[0], models.items()):
         preds = ex.sinusoid_predictions(model, task.support_x[0], task.support_y[0], x_grid, inner_lr, wanted)
@@ -48,7 +62,7 @@ def adaptation_figure(models: Mapping[str, nn.Module], k_shot: int = 5, inner_lr
         labels = {s: ("before adaptation" if s == 0 else f"after {s} step{'s' if s > 1 else ''}") + f" (MSE {mse[s]:.2f})"
                   for s in wanted}
         plots.sinusoid_fit(x_grid, y_true, task.support_x[0], task.support_y[0], {labels[s]: preds[s] for s in wanted},
-                           ax=ax, title=f"{name}: K={k_shot}, α={inner_lr:g}")
+                           ax=ax, title=f"{name}: K={k_shot}, α={plots.fmt(inner_lr)}", reference=reference)
     A, b = task.task_params[0].tolist()
     fig.suptitle(f"new task: y = {A:.2f} sin(x - {b:.2f})", fontsize=10)
     fig.tight_layout()
@@ -94,11 +108,12 @@ def algorithm_figure(run: AlgorithmRun, *, test_shots: int = 5, num_tasks: int =
     from .data import SinusoidTasks
 
     s = run.settings
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
     plots.learning_curves({run.algo: run.history}, smooth=5, ax=axes[0], title="meta-training (train tasks)")
     lr = float(run.learner.inner_lr)
     curve = ex.adaptation_curve(run.learner, test_shots, 10, num_tasks=num_tasks)
-    plots.adaptation_curves({f"{run.algo}, α={lr:g}": curve["mean"]}, errors={f"{run.algo}, α={lr:g}": curve["ci95"]},
+    label = f"{run.algo}, α={plots.fmt(lr)}"
+    plots.adaptation_curves({label: curve["mean"]}, errors={label: curve["ci95"]},
                             ax=axes[1], title=f"meta-test: new tasks, K={test_shots}")
     task = sinusoid_task(task_seed, test_shots)
     x_grid = torch.linspace(-5, 5, 200).unsqueeze(-1)
@@ -108,7 +123,7 @@ def algorithm_figure(run: AlgorithmRun, *, test_shots: int = 5, num_tasks: int =
     preds = _learner_predictions(run.learner, task, x_grid, (0, steps))
     plots.sinusoid_fit(x_grid, y_true, task.support_x[0], task.support_y[0],
                        {"before": preds[0], f"after {steps} step(s)": preds[steps]}, ax=axes[2], title="one new task")
-    fig.suptitle(f"{run.algo}: α={s['inner_lr']:g}, β={s['outer_lr']:g}, K={s['k_shot']} (train), "
+    fig.suptitle(f"{run.algo}: α={plots.fmt(s['inner_lr'])}, β={plots.fmt(s['outer_lr'])}, K={s['k_shot']} (train), "
                  f"inner steps={s['inner_steps']}, {s['iterations']} iterations", fontsize=10)
     fig.tight_layout()
     return fig
@@ -330,7 +345,6 @@ def algorithm_widget(*, algo: str = "maml", inner_lr: float = 0.01, outer_lr: fl
     return widget
 
 
-__all__ = ["sinusoid_task", "adaptation_figure", "beta_curves_figure", "train_for_beta", "AlgorithmRun", "run_algorithm",
+__all__ = ["sinusoid_task", "mean_function_label", "adaptation_figure", "beta_curves_figure", "train_for_beta", "AlgorithmRun", "run_algorithm",
            "algorithm_figure", "FigureOutput", "Widget", "adaptation_widget", "beta_widget", "algorithm_widget"]
 
-del math

@@ -132,11 +132,42 @@ def test_protonet_and_matchingnet_match_their_formulas() -> None:
         fs, fq = model.features(batch.support_x[t]), model.features(batch.query_x[t])
         protos = torch.stack([fs[batch.support_y[t] == c].mean(0) for c in range(3)])
         proto_loss = F.cross_entropy(-torch.cdist(fq, protos) ** 2, batch.query_y[t])
-        attention = torch.softmax(F.cosine_similarity(fq[:, None], fs[None], dim=-1), dim=-1)
+        attention = torch.softmax(10.0 * F.cosine_similarity(fq[:, None], fs[None], dim=-1), dim=-1)  # tau = 10
         probs = attention @ F.one_hot(batch.support_y[t], 3).to(F64)
         match_loss = F.nll_loss(probs.log(), batch.query_y[t])
         assert torch.allclose(learner("protonet", 1, model)(batch).metrics["query_loss"][t], proto_loss, rtol=1e-10)
         assert torch.allclose(learner("matchingnet", 1, model)(batch).metrics["query_loss"][t], match_loss, rtol=1e-10)
+
+
+def test_matchingnet_temperature_is_learned_and_lifts_the_cap() -> None:
+    """With tau = 1 the attention over cosines in [-1, 1] caps p(correct) in 5-way 1-shot even for the best
+    embedding there is (a regular simplex, cos = -1/4 between classes): e / (e + 4 e^(-1/4)) ~ 0.47, below the
+    loose bound e / (e + 4/e) ~ 0.65; the temperature (10 at the start, then learned) removes the cap."""
+    import math
+
+    from mlcourse.algorithms.metric_based import MatchingNet
+
+    features = torch.eye(5, dtype=F64) - 0.2  # a regular simplex: each query equals its class's support item
+    sy = torch.arange(5)
+    for tau, limit in ((1.0, math.e / (math.e + 4 * math.exp(-0.25))), (10.0, None)):
+        lrn = MatchingNet(conv(), scale=tau)
+        meta = {"model": {}, "temperature": {"log_scale": lrn.log_scale}}
+        lrn_features = lambda model, params, x: x  # noqa: E731
+        import mlcourse.algorithms.metric_based as mb
+
+        original, mb.features = mb.features, lrn_features
+        try:
+            p = lrn.logits(meta, {"sx": features, "sy": sy, "qx": features}, 5).exp().diagonal()
+        finally:
+            mb.features = original
+        if limit is not None:
+            assert torch.allclose(p, torch.full_like(p, limit), rtol=1e-12) and limit < 0.47
+        else:
+            assert bool((p > 0.99).all())
+    lrn = learner("matchingnet", 1)
+    assert any(name == "log_scale" for name, _ in lrn.named_parameters())
+    lrn(image_batch()).loss.backward()
+    assert lrn.log_scale.grad is not None and float(lrn.log_scale.grad.abs()) > 0
 
 
 def test_pretrain_uses_global_labels_and_fine_tunes_a_zero_head() -> None:

@@ -24,7 +24,7 @@ def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
     payload = json.loads(out.read_text())
     rows = payload["rows"]
     have_l2l = bench.load_learn2learn() is not None
-    expected = {(a, i) for a in bench.DEFAULT_ALGORITHMS for i in bench.IMPLEMENTATIONS
+    expected = {(a, i) for a in bench.DEFAULT_ALGORITHMS for i in bench.QUICK_IMPLEMENTATIONS
                 if i != bench.L2L or (a in bench.L2L_ALGORITHMS and have_l2l)}
     assert {(r["algorithm"], r["implementation"]) for r in rows} == expected
     table_lines = [line for line in printed.splitlines() if line.startswith("tiny ")]

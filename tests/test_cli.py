@@ -148,46 +148,36 @@ def test_train_command_round_trips_every_field(tmp_path, monkeypatch):
             assert _train_config(args) == config, (fast, train_command(config))
 
 
-def test_full_scale_doc_commands_are_the_notebooks_full_mode_runs(monkeypatch):
-    """docs/FULL_SCALE.md's chapter 01/03 commands parse into exactly the configurations the notebooks train in
-    full mode (their pick(fast, full) values are checked in the notebook sources), so the notebooks reuse them."""
-    import json
+def script_commands() -> dict[str, list[str]]:
+    """``{run: argv}`` of scripts/omniglot_full_scale.sh (its RUNS table plus COMMON)."""
     import re
 
-    from mlcourse import experiments as ex
+    text = (ROOT / "scripts" / "omniglot_full_scale.sh").read_text()
+    common = re.search(r'COMMON="([^"]+)"', text, flags=re.S).group(1).replace("\\\n", " ")
+    runs = dict(re.findall(r'^\s*\[([\w-]+)\]="([^"]+)"', text, flags=re.M))
+    return {name: shlex.split(f"train {args} {common} --out runs/omniglot/{name}") for name, args in runs.items()}
+
+
+def test_full_scale_script_commands_are_the_shipped_runs(monkeypatch):
+    """scripts/omniglot_full_scale.sh (listed in docs/FULL_SCALE.md) parses into exactly the configuration of each
+    shipped run (results/omniglot/<run>/results.json), and each run's recorded command parses into it too."""
+    from mlcourse import shipped
     from mlcourse.cli import _build_parser, _train_config
+    from mlcourse.train import TrainConfig
 
     monkeypatch.setenv("MLCOURSE_FAST", "0")
-    doc = (ROOT / "docs" / "FULL_SCALE.md").read_text()
-    block = doc.split("## Chapters 01 and 03")[1].split("```bash")[1].split("```")[0].replace("\\\n", " ")
-    variables = dict(re.findall(r'^(C0[13])="([^"]+)"', block, flags=re.M))
-    commands = []
-    for line in block.splitlines():
-        line = line.strip()
-        for name, value in variables.items():
-            line = line.replace(f"${name}", value)
-        if line.startswith("for A in"):
-            loop = line.split("in", 1)[1].split(";")[0].split()
-            continue
-        if "mlcourse train" in line:
-            algos = loop if "$A" in line else [None]
-            commands += [shlex.split(line.replace("$A", a) if a else line)[1:] for a in algos]
-    configs = {(_c := _train_config(_build_parser().parse_args(words))).out_dir: _c for words in commands}
-    ch01 = dict(iterations=5000, n_way=5, k_shot=5, n_query=5, meta_batch_size=16, hidden=64, image_size=28,
-                test_tasks=600, device="cuda")
-    ch03 = dict(iterations=10_000, n_way=5, k_shot=1, n_query=15, meta_batch_size=32, hidden=64, image_size=28,
-                test_tasks=600, device="cuda")
-    expected = {f"runs/ch01/{a}": ex.omniglot_config(a, **ch01, out_dir=f"runs/ch01/{a}") for a in ("pretrain", "protonet")}
-    expected.update({f"runs/ch03/omniglot-{a}": ex.omniglot_config(a, **ch03, out_dir=f"runs/ch03/omniglot-{a}")
-                     for a in ("maml", "reptile", "metasgd", "protonet", "matchingnet")})
-    assert configs == expected
-    sources = {n: "".join("".join(c["source"]) for c in json.loads((ROOT / "notebooks" / n).read_text())["cells"])
-               for n in ("01_background.ipynb", "03_algorithms.ipynb")}
-    for snippet in ("IMAGE = pick(16, 28)", "HIDDEN = pick(16, 64)", "N_WAY, K_SHOT, N_QUERY = 5, 5, 5",
-                    "TEST_TASKS = pick(25, 600)", "ITERATIONS = pick(20, 5000)", "meta_batch_size=pick(4, 16)",
-                    'ex.run_dir("ch01", "protonet")'):
-        assert snippet in sources["01_background.ipynb"], snippet
-    for snippet in ("IMAGE, HIDDEN = pick(16, 28), pick(16, 64)", "OMNI_ITERATIONS = pick(10, 10_000)",
-                    "OMNI_TEST = pick(20, 600)", "n_query=pick(5, 15), meta_batch_size=pick(4, 32)",
-                    'ex.run_dir("ch03", f"omniglot-{algo}")'):
-        assert snippet in sources["03_algorithms.ipynb"], snippet
+    commands = script_commands()
+    assert {"maml-5w1s", "protonet-5w1s", "protonet-5w5s", "matchingnet-5w1s", "fomaml-5w1s", "metasgd-5w1s",
+            "reptile-5w1s", "anil-5w1s", "pretrain-5w1s"} <= set(commands)
+    assert "scripts/omniglot_full_scale.sh" in (ROOT / "docs" / "FULL_SCALE.md").read_text()
+    configs = {name: _train_config(_build_parser().parse_args(words)) for name, words in commands.items()}
+    for name, config in configs.items():
+        assert config.data == "omniglot" and config.split_scheme == "vinyals" and config.test_tasks >= 600, name
+        assert config.device == "auto" and config.compile is True, name
+    runs = shipped.shipped_runs()
+    assert runs, "no shipped runs"
+    for name, res in runs.items():
+        shipped_config = TrainConfig.from_dict(res["config"])
+        assert configs[name] == shipped_config.replace(device="auto"), name
+        recorded = _train_config(_build_parser().parse_args(shlex.split(res["command"])[1:]))
+        assert recorded == shipped_config.replace(device=recorded.device), name

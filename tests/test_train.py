@@ -318,3 +318,112 @@ def test_a_run_finished_elsewhere_is_loaded_not_retrained(tmp_path, monkeypatch)
     assert_identical(params(again.learner), params(finished.learner))
     retested = train(tiny(tmp_path / "notebook", test_tasks=4), progress=False)  # fewer test tasks: evaluated again
     assert retested.test.num_tasks == 4 and -1.0 not in retested.test.per_task
+
+
+# --------------------------------------------------------------------------------------------------
+# the CPU full-scale runs (results/omniglot): more ways in training, cosine decay, compile flag, step timing
+
+
+def test_train_n_way_is_for_metric_learners_and_reaches_the_training_sampler_only(monkeypatch):
+    import mlcourse.train as T
+    from mlcourse.data.sampler import EpisodeSampler as RealSampler
+
+    with pytest.raises(ConfigError, match=r"train_n_way=20 .*maml"):
+        TrainConfig.defaults("omniglot", algo="maml", fast=False, train_n_way=20)
+    with pytest.raises(ConfigError, match=r"train_n_way=1 is out of range"):
+        TrainConfig.defaults("omniglot", algo="protonet", fast=False, train_n_way=1)
+    g = torch.Generator().manual_seed(0)
+    data = ImageClassDataset(images=torch.randint(0, 256, (12, 6, 1, 16, 16), generator=g, dtype=torch.uint8),
+                             class_names=[f"c{i}" for i in range(12)], name="synthetic")
+    api = T._data_api()
+    monkeypatch.setattr(T, "_data_api", lambda: type(api)(**{**vars(api), "load_omniglot": lambda *a, **k: data,
+                                                               "EpisodeSampler": RealSampler}))
+    config = TrainConfig.defaults("omniglot", algo="protonet", fast=False, n_way=3, train_n_way=5, k_shot=1, n_query=2,
+                                  meta_batch_size=2, hidden=4, image_size=16, iterations=2, val_tasks=2, test_tasks=2,
+                                  device="cpu", vectorise=False)
+    assert config.training_n_way == 5 and config.replace(train_n_way=None).training_n_way == 3
+    exp = T.build_experiment(config)
+    assert [exp.samplers[s].n_way for s in ("train", "val", "test")] == [5, 3, 3]
+    batch = exp.samplers["train"].sample(2)
+    assert batch.n_way == 5 and exp.learner(batch).loss.isfinite()  # no n_way-sized head in a ProtoNet
+
+
+def test_cosine_schedule_and_its_validation():
+    config = tiny(lr_schedule="cosine", outer_lr=0.01, iterations=100)
+    assert config.outer_lr_at(0) == pytest.approx(0.01)
+    assert config.outer_lr_at(50) == pytest.approx(0.005)
+    assert config.outer_lr_at(100) == pytest.approx(0.0, abs=1e-15)
+    assert tiny(outer_lr=0.01).outer_lr_at(77) == 0.01
+    with pytest.raises(ConfigError, match="lr_schedule='linear'.*constant, cosine"):
+        tiny(lr_schedule="linear")
+
+
+def test_cosine_schedule_is_applied_by_the_loop_and_resumes_exactly(tmp_path):
+    reference = train(tiny(tmp_path / "a", lr_schedule="cosine"), progress=False)
+    part = train(tiny(tmp_path / "b", lr_schedule="cosine"), progress=False, max_steps=5)
+    assert part.step == 5
+    final = train(tiny(tmp_path / "b", lr_schedule="cosine"), progress=False)
+    assert_identical(params(final.learner), params(reference.learner))
+    constant = train(tiny(tmp_path / "c"), progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(params(constant.learner).values(), params(reference.learner).values()))
+
+
+def test_compile_defaults_to_long_vectorised_runs_and_is_recorded(tmp_path):
+    assert TrainConfig.defaults("omniglot", fast=False).compile_enabled()  # 60,000 iterations, vectorised
+    assert not TrainConfig.defaults("omniglot", fast=True).compile_enabled()  # fast mode stays eager
+    assert not TrainConfig.defaults("omniglot", fast=False, vectorise=False).compile_enabled()
+    assert not TrainConfig.defaults("omniglot", fast=False, compile=False).compile_enabled()
+    assert not TrainConfig.defaults("omniglot", fast=False, compile=True, vectorise=False).compile_enabled()  # loop
+    assert not TrainConfig.defaults("sinusoid", fast=False).compile_enabled()  # the tiny MLP: not measured to pay
+    assert TrainConfig.defaults("omniglot", fast=True, compile=True).compile_enabled()
+    with pytest.raises(ConfigError, match="compile='yes'"):
+        tiny(compile="yes")
+    result = train(tiny(tmp_path), progress=False)  # eager (12 iterations): recorded as such
+    saved = load_results(tmp_path)
+    assert saved["compiled"] is False and saved["compile_seconds"] == 0 and saved["compile_notice"] is None
+    assert result.completed
+
+
+def test_measure_step_time_restores_the_learner_and_sampler():
+    config = tiny()
+    exp = build_experiment(config)
+    before, sampler_state = params(exp.learner), exp.samplers["train"].state_dict()
+    from mlcourse.train import expected_training_time, measure_step_time
+
+    seconds = measure_step_time(config, steps=2, experiment=exp)
+    assert 0 < seconds < 60
+    assert_identical(params(exp.learner), before)
+    assert torch.equal(exp.samplers["train"].state_dict()["generator"], sampler_state["generator"])
+    line = expected_training_time(config.replace(iterations=60_000), 0.5)
+    assert "0.500 s per step" in line and "8.3 h" in line
+
+
+def test_test_sampler_changes_shape_only_where_the_learner_allows(tmp_path):
+    from mlcourse.train import test_sampler
+
+    config = TrainConfig.defaults("omniglot", algo="protonet", fast=False, n_way=3, k_shot=1, n_query=2,
+                                  meta_batch_size=2, hidden=4, image_size=16, iterations=2, device="cpu", vectorise=False)
+    exp = synthetic_experiment(config)
+    sampler = test_sampler(exp, n_way=4, k_shot=2)
+    from mlcourse.train import TEST_SEED
+
+    assert (sampler.n_way, sampler.k_shot, sampler.seed) == (4, 2, TEST_SEED)  # the protocol's fixed test tasks
+    assert test_sampler(exp, seed=5).seed == 5
+    maml = synthetic_experiment(config.replace(algo="maml"))
+    with pytest.raises(ConfigError, match=r"n_way=4 differs from the run's n_way=3 .*maml"):
+        test_sampler(maml, n_way=4)
+    assert test_sampler(maml, k_shot=2).k_shot == 2
+
+
+def test_rerunning_a_finished_run_keeps_its_record(tmp_path):
+    """The same command again loads the finished run; results.json keeps its wall time, date and extra tests."""
+    from mlcourse.checkpoint import save_results
+
+    train(tiny(tmp_path), progress=False)
+    first = load_results(tmp_path)
+    save_results(tmp_path, {**{k: v for k, v in first.items() if k not in ("format", "version")},
+                            "date": "2000-01-01T00:00:00+00:00", "wall_time_s": 1234.5, "extra_tests": {"x": {"mean": 1}}})
+    again = train(tiny(tmp_path), progress=False)
+    kept = load_results(tmp_path)
+    assert again.test.mean == first["test"]["mean"]
+    assert kept["date"].startswith("2000-01-01") and kept["wall_time_s"] == 1234.5 and kept["extra_tests"] == {"x": {"mean": 1}}

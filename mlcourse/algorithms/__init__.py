@@ -35,14 +35,17 @@ def make_learner(
     inner_steps: int = 1,
     first_order: bool = False,
     vectorise: bool = True,
+    compile: bool = False,
     **kwargs: Any,
 ) -> Learner:
     """Build learner ``name`` around ``model``. Extra keyword arguments: ``num_classes`` (pretrain),
-    ``include_query`` (reptile), ``scale`` (matchingnet). ``fomaml``/``reptile`` are always first order."""
+    ``include_query`` (reptile), ``scale`` (matchingnet). ``fomaml``/``reptile`` are always first order.
+    ``compile=True`` compiles the vectorised map with ``torch.compile`` (falls back to eager with a notice)."""
     key = name.strip().lower()
     if key not in REGISTRY:
         raise ValueError(f"unknown algorithm {name!r}; allowed: {', '.join(ALGORITHMS)}")
-    return REGISTRY[key](model, inner_lr=inner_lr, inner_steps=inner_steps, first_order=first_order, vectorise=vectorise, **kwargs)
+    return REGISTRY[key](model, inner_lr=inner_lr, inner_steps=inner_steps, first_order=first_order, vectorise=vectorise,
+                          compile=compile, **kwargs)
 
 
 __all__ = ["ALGORITHMS", "REGISTRY", "Learner", "MetaOutput", "make_learner", "MAML", "FOMAML", "MetaSGD", "Reptile",

@@ -9,11 +9,17 @@ Parameters travel as plain dicts ``{name: Tensor}`` and models are called with
 
 ``Learner`` is the ``nn.Module`` base class: ``forward(batch) -> MetaOutput`` maps a per-task function over
 the tasks (``vmap`` or a Python loop) and averages; ``evaluate(batch)`` adapts without a meta-gradient.
+With ``compile=True`` the vectorised map is compiled with ``torch.compile`` (second order included: the
+inner gradients come from ``torch.func.grad``, which the compiler traces; the outer ``backward()`` runs the
+compiled backward graph). The eager map stays the reference; where the compiler cannot run (no C++
+compiler on a CPU machine, an unsupported platform) the learner says so in one line and runs eagerly.
 """
 from __future__ import annotations
 
+import shutil
+import sys
 from functools import partial
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +90,24 @@ def sgd_steps(loss_fn: Callable[[Params], Tensor], params: Params, lr: LR, steps
     return params
 
 
+def compiler_available(device: Optional[torch.device | str] = None) -> tuple[bool, str]:
+    """``(True, "")`` when ``torch.compile`` can build kernels for ``device`` here, else ``(False, why)``.
+
+    On a CPU the Inductor backend compiles C++: it needs a C++ compiler on the PATH (a laptop may lack
+    one). Chapters 03/08 and ``mlcourse train --compile`` ask this before compiling.
+    """
+    if sys.platform == "win32":
+        return False, "torch.compile is not supported by this course on Windows"
+    kind = torch.device(device).type if device is not None else "cpu"
+    if kind == "cpu":
+        found = next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+        if found is None:
+            return False, "no C++ compiler (g++, c++ or clang++) on the PATH"
+    elif kind == "mps":
+        return False, "torch.compile is not used on Apple MPS here"
+    return True, ""
+
+
 def _stack(outs: list[Any]) -> Any:
     """Stack per-task outputs (tensors, dicts, tuples of them) along a new leading task dimension."""
     if isinstance(outs[0], dict):
@@ -103,12 +127,18 @@ class Learner(nn.Module):
 
     algorithm_name = "base"
 
-    def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False, vectorise: bool = True) -> None:
+    def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False,
+                 vectorise: bool = True, compile: bool = False) -> None:
         super().__init__()
         check_inner(inner_lr, inner_steps)
         self.model = model
         self.inner_lr, self.inner_steps = float(inner_lr), int(inner_steps)
         self.first_order, self.vectorise = bool(first_order), bool(vectorise)
+        self.use_compile = bool(compile)
+        # compiled maps, one per (train/eval, static arguments); the first call of each pays the compile time
+        self._compiled: dict[tuple, Callable] = {}
+        self.compile_seconds = 0.0  # time spent in first calls of compiled maps (compilation + one step)
+        self.compile_notice: Optional[str] = None  # why compilation was given up, if it was
 
     # --- hooks -----------------------------------------------------------------------------------------
     def meta_state(self) -> dict[str, Params]:
@@ -128,12 +158,52 @@ class Learner(nn.Module):
         return {}
 
     # --- shared machinery ------------------------------------------------------------------------------
-    def _map(self, fn: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
-        """Apply ``fn(meta, task)`` to every task: ``vmap`` (vectorised) or a loop whose outputs are stacked."""
+    def _map(self, fn: Callable, meta: dict[str, Params], task: dict[str, Tensor], key: tuple = ()) -> Any:
+        """Apply ``fn(meta, task)`` to every task: ``vmap`` (vectorised, compiled when ``self.use_compile``) or a
+        loop whose outputs are stacked. ``key`` names ``fn`` among the compiled maps (its static arguments)."""
         if self.vectorise:
-            return torch.func.vmap(partial(fn, grad_fn=grad_func), in_dims=(None, 0), randomness="error")(meta, task)
+            mapped = torch.func.vmap(partial(fn, grad_fn=grad_func), in_dims=(None, 0), randomness="error")
+            if self.use_compile:
+                return self._run_compiled(key, mapped, meta, task)
+            return mapped(meta, task)
         outs = [partial(fn, grad_fn=grad_autograd)(meta, {k: v[i] for k, v in task.items()}) for i in range(len(next(iter(task.values()))))]
         return _stack(outs)
+
+    def _run_compiled(self, key: tuple, mapped: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
+        """Call the compiled version of ``mapped`` (built on first use). A compiler that cannot run here is
+        reported in one line (``compile_notice``) and the learner continues eagerly."""
+        import time
+
+        compiled = self._compiled.get(key)
+        first = compiled is None
+        if first:
+            ok, why = compiler_available(next(iter(meta["model"].values())).device)
+            if not ok:
+                return self._give_up_compiling(why, mapped, meta, task)
+            import logging
+
+            # torch's C++ builder warns about a missing CUDA runtime on CPU-only machines: not our business
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            compiled = torch.compile(mapped, dynamic=False)
+            self._compiled[key] = compiled
+        start = time.perf_counter()
+        try:
+            out = compiled(meta, task)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager map is the reference
+            if not first:
+                raise
+            return self._give_up_compiling(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                                           mapped, meta, task)
+        if first:
+            self.compile_seconds += time.perf_counter() - start
+        return out
+
+    def _give_up_compiling(self, why: str, mapped: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
+        self.use_compile, self._compiled = False, {}
+        self.compile_notice = why[:200]
+        print(f"mlcourse: torch.compile is not available here ({self.compile_notice}); running eagerly, which is slower "
+              "but gives the same results", file=sys.stderr)
+        return mapped(meta, task)
 
     def _static(self, batch: TaskBatch) -> dict[str, Any]:
         cls = batch.is_classification
@@ -141,7 +211,9 @@ class Learner(nn.Module):
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
         """Meta-loss (mean over tasks) whose ``backward()`` gives the algorithm's meta-gradient."""
-        losses, metrics = self._map(partial(self.task_train, **self._static(batch)), self.meta_state(), self.task_inputs(batch))
+        static = self._static(batch)
+        losses, metrics = self._map(partial(self.task_train, **static), self.meta_state(), self.task_inputs(batch),
+                                    key=("train", *static.values()))
         return MetaOutput(losses.mean(), {k: v.detach() for k, v in metrics.items()})
 
     def evaluate(self, batch: TaskBatch, inner_steps: int | None = None) -> dict[str, Tensor]:
@@ -153,10 +225,12 @@ class Learner(nn.Module):
         check_inner(self.inner_lr, steps)
         meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in self.meta_state().items()}
         with torch.no_grad():
-            metrics = self._map(partial(self.task_eval, steps=steps, **self._static(batch)), meta, self.task_inputs(batch))
+            static = self._static(batch)
+            metrics = self._map(partial(self.task_eval, steps=steps, **static), meta, self.task_inputs(batch),
+                                key=("eval", steps, *static.values()))
         return {k: v.detach() for k, v in metrics.items()}
 
     def config_dict(self) -> dict[str, Any]:
         """Hyper-parameters for checkpoints (``make_learner(c.pop("algorithm"), model, **c)`` rebuilds it)."""
         return {"algorithm": self.algorithm_name, "inner_lr": self.inner_lr, "inner_steps": self.inner_steps,
-                "first_order": self.first_order, "vectorise": self.vectorise, **self.extra_config()}
+                "first_order": self.first_order, "vectorise": self.vectorise, "compile": self.use_compile, **self.extra_config()}

@@ -1,0 +1,230 @@
+"""The full-scale runs shipped with the course: results, fp32 weights, published numbers, one table.
+
+``scripts/omniglot_full_scale.sh`` trains each run (``runs/omniglot/<name>``, resumable) and
+``mlcourse export`` copies its ``results.json`` and its weights (``weights.pt``: the learner's fp32
+``state_dict`` and configuration, no optimiser state) into ``results/omniglot/<name>/``. Chapters 01, 03
+and 05 print :func:`results_table` from those files; in full mode they re-evaluate the shipped weights on
+fresh test tasks (:func:`reevaluate`) instead of retraining.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import torch
+
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    RESULTS_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    load_checkpoint,
+    load_results,
+    parameter_shapes,
+    save_checkpoint,
+    save_results,
+)
+from .config import REPO_ROOT, device_name
+from .train import EvalResult, Experiment, evaluate, load_trained, test_sampler
+
+SHIPPED_DIR = REPO_ROOT / "results" / "omniglot"
+FRESH_TEST_SEED = 4_242  # fresh test tasks (not the TEST_SEED tasks of the committed result)
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published accuracy (percent) for one method and task shape, with its source."""
+
+    accuracy: float
+    ci95: Optional[float]
+    source: str
+
+    def cell(self) -> str:
+        value = f"{self.accuracy:.2f} %" if self.ci95 is None else f"{self.accuracy:.2f} ± {self.ci95:.2f} %"
+        return f"{value} ({self.source})"
+
+
+# Omniglot, Conv-4, the papers' own tables. Keys: (algo, n_way, k_shot).
+PUBLISHED: dict[tuple[str, int, int], Published] = {
+    ("maml", 5, 1): Published(98.7, 0.4, "Finn et al. 2017, Table 1"),
+    ("fomaml", 5, 1): Published(98.3, 0.5, "Finn et al. 2017, Table 1 (first-order approx.)"),
+    ("maml", 5, 5): Published(99.9, 0.1, "Finn et al. 2017, Table 1"),
+    ("maml", 20, 1): Published(95.8, 0.3, "Finn et al. 2017, Table 1"),
+    ("metasgd", 5, 1): Published(99.53, 0.26, "Li et al. 2017, Table 1"),
+    ("reptile", 5, 1): Published(97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive)"),
+    ("protonet", 5, 1): Published(98.8, None, "Snell et al. 2017, Table 1"),
+    ("protonet", 5, 5): Published(99.7, None, "Snell et al. 2017, Table 1"),
+    ("protonet", 20, 1): Published(96.0, None, "Snell et al. 2017, Table 1"),
+    ("protonet", 20, 5): Published(98.9, None, "Snell et al. 2017, Table 1"),
+    ("matchingnet", 5, 1): Published(98.1, None, "Vinyals et al. 2016, Table 1"),
+    ("matchingnet", 20, 1): Published(93.8, None, "Vinyals et al. 2016, Table 1"),
+}
+METHOD_NAMES = {"maml": "MAML (second order)", "fomaml": "first-order MAML", "metasgd": "Meta-SGD",
+                "reptile": "Reptile", "anil": "ANIL", "protonet": "ProtoNet", "matchingnet": "Matching Nets",
+                "pretrain": "pretrain + linear probe", "article": "the article's rule"}
+
+
+def published(algo: str, n_way: int, k_shot: int) -> Optional[Published]:
+    """The published Omniglot number for this method and shape, or ``None`` (not reported)."""
+    return PUBLISHED.get((algo, n_way, k_shot))
+
+
+# --------------------------------------------------------------------------------------------------
+# export and extra tests
+
+
+def export_run(run_dir: str | Path, dest: str | Path) -> Path:
+    """Copy a finished run's ``results.json`` and its fp32 weights (no optimiser state) to ``dest``.
+
+    ``mlcourse export RUN DEST``; ``mlcourse eval DEST`` and :func:`load_shipped` read the copy back.
+    """
+    run_dir, dest = Path(run_dir), Path(dest)
+    results = load_results(run_dir)
+    if not results.get("test"):
+        raise CheckpointError(f"run {str(run_dir)!r} has no test result yet: finish it before exporting")
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    weights = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in checkpoint["learner"].items()}
+    dest.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dest / WEIGHTS_NAME, {
+        "algo": checkpoint["algo"], "config": checkpoint["config"], "step": checkpoint["step"],
+        "shapes": parameter_shapes(weights), "learner": weights,
+        "learner_config": checkpoint.get("learner_config", {}), "torch_version": checkpoint.get("torch_version"),
+    })
+    from .cli import train_command  # noqa: PLC0415 - the command line is built from the run's configuration
+    from .train import TrainConfig
+
+    config = TrainConfig.from_dict(results["config"])
+    results = {k: v for k, v in results.items() if k not in ("format", "version")}
+    results.update({"weights": WEIGHTS_NAME, "command": train_command(config.replace(out_dir=str(run_dir)))})
+    return save_results(dest / RESULTS_NAME, results)
+
+
+def shape_key(n_way: int, k_shot: int) -> str:
+    return f"{n_way}way{k_shot}shot"
+
+
+def record_extra_test(run_dir: str | Path, result: EvalResult, *, n_way: int, k_shot: int, device: torch.device,
+                      wall_time_s: float) -> Path:
+    """Add a test on another task shape (same weights, ``mlcourse eval --record``) to a run's results.json."""
+    results = load_results(run_dir)
+    extra = dict(results.get("extra_tests") or {})
+    extra[shape_key(n_way, k_shot)] = {
+        **result.to_dict(), "n_way": n_way, "k_shot": k_shot, "device": device_name(device),
+        "wall_time_s": round(wall_time_s, 1), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    results = {k: v for k, v in results.items() if k not in ("format", "version")}
+    results["extra_tests"] = extra
+    return save_results(Path(run_dir) / RESULTS_NAME, results)
+
+
+# --------------------------------------------------------------------------------------------------
+# reading the shipped runs
+
+
+def shipped_runs(directory: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """``{name: results}`` of every shipped run (``results/omniglot/<name>/results.json``), sorted by name."""
+    root = Path(directory) if directory is not None else SHIPPED_DIR
+    if not root.is_dir():
+        return {}
+    return {p.parent.name: load_results(p) for p in sorted(root.glob(f"*/{RESULTS_NAME}"))}
+
+
+def load_shipped(name: str, device: torch.device | str | None = "cpu", directory: str | Path | None = None) -> Experiment:
+    """The experiment of a shipped run with its trained weights (data loaded, samplers at their seeds)."""
+    root = Path(directory) if directory is not None else SHIPPED_DIR
+    path = root / name / WEIGHTS_NAME
+    if not path.exists():
+        known = ", ".join(shipped_runs(root)) or "none"
+        raise FileNotFoundError(f"no shipped run {name!r} in {root} (known: {known})")
+    experiment, _ = load_trained(path, device=device)
+    return experiment
+
+
+def reevaluate(name: str, num_tasks: int = 600, *, seed: int = FRESH_TEST_SEED, n_way: Optional[int] = None,
+               k_shot: Optional[int] = None, device: torch.device | str | None = "cpu", batch_size: int = 25,
+               progress: bool = False, directory: str | Path | None = None) -> EvalResult:
+    """Evaluate a shipped run's weights on ``num_tasks`` test tasks drawn with ``seed`` (fresh ones by default).
+
+    Full mode of chapters 01/03/05: minutes on a CPU instead of an hour of training per run.
+    """
+    exp = load_shipped(name, device=device, directory=directory)
+    sampler = test_sampler(exp, n_way=n_way, k_shot=k_shot, seed=seed)
+    return evaluate(exp.learner, sampler, num_tasks, inner_steps=exp.config.test_inner_steps, batch_size=batch_size,
+                    progress=progress)
+
+
+def agrees(new: EvalResult, committed: Mapping[str, Any]) -> bool:
+    """True when two evaluations of the same weights agree: the difference of the means lies within the
+    95 % interval of a difference of two independent estimates, ``1.96 * sqrt(se_new^2 + se_old^2)``."""
+    se_new, se_old = new.ci95 / 1.96, float(committed["ci95"]) / 1.96
+    return abs(new.mean - float(committed["mean"])) <= 1.96 * (se_new**2 + se_old**2) ** 0.5
+
+
+# --------------------------------------------------------------------------------------------------
+# the table the chapters print
+
+
+def _hours(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def _short_device(label: str) -> str:
+    if label.startswith("CPU:"):
+        cores = label[label.rfind("(") + 1:].split(" cores")[0] if "cores" in label else "?"
+        return f"CPU ({cores} cores)"
+    return label
+
+
+def table_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """One row per (run, test shape): method, shape, accuracy ± CI, how it was made, the published number."""
+    rows = []
+    for name, res in runs.items():
+        config, test = res["config"], res.get("test")
+        if not test:
+            continue
+        made = (f"{_short_device(res.get('device', '?'))}, {res.get('iterations', '?')} it., "
+                f"{_hours(float(res.get('wall_time_s', 0)))}, {str(res.get('date', '?'))[:10]}")
+        tests = [(config["n_way"], config["k_shot"], test, "")]
+        for extra in (res.get("extra_tests") or {}).values():
+            tests.append((extra["n_way"], extra["k_shot"], extra, " (same weights)"))
+        for n_way, k_shot, t, note in tests:
+            pub = published(config["algo"], n_way, k_shot)
+            rows.append([METHOD_NAMES.get(config["algo"], config["algo"]) + note, f"{n_way}-way {k_shot}-shot",
+                         f"{100 * t['mean']:.2f} ± {100 * t['ci95']:.2f} % ({t['num_tasks']} tasks)", made,
+                         pub.cell() if pub else "not reported"])
+    return rows
+
+
+TABLE_HEADERS = ("method", "task", "this course (95 % CI)", "device, iterations, wall time, date", "published")
+
+
+def results_table(names: Optional[Iterable[str]] = None, directory: str | Path | None = None) -> str:
+    """The comparison table of chapters 01/03/05, read from the shipped results files (never typed in)."""
+    from .experiments import format_table  # noqa: PLC0415 - one table formatter for the package
+
+    runs = shipped_runs(directory)
+    if names is not None:
+        runs = {n: runs[n] for n in names if n in runs}
+    if not runs:
+        return "(no shipped Omniglot runs found under results/omniglot/)"
+    return format_table(table_rows(runs), TABLE_HEADERS)
+
+
+def timed_reevaluation(names: Sequence[str], num_tasks: int, **kw: Any) -> list[tuple[str, EvalResult, float, bool]]:
+    """Re-evaluate several shipped runs; ``[(name, result, seconds, agrees_with_committed)]``."""
+    runs = shipped_runs(kw.get("directory"))
+    out = []
+    for name in names:
+        start = time.perf_counter()
+        result = reevaluate(name, num_tasks, **kw)
+        out.append((name, result, time.perf_counter() - start, agrees(result, runs[name]["test"])))
+    return out
+
+
+__all__ = ["SHIPPED_DIR", "PUBLISHED", "Published", "published", "export_run", "record_extra_test", "shipped_runs",
+           "load_shipped", "reevaluate", "agrees", "results_table", "table_rows", "timed_reevaluation",
+           "FRESH_TEST_SEED"]

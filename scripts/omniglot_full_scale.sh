@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The full-scale Omniglot runs shipped with the course (results/omniglot/, chapters 01, 03 and 05).
+# Each run is resumable (run the same line again), takes under an hour on a 2-core CPU with torch.compile,
+# and runs unchanged on a GPU (--device auto). After a run, `mlcourse export` copies its results.json and
+# its fp32 weights (no optimiser state) into results/omniglot/<name>/.
+#   bash scripts/omniglot_full_scale.sh                 # every run, in order
+#   bash scripts/omniglot_full_scale.sh protonet-5w1s   # some runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MLC=${MLCOURSE:-.venv/bin/mlcourse}
+# the protocol: Vinyals split (unseen test characters), 600 test tasks of 5 queries per class, 95% interval
+COMMON="--data omniglot --split vinyals --n-query 5 --outer-lr 0.001 --lr-schedule cosine --eval-every 1000 \
+  --val-tasks 200 --test-tasks 600 --eval-batch 25 --checkpoint-every 250 --log-every 50 --hidden 64 --compile --device auto"
+
+declare -A RUNS=(
+  [maml-5w1s]="--algo maml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
+  [protonet-5w1s]="--algo protonet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 7000"
+  [protonet-5w5s]="--algo protonet --n-way 5 --train-n-way 20 --k-shot 5 --meta-batch 1 --iterations 6000"
+  [matchingnet-5w1s]="--algo matchingnet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 7000"
+  [fomaml-5w1s]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 10000"
+  [metasgd-5w1s]="--algo metasgd --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
+  [reptile-5w1s]="--algo reptile --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 8000"
+  [anil-5w1s]="--algo anil --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
+  [pretrain-5w1s]="--algo pretrain --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 50 --inner-lr 0.5 --meta-batch 8 --iterations 6000"
+)
+ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s)
+# extra test shapes evaluated on a run's final weights (recorded in its results.json as extra_tests)
+declare -A EXTRA=([protonet-5w1s]="--n-way 20 --k-shot 1" [matchingnet-5w1s]="--n-way 20 --k-shot 1"
+                  [pretrain-5w1s]="--n-way 5 --k-shot 5")
+
+names=("$@")
+[ ${#names[@]} -eq 0 ] && names=("${ORDER[@]}")
+for name in "${names[@]}"; do
+  [ -n "${RUNS[$name]:-}" ] || { echo "unknown run '$name'; known: ${ORDER[*]}" >&2; exit 2; }
+  # shellcheck disable=SC2086
+  $MLC train ${RUNS[$name]} $COMMON --out "runs/omniglot/$name"
+  if [ -n "${EXTRA[$name]:-}" ]; then
+    # shellcheck disable=SC2086
+    $MLC eval "runs/omniglot/$name" ${EXTRA[$name]} --tasks 600 --batch 25 --record
+  fi
+  $MLC export "runs/omniglot/$name" "results/omniglot/$name"
+done

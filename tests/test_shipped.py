@@ -1,0 +1,74 @@
+"""The full-scale Omniglot runs shipped with the course (results/omniglot/<run>/): each weight file is small, fp32,
+without optimiser state, and evaluates to its recorded accuracy on the same fixed test tasks (the first 100 of
+the 600 of its committed result); the table the chapters print is read from those files."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mlcourse import shipped
+from mlcourse.checkpoint import WEIGHTS_NAME, load_checkpoint
+from mlcourse.config import data_dir
+from mlcourse.train import TEST_SEED
+
+RUNS = shipped.shipped_runs()
+CHECK_TASKS = 100
+
+
+@pytest.fixture(scope="module")
+def omniglot_data():
+    """The repo's data directory with Omniglot (``make data-omniglot`` puts it there; else import the reference copy)."""
+    from conftest import SHARED_DATA
+
+    from mlcourse.data.omniglot import import_omniglot
+
+    if not (data_dir() / "omniglot" / "images_background.zip").exists():
+        source = SHARED_DATA / "omniglot"
+        if not source.exists():
+            pytest.skip("no Omniglot copy to evaluate the shipped weights on")
+        import_omniglot(source)
+    return data_dir()
+
+
+def test_the_course_ships_full_scale_runs() -> None:
+    assert {"maml-5w1s", "protonet-5w1s"} <= set(RUNS), sorted(RUNS)
+    for name, res in RUNS.items():
+        assert res["test"]["num_tasks"] >= 600 and res["device"] and res["date"] and res["wall_time_s"] > 0, name
+        assert res["config"]["split_scheme"] == "vinyals" and res["command"].startswith("mlcourse train"), name
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_weight_file_is_small_fp32_without_optimiser_state(name: str) -> None:
+    path = shipped.SHIPPED_DIR / name / WEIGHTS_NAME
+    assert path.stat().st_size <= 2 * 1024 * 1024
+    state = load_checkpoint(path)
+    assert "optimizer" not in state and "rng" not in state
+    assert all(t.dtype == torch.float32 for t in state["learner"].values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_shipped_weights_reproduce_their_recorded_accuracy(name: str, omniglot_data) -> None:
+    committed = RUNS[name]
+    checks = [(None, None, committed["test"])] + [(t["n_way"], t["k_shot"], t) for t in (committed.get("extra_tests") or {}).values()]
+    for n_way, k_shot, recorded in checks:
+        new = shipped.reevaluate(name, CHECK_TASKS, seed=TEST_SEED, n_way=n_way, k_shot=k_shot)
+        same_tasks = sum(recorded["per_task"][:CHECK_TASKS]) / CHECK_TASKS
+        # the same 100 tasks: equal up to a few queries flipped by floating-point differences (compiled vs eager)
+        assert abs(new.mean - same_tasks) < 0.005, (name, n_way, k_shot, new.mean, same_tasks)
+        assert shipped.agrees(new, recorded), (name, n_way, k_shot, new.mean, recorded["mean"])
+
+
+def test_results_table_reads_the_files(tmp_path) -> None:
+    table = shipped.results_table()
+    for name, res in RUNS.items():
+        assert f"{100 * res['test']['mean']:.2f} ± {100 * res['test']['ci95']:.2f} %" in table, name
+    assert "Snell et al. 2017" in table and "Finn et al. 2017" in table
+    assert "no shipped Omniglot runs" in shipped.results_table(directory=tmp_path)
+
+
+def test_agrees_uses_both_intervals() -> None:
+    from mlcourse.train import EvalResult
+
+    new = EvalResult(mean=0.97, ci95=0.01, per_task=[0.97] * 10)
+    assert shipped.agrees(new, {"mean": 0.98, "ci95": 0.01})
+    assert not shipped.agrees(new, {"mean": 0.995, "ci95": 0.005})
