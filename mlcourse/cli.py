@@ -233,12 +233,6 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
-
-    return bench_main(args.bench_args)
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text
@@ -256,7 +250,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return status
     parser = _build_parser()
     args = parser.parse_args(argv)
-    handlers = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "data": _cmd_data, "bench": _cmd_bench}
+    # "bench" never reaches the parser (main hands it to mlcourse.bench above); its sub-parser lists it in --help
+    handlers = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "data": _cmd_data}
     try:
         status = handlers[args.command](args)
     except KeyboardInterrupt:
