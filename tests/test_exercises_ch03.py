@@ -32,8 +32,9 @@ def test_proto_logits_match_the_library_protonet():
 
 def test_matching_probs_match_the_library_matchingnet():
     e, task = _task()
-    learner = make_learner("matchingnet", _Identity().double())
-    meta = {"model": dict(learner.model.named_parameters())}
+    # the exercise's attention has no temperature: the library's MatchingNet with tau fixed at 1
+    learner = make_learner("matchingnet", _Identity().double(), scale=1.0, learn_scale=False)
+    meta = learner.meta_state()
     expected = learner.logits(meta, task, 3).exp()
     probs = ch03.matching_probs(**e)
     assert torch.allclose(probs, expected)
