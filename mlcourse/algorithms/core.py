@@ -16,8 +16,10 @@ compiler on a CPU machine, an unsupported platform) the learner says so in one l
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
+import time
 from functools import partial
 from typing import Any, Callable, NamedTuple, Optional, Union
 
@@ -172,16 +174,12 @@ class Learner(nn.Module):
     def _run_compiled(self, key: tuple, mapped: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
         """Call the compiled version of ``mapped`` (built on first use). A compiler that cannot run here is
         reported in one line (``compile_notice``) and the learner continues eagerly."""
-        import time
-
         compiled = self._compiled.get(key)
         first = compiled is None
         if first:
             ok, why = compiler_available(next(iter(meta["model"].values())).device)
             if not ok:
                 return self._give_up_compiling(why, mapped, meta, task)
-            import logging
-
             # torch's C++ builder warns about a missing CUDA runtime on CPU-only machines: not our business
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             compiled = torch.compile(mapped, dynamic=False)
