@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mlcourse.checkpoint import atomic_write  # one atomic writer (temporary file, fsync, rename)
+from mlcourse.cliparse import Parser  # one-line errors, exit status 2, like the rest of the CLI
 from mlcourse.config import device_name
 from mlcourse.data.tasks import TaskBatch
 
@@ -547,9 +548,7 @@ def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, A
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlcourse.cli import _Parser  # one-line errors, exit status 2, like the rest of the CLI
-
-    parser = _Parser(prog="mlcourse bench", description=(
+    parser = Parser(prog="mlcourse bench", description=(
         "Meta-gradient throughput: mlcourse vectorised (torch.func.vmap) vs per-task loop vs learn2learn."))
     parser.add_argument("--tiny", action="store_true", help="the tiny CPU shape only (CI; seconds)")
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=None,

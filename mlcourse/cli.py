@@ -20,16 +20,8 @@ import shlex
 import sys
 from typing import Any, Optional, Sequence
 
-EXIT_ERROR = 2
-
-
-class CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+from .cliparse import EXIT_ERROR, CLIError
+from .cliparse import Parser as _Parser
 
 
 def _build_parser() -> argparse.ArgumentParser:
