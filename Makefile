@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PORT ?= 8888
 SHARED_OMNIGLOT ?= ../shared/data/omniglot
 
-.PHONY: setup course test data-omniglot browser clean
+.PHONY: setup course test lint data-omniglot browser clean
 # Jupyter refuses to start as root without --allow-root (containers, CI machines).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -23,8 +23,14 @@ data-omniglot: setup
 browser: setup
 	bash scripts/install_browser.sh
 
-# Whole test suite: unit tests, the course in a real browser, then every notebook executed by nbval in fast mode.
-test: setup data-omniglot browser
+# The architecture and the style: import-linter's layer contracts (pyproject.toml) and ruff (lint + format).
+lint: setup
+	.venv/bin/lint-imports
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+# Whole test suite: lint, unit tests, the course in a real browser, then every notebook executed by nbval in fast mode.
+test: setup lint data-omniglot browser
 	MLCOURSE_FAST=1 $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider --durations=25
 
 clean:

@@ -5,6 +5,7 @@ mlcourse vectorised (torch.func.vmap) vs mlcourse per-task loop vs learn2learn's
 
 Every variant computes the same meta-gradient (tests/test_learn2learn.py checks that) on the same model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ from mlcourse.models import Conv4
 def batch(tasks: int, n_way: int, k_shot: int, n_query: int, size: int) -> TaskBatch:
     g = torch.Generator().manual_seed(0)
     sy, qy = torch.arange(n_way).repeat_interleave(k_shot), torch.arange(n_way).repeat_interleave(n_query)
-    return TaskBatch(torch.rand(tasks, n_way * k_shot, 1, size, size, generator=g), sy.repeat(tasks, 1),
-                     torch.rand(tasks, n_way * n_query, 1, size, size, generator=g), qy.repeat(tasks, 1))
+    return TaskBatch(
+        torch.rand(tasks, n_way * k_shot, 1, size, size, generator=g),
+        sy.repeat(tasks, 1),
+        torch.rand(tasks, n_way * n_query, 1, size, size, generator=g),
+        qy.repeat(tasks, 1),
+    )
 
 
 def rate(step, tasks: int, seconds: float) -> float:
@@ -61,6 +66,7 @@ def main() -> None:
             learner.vectorise = vectorise
             learner.zero_grad()
             learner(data).loss.backward()
+
         return step
 
     maml = l2l.algorithms.MAML(copy.deepcopy(model), lr=0.4)
@@ -75,14 +81,21 @@ def main() -> None:
             total = total + F.cross_entropy(clone(data.query_x[t]), data.query_y[t])
         (total / data.num_tasks).backward()
 
-    results = {"vectorised": rate(ours(True), args.tasks, args.seconds), "loop": rate(ours(False), args.tasks, args.seconds),
-               "learn2learn": rate(l2l_step, args.tasks, args.seconds)}
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, Conv4(hidden={args.hidden}, {args.image_size}px), "
-          f"{args.n_way}-way {args.k_shot}-shot {args.n_query} query, {args.tasks} tasks, {args.inner_steps} inner step(s), second order")
+    results = {
+        "vectorised": rate(ours(True), args.tasks, args.seconds),
+        "loop": rate(ours(False), args.tasks, args.seconds),
+        "learn2learn": rate(l2l_step, args.tasks, args.seconds),
+    }
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, Conv4(hidden={args.hidden}, {args.image_size}px), "
+        f"{args.n_way}-way {args.k_shot}-shot {args.n_query} query, {args.tasks} tasks, {args.inner_steps} inner step(s), second order"
+    )
     for name, value in results.items():
         print(f"{name:>12}: {value:8.1f} tasks/s")
-    print(f"vectorised / learn2learn = {results['vectorised'] / results['learn2learn']:.2f}x, "
-          f"vectorised / loop = {results['vectorised'] / results['loop']:.2f}x")
+    print(
+        f"vectorised / learn2learn = {results['vectorised'] / results['learn2learn']:.2f}x, "
+        f"vectorised / loop = {results['vectorised'] / results['loop']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -42,14 +42,14 @@ export MLCOURSE_L2L_SRC PYTHONUNBUFFERED=1
 } 2>&1 | tee "$LOG"
 
 # 1. the benchmark table (about 3-5 minutes on an H100/H200)
-timeout 420 $PY -m mlcourse.bench --device "$BENCH_DEVICE" --shapes $BENCH_SHAPES \
+timeout 420 $PY -m mlcourse bench --device "$BENCH_DEVICE" --shapes $BENCH_SHAPES \
   --algorithms maml fomaml anil metasgd protonet --repeats 5 \
   ${MLCOURSE_L2L_SRC:+--l2l-source "$MLCOURSE_L2L_SRC"} \
   --out "$DEST/bench-$BENCH_DEVICE-$DATE.json" 2>&1 | tee -a "$LOG"
 status=${PIPESTATUS[0]}
 
 # 2. the scaling sweeps of chapter 08 (1-2 minutes), whatever time is left
-timeout 150 $PY -m mlcourse.scaling --device "$BENCH_DEVICE" $SCALING_ARGS --repeats 3 \
+timeout 150 $PY -m mlcourse scaling --device "$BENCH_DEVICE" $SCALING_ARGS --repeats 3 \
   --algorithms maml fomaml anil reptile protonet \
   --out "$DEST/scaling-$BENCH_DEVICE-$DATE.json" 2>&1 | tee -a "$LOG"
 echo "== done $(date -u), bench exit status $status" | tee -a "$LOG"

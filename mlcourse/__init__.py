@@ -4,4 +4,5 @@ Subpackages: ``data`` (data sets, episodic tasks), ``models``, ``algorithms`` (o
 ``train`` (loop, checkpoints, evaluation), ``widgets``/``plots`` (thin layers for the notebooks),
 ``bench`` and ``cli``.
 """
+
 __version__ = "0.1.0"

@@ -30,9 +30,9 @@ Shapes (``SHAPES``): ``tiny`` (CI, ``--tiny``), ``small`` (the CPU comparison of
 ``conv4-84`` (the GPU shapes: Conv-4 with 64 filters on 32x32 RGB, 5-way 5-shot, 15 queries, 32 tasks,
 5 inner steps; and 84x84 with 32 filters, 16 tasks).
 
-``python -m mlcourse.bench --tiny`` (or ``mlcourse bench --tiny`` once wired into the CLI through
-:func:`main`) prints the table and writes the rows as JSON.
+``mlcourse bench --tiny`` (:func:`add_arguments`, :func:`run`) prints the table and writes the rows as JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,18 +47,21 @@ import sys
 import time
 import types
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mlcourse.checkpoint import atomic_write  # one atomic writer (temporary file, fsync, rename)
-from mlcourse.cliparse import Parser  # one-line errors, exit status 2, like the rest of the CLI
-from mlcourse.config import device_name
+from mlcourse import atomic
+from mlcourse.algorithms import make_learner
+from mlcourse.cliparse import CLIError
+from mlcourse.config import REPO_ROOT, device_name, resolve_device
 from mlcourse.data.tasks import TaskBatch
+from mlcourse.models import Conv4
 
 VECTORISED, COMPILED, LOOP, L2L = "vectorised", "compiled", "per-task loop", "learn2learn"
 IMPLEMENTATIONS = (VECTORISED, COMPILED, LOOP, L2L)
@@ -83,8 +86,10 @@ class Shape:
     channels: int
 
     def describe(self) -> str:
-        return (f"Conv4({self.hidden}) {self.channels}x{self.image_size}x{self.image_size}, {self.n_way}-way "
-                f"{self.k_shot}-shot {self.n_query}q, {self.tasks} tasks, {self.inner_steps} step(s)")
+        return (
+            f"Conv4({self.hidden}) {self.channels}x{self.image_size}x{self.image_size}, {self.n_way}-way "
+            f"{self.k_shot}-shot {self.n_query}q, {self.tasks} tasks, {self.inner_steps} step(s)"
+        )
 
 
 SHAPES: dict[str, Shape] = {
@@ -106,7 +111,11 @@ GPU_SHAPES = ("conv4-32", "conv4-84")
 # --------------------------------------------------------------------------------------------------
 def _quiet_import(name: str) -> Any:
     """Import ``name`` without gym's deprecation banner (learn2learn's ``__init__`` imports gym)."""
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stderr(io.StringIO()),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         return importlib.import_module(name)
 
@@ -158,34 +167,50 @@ def load_learn2learn(source: str | os.PathLike | None = None) -> Optional[types.
 # --------------------------------------------------------------------------------------------------
 # data, models, steps
 # --------------------------------------------------------------------------------------------------
-def synthetic_batch(shape: Shape, *, seed: int = 0, device: torch.device | str = "cpu",
-                    dtype: torch.dtype = torch.float32) -> TaskBatch:
+def synthetic_batch(
+    shape: Shape, *, seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> TaskBatch:
     """Random images in the one task format (class-major labels); timings do not depend on pixel values."""
     g = torch.Generator().manual_seed(seed)
     img = (shape.channels, shape.image_size, shape.image_size)
     sy = torch.arange(shape.n_way).repeat_interleave(shape.k_shot).repeat(shape.tasks, 1)
     qy = torch.arange(shape.n_way).repeat_interleave(shape.n_query).repeat(shape.tasks, 1)
-    batch = TaskBatch(torch.rand(shape.tasks, shape.n_way * shape.k_shot, *img, generator=g, dtype=dtype), sy,
-                      torch.rand(shape.tasks, shape.n_way * shape.n_query, *img, generator=g, dtype=dtype), qy,
-                      torch.arange(shape.n_way).repeat(shape.tasks, 1))
+    batch = TaskBatch(
+        torch.rand(shape.tasks, shape.n_way * shape.k_shot, *img, generator=g, dtype=dtype),
+        sy,
+        torch.rand(shape.tasks, shape.n_way * shape.n_query, *img, generator=g, dtype=dtype),
+        qy,
+        torch.arange(shape.n_way).repeat(shape.tasks, 1),
+    )
     return batch.to(device)
 
 
-def make_model(shape: Shape, *, seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> nn.Module:
-    from mlcourse.models import Conv4
+def make_model(
+    shape: Shape, *, seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> nn.Module:
 
     torch.manual_seed(seed)
-    return Conv4(in_channels=shape.channels, n_out=shape.n_way, hidden=shape.hidden, image_size=shape.image_size).to(device=device, dtype=dtype)
+    return Conv4(in_channels=shape.channels, n_out=shape.n_way, hidden=shape.hidden, image_size=shape.image_size).to(
+        device=device, dtype=dtype
+    )
 
 
-def mlcourse_step(algorithm: str, model: nn.Module, shape: Shape, batch: TaskBatch, *, vectorise: bool,
-                  inner_lr: float = 0.1, compile: bool = False) -> tuple[Callable[[], Tensor], nn.Module]:
+def mlcourse_step(
+    algorithm: str,
+    model: nn.Module,
+    shape: Shape,
+    batch: TaskBatch,
+    *,
+    vectorise: bool,
+    inner_lr: float = 0.1,
+    compile: bool = False,
+) -> tuple[Callable[[], Tensor], nn.Module]:
     """``step()`` = one meta-gradient with ``make_learner(algorithm, ..., vectorise=vectorise)``; returns
     ``(step, learner)``. ``step`` returns the (detached) meta-loss."""
-    from mlcourse.algorithms import make_learner
 
-    learner = make_learner(algorithm, model, inner_lr=inner_lr, inner_steps=shape.inner_steps, vectorise=vectorise,
-                           compile=compile)
+    learner = make_learner(
+        algorithm, model, inner_lr=inner_lr, inner_steps=shape.inner_steps, vectorise=vectorise, compile=compile
+    )
 
     def step() -> Tensor:
         learner.zero_grad(set_to_none=True)
@@ -196,8 +221,9 @@ def mlcourse_step(algorithm: str, model: nn.Module, shape: Shape, batch: TaskBat
     return step, learner
 
 
-def l2l_meta_loss(l2l: types.ModuleType, wrapper: nn.Module, algorithm: str, model: nn.Module, batch: TaskBatch,
-                  inner_steps: int) -> Tensor:
+def l2l_meta_loss(
+    l2l: types.ModuleType, wrapper: nn.Module, algorithm: str, model: nn.Module, batch: TaskBatch, inner_steps: int
+) -> Tensor:
     """The mean query loss over tasks, learn2learn style: ``clone()``, ``adapt()`` on the support set."""
     total = 0.0
     for t in range(batch.num_tasks):
@@ -221,8 +247,9 @@ def l2l_wrapper(l2l: types.ModuleType, algorithm: str, model: nn.Module, inner_l
     return l2l.algorithms.MAML(model, lr=inner_lr, first_order=algorithm == "fomaml")
 
 
-def l2l_step(l2l: types.ModuleType, algorithm: str, model: nn.Module, shape: Shape, batch: TaskBatch,
-             inner_lr: float = 0.1) -> tuple[Callable[[], Tensor], nn.Module]:
+def l2l_step(
+    l2l: types.ModuleType, algorithm: str, model: nn.Module, shape: Shape, batch: TaskBatch, inner_lr: float = 0.1
+) -> tuple[Callable[[], Tensor], nn.Module]:
     """``step()`` = one meta-gradient with learn2learn's wrappers on ``model`` (use a copy)."""
     wrapper = l2l_wrapper(l2l, algorithm, model, inner_lr)
     owner = nn.ModuleList([model, wrapper])  # zero_grad over the model and MetaSGD's learning rates
@@ -259,7 +286,7 @@ class GraphMemory:
     class _Holder:
         __slots__ = ("tensor", "key", "owner", "__weakref__")
 
-        def __init__(self, tensor: Tensor, key: Optional[int], owner: "GraphMemory") -> None:
+        def __init__(self, tensor: Tensor, key: Optional[int], owner: GraphMemory) -> None:
             self.tensor, self.key, self.owner = tensor, key, owner
 
         def __del__(self) -> None:
@@ -288,7 +315,7 @@ class GraphMemory:
     def _unpack(holder: Any) -> Tensor:
         return holder.tensor
 
-    def __enter__(self) -> "GraphMemory":
+    def __enter__(self) -> GraphMemory:
         self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
         self._ctx.__enter__()
         return self
@@ -355,7 +382,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device, warmup: int = 1) -> dict[str, list[float]]:
+def time_interleaved(
+    steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device, warmup: int = 1
+) -> dict[str, list[float]]:
     """Seconds per call of each ``steps[name]``, timed in ``repeats`` interleaved rounds after ``warmup``."""
     for fn in steps.values():
         for _ in range(warmup):
@@ -393,7 +422,6 @@ def run_benchmark(
     seconds_min, seconds_median, seconds, ratio_to_learn2learn, ratio_to_loop, peak_memory_bytes, peak_memory_method,
     graph_saved_bytes, device, device_name, torch, learn2learn, threads, dtype, date, note``.
     """
-    from mlcourse.config import resolve_device
 
     dev = resolve_device(device)
     for name in algorithms:
@@ -405,8 +433,15 @@ def run_benchmark(
     l2l = load_learn2learn() if learn2learn is True else (None if learn2learn is False else learn2learn)
     l2l_version = getattr(l2l, "__version__", None) if l2l is not None else None
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    common = {"device": str(dev), "device_name": device_name(dev), "torch": str(torch.__version__),
-              "learn2learn": l2l_version, "threads": torch.get_num_threads(), "dtype": "float32", "date": date}
+    common = {
+        "device": str(dev),
+        "device_name": device_name(dev),
+        "torch": str(torch.__version__),
+        "learn2learn": l2l_version,
+        "threads": torch.get_num_threads(),
+        "dtype": "float32",
+        "date": date,
+    }
     rows: list[dict[str, Any]] = []
     for shape_spec in shapes:
         shape_name, shape = (shape_spec, SHAPES[shape_spec]) if isinstance(shape_spec, str) else ("custom", shape_spec)
@@ -416,11 +451,14 @@ def run_benchmark(
             graph_fns: dict[str, tuple[Callable[[], Tensor], list[Tensor]]] = {}
             inputs = [batch.support_x, batch.query_x]
             if VECTORISED in implementations:
-                steps[VECTORISED], _ = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr)
+                steps[VECTORISED], _ = mlcourse_step(
+                    algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr
+                )
             compile_seconds = None
             if COMPILED in implementations:
-                step, compiled = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=True,
-                                               inner_lr=inner_lr, compile=True)
+                step, compiled = mlcourse_step(
+                    algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr, compile=True
+                )
                 if progress is not None:
                     progress(f"{shape_name}: compiling {algo}")
                 start = time.perf_counter()
@@ -429,7 +467,9 @@ def run_benchmark(
                 if compiled.compile_notice is None:
                     steps[COMPILED] = step
             if LOOP in implementations:
-                steps[LOOP], learner = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=False, inner_lr=inner_lr)
+                steps[LOOP], learner = mlcourse_step(
+                    algo, make_model(shape, device=dev), shape, batch, vectorise=False, inner_lr=inner_lr
+                )
                 graph_fns[LOOP] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
             note = ""
             if L2L in implementations and algo in L2L_ALGORITHMS:
@@ -439,8 +479,10 @@ def run_benchmark(
                     model = make_model(shape, device=dev)
                     steps[L2L], owner = l2l_step(l2l, algo, model, shape, batch, inner_lr=inner_lr)
                     wrapper = owner[1]
-                    graph_fns[L2L] = (lambda w=wrapper, m=model: l2l_meta_loss(l2l, w, algo, m, batch, shape.inner_steps),
-                                      list(owner.parameters()) + inputs)
+                    graph_fns[L2L] = (
+                        lambda w=wrapper, m=model: l2l_meta_loss(l2l, w, algo, m, batch, shape.inner_steps),
+                        list(owner.parameters()) + inputs,
+                    )
             if progress is not None:
                 progress(f"{shape_name}: {algo} ({', '.join(steps)})")
             times = time_interleaved(steps, repeats, dev, warmup=warmup)
@@ -453,22 +495,37 @@ def run_benchmark(
                 if memory and impl in graph_fns:
                     fn, exclude = graph_fns[impl]
                     graph = graph_saved_bytes(fn, exclude)["held"]
-                rows.append({
-                    "algorithm": algo, "implementation": impl, "shape": shape_name, "shape_detail": asdict(shape),
-                    "second_order": algo in ("maml", "anil", "metasgd"), "tasks": shape.tasks,
-                    "rate": rate[impl], "unit": "episodes/s" if algo == "protonet" else "tasks/s",
-                    "seconds_min": best[impl], "seconds_median": med[impl], "seconds": times[impl],
-                    "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
-                    "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
-                    "ratio_to_eager": rate[impl] / rate[VECTORISED] if VECTORISED in rate else None,
-                    "compile_seconds": compile_seconds if impl == COMPILED else None,
-                    "peak_memory_bytes": peak, "peak_memory_method": method,
-                    "graph_saved_bytes": graph,
-                    "graph_saved_method": ("autograd saved_tensors_hooks, bytes held for backward" if graph is not None
-                                           else "n/a (torch.func transforms refuse saved-tensor hooks)" if impl == VECTORISED
-                                           else "not measured"),
-                    **common, "note": note,
-                })
+                rows.append(
+                    {
+                        "algorithm": algo,
+                        "implementation": impl,
+                        "shape": shape_name,
+                        "shape_detail": asdict(shape),
+                        "second_order": algo in ("maml", "anil", "metasgd"),
+                        "tasks": shape.tasks,
+                        "rate": rate[impl],
+                        "unit": "episodes/s" if algo == "protonet" else "tasks/s",
+                        "seconds_min": best[impl],
+                        "seconds_median": med[impl],
+                        "seconds": times[impl],
+                        "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
+                        "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
+                        "ratio_to_eager": rate[impl] / rate[VECTORISED] if VECTORISED in rate else None,
+                        "compile_seconds": compile_seconds if impl == COMPILED else None,
+                        "peak_memory_bytes": peak,
+                        "peak_memory_method": method,
+                        "graph_saved_bytes": graph,
+                        "graph_saved_method": (
+                            "autograd saved_tensors_hooks, bytes held for backward"
+                            if graph is not None
+                            else "n/a (torch.func transforms refuse saved-tensor hooks)"
+                            if impl == VECTORISED
+                            else "not measured"
+                        ),
+                        **common,
+                        "note": note,
+                    }
+                )
             del steps, graph_fns
     return rows
 
@@ -486,20 +543,28 @@ def _ratio(value: Optional[float]) -> str:
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table of benchmark rows (what ``main`` prints)."""
-    header = (f"{'shape':<12} {'algorithm':<9} {'implementation':<14} {'rate':>9} {'unit':<10} {'vs l2l':>7} "
-              f"{'vs loop':>7} {'vs eager':>8} {'peak MiB':>9} {'graph MiB':>9} {'compile s':>9}")
+    header = (
+        f"{'shape':<12} {'algorithm':<9} {'implementation':<14} {'rate':>9} {'unit':<10} {'vs l2l':>7} "
+        f"{'vs loop':>7} {'vs eager':>8} {'peak MiB':>9} {'graph MiB':>9} {'compile s':>9}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['shape']:<12} {r['algorithm']:<9} {r['implementation']:<14} {r['rate']:>9.1f} {r['unit']:<10} "
-                     f"{_ratio(r['ratio_to_learn2learn']):>7} {_ratio(r['ratio_to_loop']):>7} "
-                     f"{_ratio(r.get('ratio_to_eager')):>8} {_mib(r['peak_memory_bytes']):>9} {_mib(r['graph_saved_bytes']):>9} "
-                     f"{'-' if r.get('compile_seconds') is None else format(r['compile_seconds'], '.0f'):>9}")
+        lines.append(
+            f"{r['shape']:<12} {r['algorithm']:<9} {r['implementation']:<14} {r['rate']:>9.1f} {r['unit']:<10} "
+            f"{_ratio(r['ratio_to_learn2learn']):>7} {_ratio(r['ratio_to_loop']):>7} "
+            f"{_ratio(r.get('ratio_to_eager')):>8} {_mib(r['peak_memory_bytes']):>9} {_mib(r['graph_saved_bytes']):>9} "
+            f"{'-' if r.get('compile_seconds') is None else format(r['compile_seconds'], '.0f'):>9}"
+        )
     if rows:
         r = rows[0]
-        lines.append(f"device: {r['device_name']} [{r['device']}] | torch {r['torch']} | learn2learn {r['learn2learn']} | "
-                     f"{r['date']}")
-        lines.append(f"peak MiB: {r['peak_memory_method']}; graph MiB: autograd saved tensors held for backward "
-                     "(per-task loop and learn2learn only)")
+        lines.append(
+            f"device: {r['device_name']} [{r['device']}] | torch {r['torch']} | learn2learn {r['learn2learn']} | "
+            f"{r['date']}"
+        )
+        lines.append(
+            f"peak MiB: {r['peak_memory_method']}; graph MiB: autograd saved tensors held for backward "
+            "(per-task loop and learn2learn only)"
+        )
     return "\n".join(lines)
 
 
@@ -508,30 +573,36 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[fl
     "compiled_vs_learn2learn": w, "compile_seconds": s}}`` (``None`` where a row is missing)."""
     out: dict[str, dict[str, Optional[float]]] = {}
     for r in rows:
-        entry = out.setdefault(f"{r['shape']}/{r['algorithm']}", {
-            "vectorised_vs_learn2learn": None, "vectorised_vs_loop": None, "compiled_vs_eager": None,
-            "compiled_vs_learn2learn": None, "compile_seconds": None})
+        entry = out.setdefault(
+            f"{r['shape']}/{r['algorithm']}",
+            {
+                "vectorised_vs_learn2learn": None,
+                "vectorised_vs_loop": None,
+                "compiled_vs_eager": None,
+                "compiled_vs_learn2learn": None,
+                "compile_seconds": None,
+            },
+        )
         if r["implementation"] == VECTORISED:
             entry.update(vectorised_vs_learn2learn=r["ratio_to_learn2learn"], vectorised_vs_loop=r["ratio_to_loop"])
         elif r["implementation"] == COMPILED:
-            entry.update(compiled_vs_eager=r.get("ratio_to_eager"), compiled_vs_learn2learn=r["ratio_to_learn2learn"],
-                         compile_seconds=r.get("compile_seconds"))
+            entry.update(
+                compiled_vs_eager=r.get("ratio_to_eager"),
+                compiled_vs_learn2learn=r["ratio_to_learn2learn"],
+                compile_seconds=r.get("compile_seconds"),
+            )
     return out
 
 
 def write_json(rows: Sequence[dict[str, Any]], path: str | os.PathLike, extra: Optional[dict[str, Any]] = None) -> Path:
     """Write ``{"rows": rows, "summary": ..., **extra}`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"kind": "mlcourse.bench", "rows": list(rows), "summary": summarise(rows), **(extra or {})}
-    text = json.dumps(payload, indent=1, default=str) + "\n"
-    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    return atomic.write_json(path, payload)
 
 
 def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Every ``*.json`` written by :func:`write_json` in ``directory`` (default ``benchmarks/results``),
     each with ``"file"`` added; sorted by file name. Unreadable files are skipped with a warning."""
-    from mlcourse.config import REPO_ROOT
 
     folder = Path(directory) if directory is not None else REPO_ROOT / "benchmarks" / "results"
     found = []
@@ -539,7 +610,7 @@ def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, A
         try:
             payload = json.loads(file.read_text())
         except (OSError, ValueError) as exc:
-            warnings.warn(f"skipping {file}: {exc}")
+            warnings.warn(f"skipping {file}: {exc}", stacklevel=2)
             continue
         if isinstance(payload, dict) and payload.get("kind") in ("mlcourse.bench", "mlcourse.scaling"):
             payload["file"] = str(file)
@@ -547,17 +618,31 @@ def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, A
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="mlcourse bench", description=(
-        "Meta-gradient throughput: mlcourse vectorised (torch.func.vmap) vs per-task loop vs learn2learn."))
+DESCRIPTION = "Meta-gradient throughput: mlcourse vectorised (torch.func.vmap) vs per-task loop vs learn2learn."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``mlcourse bench``."""
     parser.add_argument("--tiny", action="store_true", help="the tiny CPU shape only (CI; seconds)")
-    parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=None,
-                        help="default: tiny with --tiny, conv4-32 and conv4-84 on CUDA, small and small-5step on CPU")
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        choices=sorted(SHAPES),
+        default=None,
+        help="default: tiny with --tiny, conv4-32 and conv4-84 on CUDA, small and small-5step on CPU",
+    )
     parser.add_argument("--algorithms", nargs="+", choices=BENCH_ALGORITHMS, default=list(DEFAULT_ALGORITHMS))
-    parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=None,
-                        help="default: all (vectorised, compiled, per-task loop, learn2learn); --tiny: no compiled")
+    parser.add_argument(
+        "--implementations",
+        nargs="+",
+        choices=IMPLEMENTATIONS,
+        default=None,
+        help="default: all (vectorised, compiled, per-task loop, learn2learn); --tiny: no compiled",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds per implementation (default 3 tiny, 7 otherwise)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed rounds per implementation (default 3 tiny, 7 otherwise)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument("--no-learn2learn", action="store_true", help="skip the learn2learn rows")
@@ -566,16 +651,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def run(args: argparse.Namespace) -> int:
     """``mlcourse bench [--tiny] [--shapes ...] [--algorithms ...] [--device ...] [--out FILE]``: print the
     table, write the JSON, return 0 (the CLI's exit code)."""
-    from mlcourse.config import REPO_ROOT, resolve_device
-
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
     if args.repeats is not None and args.repeats < 1:
-        build_parser().error(f"--repeats={args.repeats} is not allowed; allowed: an integer >= 1")
+        raise CLIError(f"--repeats={args.repeats} is not allowed; allowed: an integer >= 1")
     if args.threads < 0:
-        build_parser().error(f"--threads={args.threads} is not allowed; allowed: 0 (default) or more")
+        raise CLIError(f"--threads={args.threads} is not allowed; allowed: 0 (default) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
@@ -588,24 +670,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         l2l = True
     implementations = args.implementations or list(QUICK_IMPLEMENTATIONS if args.tiny else IMPLEMENTATIONS)
-    rows = run_benchmark(shapes, args.algorithms, dev, repeats, implementations=implementations, learn2learn=l2l,
-                         memory=not args.no_memory, progress=lambda s: print(f"  measuring {s}", flush=True))
+    rows = run_benchmark(
+        shapes,
+        args.algorithms,
+        dev,
+        repeats,
+        implementations=implementations,
+        learn2learn=l2l,
+        memory=not args.no_memory,
+        progress=lambda s: print(f"  measuring {s}", flush=True),
+    )
     print(format_table(rows))
     for key, s in summarise(rows).items():
-        parts = [f"{label} = {s[field]:.2f}x" for field, label in (
-            ("vectorised_vs_learn2learn", "vectorised / learn2learn"), ("compiled_vs_eager", "compiled / eager"),
-            ("compiled_vs_learn2learn", "compiled / learn2learn")) if s[field] is not None]
+        parts = [
+            f"{label} = {s[field]:.2f}x"
+            for field, label in (
+                ("vectorised_vs_learn2learn", "vectorised / learn2learn"),
+                ("compiled_vs_eager", "compiled / eager"),
+                ("compiled_vs_learn2learn", "compiled / learn2learn"),
+            )
+            if s[field] is not None
+        ]
         if s["compile_seconds"] is not None:
             parts.append(f"compile time {s['compile_seconds']:.0f} s (once per run)")
         if parts:
             print(f"{key}: " + ", ".join(parts))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPO_ROOT / "runs" / "bench" / f"bench-{dev.type}-{stamp}.json"
-    path = write_json(rows, out, {"argv": list(argv) if argv is not None else sys.argv[1:], "repeats": repeats,
-                                  "shapes": {s if isinstance(s, str) else "custom": asdict(SHAPES[s]) for s in shapes}})
+    path = write_json(
+        rows,
+        out,
+        {
+            "argv": list(getattr(args, "argv", None) or sys.argv[1:]),
+            "repeats": repeats,
+            "shapes": {s if isinstance(s, str) else "custom": asdict(SHAPES[s]) for s in shapes},
+        },
+    )
     print(f"wrote {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

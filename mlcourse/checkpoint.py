@@ -10,6 +10,7 @@ deep ``torch``/``pickle`` traceback.
 Checkpoints are loaded with ``torch.load(weights_only=True)``: they hold only tensors and plain Python
 values (RNG states are converted to tensors/tuples), so loading never runs pickled code.
 """
+
 from __future__ import annotations
 
 import errno
@@ -19,12 +20,14 @@ import os
 import random
 import re
 import shutil
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, IO, Mapping
+from typing import Any
 
 import numpy as np
 import torch
+
+from .atomic import atomic_write, stale_temporaries
 
 CHECKPOINT_NAME = "checkpoint.pt"
 WEIGHTS_NAME = "weights.pt"  # a finished run's fp32 learner weights without optimiser state (results/omniglot/*)
@@ -32,7 +35,6 @@ RESULTS_NAME = "results.json"
 CHECKPOINT_FORMAT = "mlcourse-checkpoint"
 RESULTS_FORMAT = "mlcourse-results"
 FORMAT_VERSION = 1
-_TMP_MARK = ".tmp-"
 
 
 class CheckpointError(RuntimeError):
@@ -48,45 +50,7 @@ class OutputDirError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------------
-# atomic writes
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path`` and atomically move it over ``path``.
-
-    On any error the temporary file is removed and ``path`` keeps its previous content.
-    """
-    path = Path(path)
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}{_TMP_MARK}", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
-    return path
+# stale temporaries (the writes themselves: mlcourse.atomic)
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
@@ -96,7 +60,7 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     if not directory.is_dir():
         return removed
     for name in (CHECKPOINT_NAME, RESULTS_NAME):
-        for tmp in directory.glob(f".{name}{_TMP_MARK}*"):
+        for tmp in stale_temporaries(directory, name):
             try:
                 tmp.unlink()
                 removed.append(tmp)
@@ -175,7 +139,13 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate((python[0], tuple(python[1]), python[2]))
     npy = state["numpy"]
     np.random.set_state(
-        ("MT19937", npy["keys"].numpy().astype(np.uint32), int(npy["pos"]), int(npy["has_gauss"]), float(npy["cached_gaussian"]))
+        (
+            "MT19937",
+            npy["keys"].numpy().astype(np.uint32),
+            int(npy["pos"]),
+            int(npy["has_gauss"]),
+            float(npy["cached_gaussian"]),
+        )
     )
     torch.set_rng_state(state["torch"].cpu())
     cuda = state.get("cuda") or []
@@ -199,7 +169,11 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     try:
         return atomic_write(path, lambda handle: torch.save(payload, handle))
     except Exception as exc:
-        reason = "the disk is full" if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"{type(exc).__name__}: {exc}"
+        reason = (
+            "the disk is full"
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else f"{type(exc).__name__}: {exc}"
+        )
         previous = "the previous checkpoint is intact" if path.exists() else "no checkpoint was written"
         raise CheckpointError(f"could not write checkpoint {str(path)!r} ({reason}); {previous}") from exc
 
@@ -209,8 +183,11 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     (``results/omniglot/NAME``, no checkpoint) to its ``weights.pt``."""
     path = Path(path).expanduser()
     if path.is_dir():
-        path = path / (WEIGHTS_NAME if not (path / CHECKPOINT_NAME).exists() and (path / WEIGHTS_NAME).exists()
-                       else CHECKPOINT_NAME)
+        path = path / (
+            WEIGHTS_NAME
+            if not (path / CHECKPOINT_NAME).exists() and (path / WEIGHTS_NAME).exists()
+            else CHECKPOINT_NAME
+        )
     return path
 
 
@@ -277,9 +254,13 @@ def check_compatible(
     if extra or absent:
         parts = []
         if extra:
-            parts.append(f"it has parameters this model lacks ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})")
+            parts.append(
+                f"it has parameters this model lacks ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
+            )
         if absent:
-            parts.append(f"it lacks parameters of this model ({', '.join(absent[:3])}{', ...' if len(absent) > 3 else ''})")
+            parts.append(
+                f"it lacks parameters of this model ({', '.join(absent[:3])}{', ...' if len(absent) > 3 else ''})"
+            )
         raise CheckpointError(f"checkpoint {path!r} holds a different model: {'; '.join(parts)}")
     for name in current:
         if list(saved[name]) != current[name]:

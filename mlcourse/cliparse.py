@@ -1,5 +1,6 @@
 """The argument parser every ``mlcourse`` command shares (``mlcourse.cli`` and ``mlcourse bench``): errors are one
 line and exit with status 2. Below both, so that neither imports the other."""
+
 from __future__ import annotations
 
 import argparse

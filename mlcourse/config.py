@@ -2,6 +2,7 @@
 
 Used by every notebook's setup cell (``from mlcourse.config import ...``) and by the CLI.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,7 +65,9 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         device = torch.device(spec)
         count = torch.cuda.device_count()
         if device.index is not None and not 0 <= device.index < count:
-            raise RuntimeError(f"device {spec!r} does not exist: this machine has {count} CUDA device(s), 0..{count - 1}")
+            raise RuntimeError(
+                f"device {spec!r} does not exist: this machine has {count} CUDA device(s), 0..{count - 1}"
+            )
         return device
     if spec == "mps":
         if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):

@@ -19,6 +19,7 @@ same training loop runs unchanged in a notebook.
 :func:`launch` starts ``world_size`` local CPU processes (``torch.multiprocessing``, gloo on 127.0.0.1) from
 Python — tests and notebooks use it — and :func:`measure_speedup` times one meta-step at 1 vs N processes.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -28,15 +29,19 @@ import socket
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from mlcourse.algorithms import MetaOutput, make_learner
+from mlcourse.config import resolve_device
 from mlcourse.data.tasks import TaskBatch
+from mlcourse.models import Conv4
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -99,7 +104,6 @@ def init_from_env(
     ``device``: ``"auto"``/``None`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``; on CUDA each
     process takes ``cuda:LOCAL_RANK``. Calling it again returns the existing group's context.
     """
-    from mlcourse.config import resolve_device
 
     spec = "auto" if device is None else str(device)
     if "WORLD_SIZE" not in os.environ:
@@ -144,8 +148,13 @@ def init_from_env(
             timeout=_dt.timedelta(seconds=timeout_s),
             **kwargs,
         )
-    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=chosen,
-                       backend=str(dist.get_backend()))
+    return DistContext(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=local_rank,
+        device=chosen,
+        backend=str(dist.get_backend()),
+    )
 
 
 def cleanup() -> None:
@@ -275,7 +284,6 @@ def distributed_meta_step(learner: nn.Module, optimizer: torch.optim.Optimizer, 
     Returns a ``MetaOutput`` with the meta-loss of the **whole** batch (detached) and per-task metrics of
     every task. In one process it is the plain step ``zero_grad; loss.backward(); step``.
     """
-    from mlcourse.algorithms import MetaOutput
 
     local = local_slice(batch)
     optimizer.zero_grad(set_to_none=True)
@@ -340,8 +348,14 @@ def launch(fn: Callable, world_size: int, *args: Any, threads_per_process: int =
 # Timing (chapter 08)
 # --------------------------------------------------------------------------------------------------
 def synthetic_image_batch(
-    num_tasks: int, n_way: int = 5, k_shot: int = 1, n_query: int = 5, image_size: int = 28, channels: int = 1,
-    seed: int = 0, dtype: torch.dtype = torch.float32,
+    num_tasks: int,
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 5,
+    image_size: int = 28,
+    channels: int = 1,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> TaskBatch:
     """Random images in the one task format (class-major labels): for timings and tests, no data needed."""
     g = torch.Generator().manual_seed(seed)
@@ -359,16 +373,17 @@ def synthetic_image_batch(
 
 def _timed_meta_steps(spec: dict[str, Any]) -> list[tuple[float, float]]:
     """``(wall, cpu)`` seconds per meta-step (after warm-up) on this rank; runs in every process of :func:`launch`."""
-    from mlcourse.algorithms import make_learner
-    from mlcourse.models import Conv4
 
     torch.manual_seed(spec["seed"])
     model = Conv4(in_channels=1, n_out=spec["n_way"], hidden=spec["hidden"], image_size=spec["image_size"])
-    learner = make_learner(spec["algo"], model, inner_lr=spec["inner_lr"], inner_steps=spec["inner_steps"], vectorise=True)
+    learner = make_learner(
+        spec["algo"], model, inner_lr=spec["inner_lr"], inner_steps=spec["inner_steps"], vectorise=True
+    )
     broadcast_parameters(learner)
     optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
-    batch = synthetic_image_batch(spec["meta_batch_size"], spec["n_way"], spec["k_shot"], spec["n_query"],
-                                  spec["image_size"], seed=spec["seed"])
+    batch = synthetic_image_batch(
+        spec["meta_batch_size"], spec["n_way"], spec["k_shot"], spec["n_query"], spec["image_size"], seed=spec["seed"]
+    )
     times = []
     for i in range(spec["warmup"] + spec["steps"]):
         barrier()
@@ -408,45 +423,40 @@ def measure_speedup(
     the CPU time of all ranks together per step: ``cpu_s`` well below ``median_s * world_size * threads``
     means the processes waited for cores (a shared machine) or for each other.
     """
-    spec = dict(algo=algo, meta_batch_size=meta_batch_size, n_way=n_way, k_shot=k_shot, n_query=n_query,
-                image_size=image_size, hidden=hidden, inner_steps=inner_steps, inner_lr=inner_lr, steps=steps,
-                warmup=warmup, seed=seed)
+    spec = dict(
+        algo=algo,
+        meta_batch_size=meta_batch_size,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        image_size=image_size,
+        hidden=hidden,
+        inner_steps=inner_steps,
+        inner_lr=inner_lr,
+        steps=steps,
+        warmup=warmup,
+        seed=seed,
+    )
     results: dict[int, dict[str, Any]] = {}
     for world in world_sizes:
         split_sizes(meta_batch_size, world)  # clear error before starting processes
         per_rank = launch(_timed_meta_steps, world, spec, threads_per_process=threads_per_process)
         step_times = [max(wall for wall, _ in ts) for ts in zip(*per_rank)]  # a step ends with its slowest rank
         cpu_times = [sum(cpu for _, cpu in ts) for ts in zip(*per_rank)]  # CPU seconds of all ranks together
-        results[world] = {"median_s": statistics.median(step_times), "min_s": min(step_times), "times_s": step_times,
-                          "cpu_s": statistics.median(cpu_times)}
+        results[world] = {
+            "median_s": statistics.median(step_times),
+            "min_s": min(step_times),
+            "times_s": step_times,
+            "cpu_s": statistics.median(cpu_times),
+        }
     base = results[min(results)]["median_s"]
     return {
-        "config": {**spec, "threads_per_process": threads_per_process, "cpu_count": os.cpu_count(),
-                   "torch": str(torch.__version__)},
+        "config": {
+            **spec,
+            "threads_per_process": threads_per_process,
+            "cpu_count": os.cpu_count(),
+            "torch": str(torch.__version__),
+        },
         "results": results,
         "speedup": {w: base / r["median_s"] for w, r in results.items()},
     }
-
-
-def _main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m mlcourse.distributed [--world-sizes 1 2] [--algo maml]``: print :func:`measure_speedup`."""
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m mlcourse.distributed", description=_main.__doc__)
-    parser.add_argument("--algo", default="maml")
-    parser.add_argument("--world-sizes", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--meta-batch-size", type=int, default=8)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=28)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--threads-per-process", type=int, default=1)
-    a = parser.parse_args(argv)
-    report = measure_speedup(a.algo, a.world_sizes, meta_batch_size=a.meta_batch_size, hidden=a.hidden,
-                             image_size=a.image_size, steps=a.steps, threads_per_process=a.threads_per_process)
-    print(json.dumps(report, indent=2, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

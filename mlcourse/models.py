@@ -9,6 +9,7 @@ Normalisation uses *batch statistics only* (no running averages), written with p
 gradients. ``norm="torch_batchnorm"`` swaps in ``nn.BatchNorm2d`` *only* so the tests (and ch08) can
 show that it gives a wrong second-order meta-gradient under ``vmap``; do not train with it.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -112,7 +113,9 @@ class Conv4(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(hidden * size * size, n_out)
         self.feature_dim = hidden * size * size
-        self.hparams = dict(in_channels=in_channels, n_out=n_out, hidden=hidden, image_size=image_size, norm=norm, attention=attention)
+        self.hparams = dict(
+            in_channels=in_channels, n_out=n_out, hidden=hidden, image_size=image_size, norm=norm, attention=attention
+        )
 
     def features(self, x: Tensor) -> Tensor:
         """The embedding ``[B, feature_dim]`` (ProtoNets, Matching Nets, ANIL, pretrain)."""
@@ -146,7 +149,7 @@ class SinusoidMLP(nn.Module):
         return self.head(self.body(x))
 
     @torch.no_grad()
-    def reference_init_(self, generator: Optional[torch.Generator] = None) -> "SinusoidMLP":
+    def reference_init_(self, generator: Optional[torch.Generator] = None) -> SinusoidMLP:
         """Re-initialise like the MAML authors' reference code: weights ~ normal(0, 0.01) truncated at two
         standard deviations, biases 0 (PyTorch's default is uniform(+-1/sqrt(fan_in))). Ch02 compares both."""
         for name, p in self.named_parameters():

@@ -6,13 +6,15 @@
 and 05 print :func:`results_table` from those files; in full mode they re-evaluate the shipped weights on
 fresh test tasks (:func:`reevaluate`) instead of retraining.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 
@@ -27,8 +29,10 @@ from .checkpoint import (
     save_checkpoint,
     save_results,
 )
+from .commands import train_command
 from .config import REPO_ROOT, device_name
-from .train import EvalResult, Experiment, evaluate, load_trained, test_sampler
+from .tables import format_table
+from .train import EvalResult, Experiment, TrainConfig, evaluate, load_trained, test_sampler
 
 SHIPPED_DIR = REPO_ROOT / "results" / "omniglot"
 FRESH_TEST_SEED = 4_242  # fresh test tasks (not the TEST_SEED tasks of the committed result)
@@ -62,9 +66,18 @@ PUBLISHED: dict[tuple[str, int, int], Published] = {
     ("matchingnet", 5, 1): Published(98.1, None, "Vinyals et al. 2016, Table 1"),
     ("matchingnet", 20, 1): Published(93.8, None, "Vinyals et al. 2016, Table 1"),
 }
-METHOD_NAMES = {"maml": "MAML (second order)", "fomaml": "first-order MAML", "metasgd": "Meta-SGD",
-                "reptile": "Reptile", "anil": "ANIL", "protonet": "ProtoNet", "matchingnet": "Matching Nets",
-                "pretrain": "pretrain + linear probe", "article": "the article's rule"}
+METHOD_NAMES = {
+    "maml": "MAML (second order)",
+    "fomaml": "first-order MAML",
+    "metasgd": "Meta-SGD",
+    "reptile": "Reptile",
+    "anil": "ANIL",
+    "protonet": "ProtoNet",
+    "matchingnet": "Matching Nets",
+    "pretrain": "pretrain + linear probe",
+    "scratch": "from scratch (no meta-training)",
+    "article": "the article's rule",
+}
 
 
 def published(algo: str, n_way: int, k_shot: int) -> Optional[Published]:
@@ -88,13 +101,18 @@ def export_run(run_dir: str | Path, dest: str | Path) -> Path:
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)
     weights = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in checkpoint["learner"].items()}
     dest.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(dest / WEIGHTS_NAME, {
-        "algo": checkpoint["algo"], "config": checkpoint["config"], "step": checkpoint["step"],
-        "shapes": parameter_shapes(weights), "learner": weights,
-        "learner_config": checkpoint.get("learner_config", {}), "torch_version": checkpoint.get("torch_version"),
-    })
-    from .cli import train_command  # noqa: PLC0415 - the command line is built from the run's configuration
-    from .train import TrainConfig
+    save_checkpoint(
+        dest / WEIGHTS_NAME,
+        {
+            "algo": checkpoint["algo"],
+            "config": checkpoint["config"],
+            "step": checkpoint["step"],
+            "shapes": parameter_shapes(weights),
+            "learner": weights,
+            "learner_config": checkpoint.get("learner_config", {}),
+            "torch_version": checkpoint.get("torch_version"),
+        },
+    )
 
     config = TrainConfig.from_dict(results["config"])
     results = {k: v for k, v in results.items() if k not in ("format", "version")}
@@ -106,14 +124,19 @@ def shape_key(n_way: int, k_shot: int) -> str:
     return f"{n_way}way{k_shot}shot"
 
 
-def record_extra_test(run_dir: str | Path, result: EvalResult, *, n_way: int, k_shot: int, device: torch.device,
-                      wall_time_s: float) -> Path:
+def record_extra_test(
+    run_dir: str | Path, result: EvalResult, *, n_way: int, k_shot: int, device: torch.device, wall_time_s: float
+) -> Path:
     """Add a test on another task shape (same weights, ``mlcourse eval --record``) to a run's results.json."""
     results = load_results(run_dir)
     extra = dict(results.get("extra_tests") or {})
     extra[shape_key(n_way, k_shot)] = {
-        **result.to_dict(), "n_way": n_way, "k_shot": k_shot, "device": device_name(device),
-        "wall_time_s": round(wall_time_s, 1), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **result.to_dict(),
+        "n_way": n_way,
+        "k_shot": k_shot,
+        "device": device_name(device),
+        "wall_time_s": round(wall_time_s, 1),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     results = {k: v for k, v in results.items() if k not in ("format", "version")}
     results["extra_tests"] = extra
@@ -125,14 +148,17 @@ def record_extra_test(run_dir: str | Path, result: EvalResult, *, n_way: int, k_
 
 
 def shipped_runs(directory: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """``{name: results}`` of every shipped run (``results/omniglot/<name>/results.json``), sorted by name."""
+    """``{name: results}`` of every shipped run (``results/omniglot/<name>/results.json``), sorted by name; a run
+    without weights (``"weights": null``: chapter 01's from-scratch baseline, nothing meta-trained) is listed too."""
     root = Path(directory) if directory is not None else SHIPPED_DIR
     if not root.is_dir():
         return {}
     return {p.parent.name: load_results(p) for p in sorted(root.glob(f"*/{RESULTS_NAME}"))}
 
 
-def load_shipped(name: str, device: torch.device | str | None = "cpu", directory: str | Path | None = None) -> Experiment:
+def load_shipped(
+    name: str, device: torch.device | str | None = "cpu", directory: str | Path | None = None
+) -> Experiment:
     """The experiment of a shipped run with its trained weights (data loaded, samplers at their seeds)."""
     root = Path(directory) if directory is not None else SHIPPED_DIR
     path = root / name / WEIGHTS_NAME
@@ -143,17 +169,32 @@ def load_shipped(name: str, device: torch.device | str | None = "cpu", directory
     return experiment
 
 
-def reevaluate(name: str, num_tasks: int = 600, *, seed: int = FRESH_TEST_SEED, n_way: Optional[int] = None,
-               k_shot: Optional[int] = None, device: torch.device | str | None = "cpu", batch_size: int = 25,
-               progress: bool = False, directory: str | Path | None = None) -> EvalResult:
+def reevaluate(
+    name: str,
+    num_tasks: int = 600,
+    *,
+    seed: int = FRESH_TEST_SEED,
+    n_way: Optional[int] = None,
+    k_shot: Optional[int] = None,
+    device: torch.device | str | None = "cpu",
+    batch_size: int = 25,
+    progress: bool = False,
+    directory: str | Path | None = None,
+) -> EvalResult:
     """Evaluate a shipped run's weights on ``num_tasks`` test tasks drawn with ``seed`` (fresh ones by default).
 
     Full mode of chapters 01/03/05: minutes on a CPU instead of an hour of training per run.
     """
     exp = load_shipped(name, device=device, directory=directory)
     sampler = test_sampler(exp, n_way=n_way, k_shot=k_shot, seed=seed)
-    return evaluate(exp.learner, sampler, num_tasks, inner_steps=exp.config.test_inner_steps, batch_size=batch_size,
-                    progress=progress)
+    return evaluate(
+        exp.learner,
+        sampler,
+        num_tasks,
+        inner_steps=exp.config.test_inner_steps,
+        batch_size=batch_size,
+        progress=progress,
+    )
 
 
 def agrees(new: EvalResult, committed: Mapping[str, Any]) -> bool:
@@ -174,7 +215,7 @@ def _hours(seconds: float) -> str:
 
 def _short_device(label: str) -> str:
     if label.startswith("CPU:"):
-        cores = label[label.rfind("(") + 1:].split(" cores")[0] if "cores" in label else "?"
+        cores = label[label.rfind("(") + 1 :].split(" cores")[0] if "cores" in label else "?"
         return f"CPU ({cores} cores)"
     return label
 
@@ -182,20 +223,28 @@ def _short_device(label: str) -> str:
 def table_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     """One row per (run, test shape): method, shape, accuracy ± CI, how it was made, the published number."""
     rows = []
-    for name, res in runs.items():
+    for res in runs.values():
         config, test = res["config"], res.get("test")
         if not test:
             continue
-        made = (f"{_short_device(res.get('device', '?'))}, {res.get('iterations', '?')} it., "
-                f"{_hours(float(res.get('wall_time_s', 0)))}, {str(res.get('date', '?'))[:10]}")
+        made = (
+            f"{_short_device(res.get('device', '?'))}, {res.get('iterations', '?')} it., "
+            f"{_hours(float(res.get('wall_time_s', 0)))}, {str(res.get('date', '?'))[:10]}"
+        )
         tests = [(config["n_way"], config["k_shot"], test, "")]
         for extra in (res.get("extra_tests") or {}).values():
             tests.append((extra["n_way"], extra["k_shot"], extra, " (same weights)"))
         for n_way, k_shot, t, note in tests:
             pub = published(config["algo"], n_way, k_shot)
-            rows.append([METHOD_NAMES.get(config["algo"], config["algo"]) + note, f"{n_way}-way {k_shot}-shot",
-                         f"{100 * t['mean']:.2f} ± {100 * t['ci95']:.2f} % ({t['num_tasks']} tasks)", made,
-                         pub.cell() if pub else "not reported"])
+            rows.append(
+                [
+                    METHOD_NAMES.get(config["algo"], config["algo"]) + note,
+                    f"{n_way}-way {k_shot}-shot",
+                    f"{100 * t['mean']:.2f} ± {100 * t['ci95']:.2f} % ({t['num_tasks']} tasks)",
+                    made,
+                    pub.cell() if pub else "not reported",
+                ]
+            )
     return rows
 
 
@@ -204,7 +253,6 @@ TABLE_HEADERS = ("method", "task", "this course (95 % CI)", "device, iterations,
 
 def results_table(names: Optional[Iterable[str]] = None, directory: str | Path | None = None) -> str:
     """The comparison table of chapters 01/03/05, read from the shipped results files (never typed in)."""
-    from .experiments import format_table  # noqa: PLC0415 - one table formatter for the package
 
     runs = shipped_runs(directory)
     if names is not None:
@@ -225,6 +273,19 @@ def timed_reevaluation(names: Sequence[str], num_tasks: int, **kw: Any) -> list[
     return out
 
 
-__all__ = ["SHIPPED_DIR", "PUBLISHED", "Published", "published", "export_run", "record_extra_test", "shipped_runs",
-           "load_shipped", "reevaluate", "agrees", "results_table", "table_rows", "timed_reevaluation",
-           "FRESH_TEST_SEED"]
+__all__ = [
+    "SHIPPED_DIR",
+    "PUBLISHED",
+    "Published",
+    "published",
+    "export_run",
+    "record_extra_test",
+    "shipped_runs",
+    "load_shipped",
+    "reevaluate",
+    "agrees",
+    "results_table",
+    "table_rows",
+    "timed_reevaluation",
+    "FRESH_TEST_SEED",
+]

@@ -29,6 +29,7 @@ Validation uses the val split and test uses the test split, whose classes are ne
 Their samplers are reset to fixed seeds before every evaluation, so validation never touches the
 training random stream (exact resume) and every run is tested on the same tasks (``TEST_SEED``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,14 +39,17 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import data, distributed, models
+from .algorithms import make_learner
 from .checkpoint import (
     CHECKPOINT_NAME,
     RESULTS_NAME,
@@ -62,8 +66,8 @@ from .checkpoint import (
     save_checkpoint,
     save_results,
 )
-from . import distributed
 from .config import device_name, fast_mode, resolve_device, seed_everything
+from .stats import confidence_interval
 
 __all__ = [
     "ALGORITHMS",
@@ -100,19 +104,65 @@ VAL_SEED_OFFSET = 1_000_003
 TEST_SEED = 2_026
 
 _DATA_DEFAULTS: dict[str, dict[str, Any]] = {
-    "omniglot": dict(split_scheme="vinyals", n_way=5, k_shot=1, n_query=15, inner_steps=1, test_inner_steps=3,
-                     inner_lr=0.4, meta_batch_size=32, iterations=60_000, image_size=28, hidden=64, rotations=True),
-    "cifar100": dict(split_scheme="cifar-fs", n_way=5, k_shot=1, n_query=15, inner_steps=5, test_inner_steps=10,
-                     inner_lr=0.01, meta_batch_size=4, iterations=60_000, image_size=32, hidden=32, rotations=False),
-    "sinusoid": dict(split_scheme="none", n_way=1, k_shot=10, n_query=10, inner_steps=1, test_inner_steps=10,
-                     inner_lr=0.01, meta_batch_size=25, iterations=70_000, image_size=1, hidden=40, rotations=False),
+    "omniglot": dict(
+        split_scheme="vinyals",
+        n_way=5,
+        k_shot=1,
+        n_query=15,
+        inner_steps=1,
+        test_inner_steps=3,
+        inner_lr=0.4,
+        meta_batch_size=32,
+        iterations=60_000,
+        image_size=28,
+        hidden=64,
+        rotations=True,
+    ),
+    "cifar100": dict(
+        split_scheme="cifar-fs",
+        n_way=5,
+        k_shot=1,
+        n_query=15,
+        inner_steps=5,
+        test_inner_steps=10,
+        inner_lr=0.01,
+        meta_batch_size=4,
+        iterations=60_000,
+        image_size=32,
+        hidden=32,
+        rotations=False,
+    ),
+    "sinusoid": dict(
+        split_scheme="none",
+        n_way=1,
+        k_shot=10,
+        n_query=10,
+        inner_steps=1,
+        test_inner_steps=10,
+        inner_lr=0.01,
+        meta_batch_size=25,
+        iterations=70_000,
+        image_size=1,
+        hidden=40,
+        rotations=False,
+    ),
 }
 _FAST = dict(iterations=200, eval_every=50, val_tasks=20, test_tasks=100, checkpoint_every=50, log_every=10)
 _FAST_META_BATCH = {"omniglot": 8, "cifar100": 4, "sinusoid": 10}
 
 # Fields that may change when a run is resumed (they do not change the training trajectory).
-RESUMABLE_CHANGES = ("iterations", "eval_every", "val_tasks", "test_tasks", "device", "out_dir",
-                     "checkpoint_every", "log_every", "eval_batch_size", "compile")
+RESUMABLE_CHANGES = (
+    "iterations",
+    "eval_every",
+    "val_tasks",
+    "test_tasks",
+    "device",
+    "out_dir",
+    "checkpoint_every",
+    "log_every",
+    "eval_batch_size",
+    "compile",
+)
 # Fields that do not change a finished run's test result: a run finished elsewhere (another directory, a
 # GPU machine) keeps its test result when it is loaded again (chapters 01 and 03 in full mode).
 TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every", "compile")
@@ -182,20 +232,22 @@ class TrainConfig:
 
     # ---------------------------------------------------------------------------------------------
     @classmethod
-    def defaults(cls, data: str = "omniglot", algo: str = "maml", fast: Optional[bool] = None, **overrides: Any) -> "TrainConfig":
+    def defaults(
+        cls, data: str = "omniglot", algo: str = "maml", fast: Optional[bool] = None, **overrides: Any
+    ) -> TrainConfig:
         """Per-data-set defaults; ``fast=None`` follows ``MLCOURSE_FAST``. ``overrides`` win over both."""
         config = cls(algo=algo, data=data)
         if fast_mode() if fast is None else fast:
             config = config.fast()
         return config.replace(**overrides) if overrides else config
 
-    def fast(self) -> "TrainConfig":
+    def fast(self) -> TrainConfig:
         """A copy sized for fast mode (CI, 2 CPU cores): fewer iterations, evaluation tasks and checkpoints."""
         changes = {k: min(getattr(self, k), v) for k, v in _FAST.items()}
         changes["meta_batch_size"] = min(self.meta_batch_size, _FAST_META_BATCH[self.data])
         return self.replace(**changes)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
@@ -205,7 +257,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -269,8 +321,11 @@ class TrainConfig:
         if self.split_scheme not in SPLIT_SCHEMES[self.data]:
             fail("split_scheme", f"{', '.join(SPLIT_SCHEMES[self.data])} for data={self.data!r}")
         if not self.is_classification and self.algo in CLASSIFICATION_ONLY:
-            fail("algo", f"{', '.join(a for a in ALGORITHMS if a not in CLASSIFICATION_ONLY)} for sinusoid regression",
-                 "needs classification data")
+            fail(
+                "algo",
+                f"{', '.join(a for a in ALGORITHMS if a not in CLASSIFICATION_ONLY)} for sinusoid regression",
+                "needs classification data",
+            )
         if self.is_classification:
             integer("n_way", 2)
         elif self.n_way != 1:
@@ -288,7 +343,9 @@ class TrainConfig:
         integer("test_tasks", 0)
         integer("eval_batch_size", 1, optional=True)
         integer("seed", 0, 2**63 - 1)
-        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device.strip().lower()):
+        if not isinstance(self.device, str) or not re.fullmatch(
+            r"auto|cpu|mps|cuda(:\d+)?", self.device.strip().lower()
+        ):
             fail("device", "auto, cpu, cuda, cuda:N, mps")
         if self.out_dir is not None and (not isinstance(self.out_dir, str) or not self.out_dir.strip()):
             fail("out_dir", "a directory path or None")
@@ -309,8 +366,11 @@ class TrainConfig:
         integer("log_every", 1)
         integer("train_n_way", 2, optional=True)
         if self.train_n_way is not None and self.train_n_way != self.n_way and self.algo not in CLASSIFICATION_ONLY:
-            fail("train_n_way", f"None or n_way={self.n_way} for {self.algo} (its head has n_way outputs); other values "
-                 f"for {', '.join(CLASSIFICATION_ONLY)}")
+            fail(
+                "train_n_way",
+                f"None or n_way={self.n_way} for {self.algo} (its head has n_way outputs); other values "
+                f"for {', '.join(CLASSIFICATION_ONLY)}",
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             fail("lr_schedule", ", ".join(LR_SCHEDULES))
         if self.compile is not None and not isinstance(self.compile, bool):
@@ -324,7 +384,9 @@ class TrainConfig:
 class SinusoidSampler:
     """``SinusoidTasks`` with its own seeded generator and ``state_dict`` (same interface as ``EpisodeSampler``)."""
 
-    def __init__(self, tasks: Any, k_shot: int, n_query: int, *, device: torch.device | str | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, tasks: Any, k_shot: int, n_query: int, *, device: torch.device | str | None = None, seed: int = 0
+    ) -> None:
         self.tasks, self.k_shot, self.n_query, self.seed = tasks, k_shot, n_query, seed
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.generator = torch.Generator()
@@ -357,11 +419,16 @@ def _data_api() -> Any:
     import importlib
     from types import SimpleNamespace
 
-    from . import data
-
-    where = {"SinusoidTasks": "sinusoid", "EpisodeSampler": "sampler", "load_omniglot": "omniglot",
-             "load_cifar100": "cifar100", "import_omniglot": "omniglot", "download_omniglot": "omniglot",
-             "import_cifar100": "cifar100", "download_cifar100": "cifar100"}
+    where = {
+        "SinusoidTasks": "sinusoid",
+        "EpisodeSampler": "sampler",
+        "load_omniglot": "omniglot",
+        "load_cifar100": "cifar100",
+        "import_omniglot": "omniglot",
+        "download_omniglot": "omniglot",
+        "import_cifar100": "cifar100",
+        "download_cifar100": "cifar100",
+    }
     api = {}
     for name, module in where.items():
         value = getattr(data, name, None)
@@ -376,8 +443,6 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
 
     The model is initialised from ``config.seed`` (``seed_everything`` runs right before it is built).
     """
-    from . import models
-    from .algorithms import make_learner
 
     mdata = _data_api()
 
@@ -386,14 +451,16 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
     seeds = {"train": config.seed, "val": config.seed + VAL_SEED_OFFSET, "test": TEST_SEED}
     if config.data == "sinusoid":
         tasks = mdata.SinusoidTasks()
-        samplers = {s: SinusoidSampler(tasks, config.k_shot, config.n_query, device=device, seed=seeds[s]) for s in seeds}
+        samplers = {
+            s: SinusoidSampler(tasks, config.k_shot, config.n_query, device=device, seed=seeds[s]) for s in seeds
+        }
         seed_everything(config.seed)
         model = models.SinusoidMLP(hidden=config.hidden, layers=2)
     else:
         if config.data == "omniglot":
             names = _OMNIGLOT_SPLITS[config.split_scheme]
             loaded: dict[str, Any] = {}
-            for split, name in zip(seeds, names):
+            for _split, name in zip(seeds, names):
                 if name not in loaded:
                     loaded[name] = mdata.load_omniglot(name, image_size=config.image_size, rotations=config.rotations)
             datasets = {split: loaded[name] for split, name in zip(seeds, names)}
@@ -402,28 +469,52 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
         samplers = {}
         for split, dataset in datasets.items():
             n_way = config.training_n_way if split == "train" else config.n_way
-            samplers[split] = mdata.EpisodeSampler(dataset.to(device), n_way, config.k_shot, config.n_query,
-                                                   # validation and test tasks stay uniform: stratifying them
-                                                   # would change the evaluation protocol (and FC100's test
-                                                   # split has only 4 superclasses)
-                                                   stratified=config.stratified and split == "train",
-                                                   device=device, seed=seeds[split])
+            samplers[split] = mdata.EpisodeSampler(
+                dataset.to(device),
+                n_way,
+                config.k_shot,
+                config.n_query,
+                # validation and test tasks stay uniform: stratifying them
+                # would change the evaluation protocol (and FC100's test
+                # split has only 4 superclasses)
+                stratified=config.stratified and split == "train",
+                device=device,
+                seed=seeds[split],
+            )
         in_channels = int(datasets["train"].images.shape[2])
         seed_everything(config.seed)
-        model = models.Conv4(in_channels=in_channels, n_out=config.n_way, hidden=config.hidden,
-                             image_size=config.image_size, attention=config.attention)
+        model = models.Conv4(
+            in_channels=in_channels,
+            n_out=config.n_way,
+            hidden=config.hidden,
+            image_size=config.image_size,
+            attention=config.attention,
+        )
     model = model.to(device)
     extra: dict[str, Any] = {}
     if config.algo == "pretrain" and config.is_classification:
         extra["num_classes"] = int(datasets["train"].num_classes)  # the global head over training classes
-    learner = make_learner(config.algo, model, inner_lr=config.inner_lr, inner_steps=config.inner_steps,
-                           first_order=config.first_order, vectorise=config.vectorise,
-                           compile=config.compile_enabled(), **extra).to(device)
+    learner = make_learner(
+        config.algo,
+        model,
+        inner_lr=config.inner_lr,
+        inner_steps=config.inner_steps,
+        first_order=config.first_order,
+        vectorise=config.vectorise,
+        compile=config.compile_enabled(),
+        **extra,
+    ).to(device)
     return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
 
 
-def test_sampler(exp: Experiment, *, n_way: Optional[int] = None, k_shot: Optional[int] = None,
-                 n_query: Optional[int] = None, seed: int = TEST_SEED) -> Any:
+def test_sampler(
+    exp: Experiment,
+    *,
+    n_way: Optional[int] = None,
+    k_shot: Optional[int] = None,
+    n_query: Optional[int] = None,
+    seed: int = TEST_SEED,
+) -> Any:
     """A sampler of the experiment's test split with another task shape or seed (``mlcourse eval --n-way``,
     the shipped runs of chapters 01/03/05: a ProtoNet trained for 5-way tasks tested on 20-way ones).
 
@@ -439,8 +530,10 @@ def test_sampler(exp: Experiment, *, n_way: Optional[int] = None, k_shot: Option
             raise ConfigError(f"n_way={n_way!r} is not used by regression; allowed 1")
         return SinusoidSampler(exp.samplers["test"].tasks, k_shot, n_query, device=exp.device, seed=seed)
     if n_way != config.n_way and config.algo not in (*CLASSIFICATION_ONLY, "pretrain"):
-        raise ConfigError(f"n_way={n_way!r} differs from the run's n_way={config.n_way} but {config.algo}'s head has "
-                          f"{config.n_way} outputs; allowed {config.n_way} (other values for protonet, matchingnet, pretrain)")
+        raise ConfigError(
+            f"n_way={n_way!r} differs from the run's n_way={config.n_way} but {config.algo}'s head has "
+            f"{config.n_way} outputs; allowed {config.n_way} (other values for protonet, matchingnet, pretrain)"
+        )
     base = exp.samplers["test"]
     return type(base)(base.dataset, n_way, k_shot, n_query, device=exp.device, seed=seed)
 
@@ -472,8 +565,16 @@ class EvalResult:
         return self.per_task
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "mean": self.mean, "ci95": self.ci95, "std": self.std, "num_tasks": self.num_tasks,
-                "loss_mean": self.loss_mean, "inner_steps": self.inner_steps, "per_task": list(self.per_task)}
+        return {
+            "metric": self.metric,
+            "mean": self.mean,
+            "ci95": self.ci95,
+            "std": self.std,
+            "num_tasks": self.num_tasks,
+            "loss_mean": self.loss_mean,
+            "inner_steps": self.inner_steps,
+            "per_task": list(self.per_task),
+        }
 
     def __str__(self) -> str:
         if self.metric == "accuracy":
@@ -481,20 +582,14 @@ class EvalResult:
         return f"{self.metric} {self.mean:.4f} +- {self.ci95:.4f} ({self.num_tasks} tasks)"
 
 
-def confidence_interval(values: Any) -> tuple[float, float, float]:
-    """``(mean, ci95, std)`` with ``ci95 = 1.96 * std / sqrt(n)`` (population std, as in the reference
-    implementations of MAML and ProtoNets)."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().double().cpu().numpy()
-    array = np.asarray(values, dtype=np.float64).reshape(-1)
-    if array.size == 0:
-        raise ValueError("confidence_interval needs at least one value")
-    std = float(array.std())
-    return float(array.mean()), 1.96 * std / math.sqrt(array.size), std
-
-
-def evaluate(learner: nn.Module, sampler: Any, num_tasks: int = 600, inner_steps: Optional[int] = None,
-             batch_size: Optional[int] = None, progress: bool = False) -> EvalResult:
+def evaluate(
+    learner: nn.Module,
+    sampler: Any,
+    num_tasks: int = 600,
+    inner_steps: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    progress: bool = False,
+) -> EvalResult:
     """The standard few-shot test protocol (chapters 03-08, ``mlcourse eval``).
 
     Draws ``num_tasks`` tasks from ``sampler`` (use the test split: classes never seen in training) in
@@ -529,8 +624,15 @@ def evaluate(learner: nn.Module, sampler: Any, num_tasks: int = 600, inner_steps
             bar.update(size)
     per_task = torch.cat(scores).double().tolist()
     mean, ci95, std = confidence_interval(per_task)
-    return EvalResult(mean=mean, ci95=ci95, per_task=per_task, metric=metric, std=std,
-                      loss_mean=float(torch.cat(losses).double().mean()), inner_steps=inner_steps)
+    return EvalResult(
+        mean=mean,
+        ci95=ci95,
+        per_task=per_task,
+        metric=metric,
+        std=std,
+        loss_mean=float(torch.cat(losses).double().mean()),
+        inner_steps=inner_steps,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -566,13 +668,24 @@ def _check_resume_config(saved: Mapping[str, Any], config: TrainConfig, path: Pa
         )
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     # a field added after the checkpoint was written counts as its default value (older checkpoints resume)
-    diffs = [f"{k}={saved.get(k, defaults.get(k))!r} there but {current[k]!r} here" for k in current
-             if k not in RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != current[k]]
+    diffs = [
+        f"{k}={saved.get(k, defaults.get(k))!r} there but {current[k]!r} here"
+        for k in current
+        if k not in RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != current[k]
+    ]
     if diffs:
         raise CheckpointError(
             f"checkpoint {str(path)!r} belongs to another configuration ({'; '.join(diffs[:4])}); "
             "use another output directory, or resume=False / --restart to overwrite it"
         )
+
+
+def logged_loss(learner: nn.Module, out: Any, loss_value: float) -> float:
+    """The training loss that logs and curves show: the meta-loss, except where it is only a surrogate for its
+    gradient (Reptile), whose logs show the mean query loss at the adapted parameters instead."""
+    if getattr(learner, "surrogate_loss", False) and "query_loss" in out.metrics:
+        return float(out.metrics["query_loss"].float().mean())
+    return loss_value
 
 
 def _summary(window: Mapping[str, list[float]]) -> dict[str, float]:
@@ -639,7 +752,9 @@ def train(
             train_sampler.load_state_dict(checkpoint["samplers"]["train"])
             restore_rng_state(checkpoint["rng"])
         except (KeyError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} cannot be restored: {str(exc).splitlines()[0]}") from None
+            raise CheckpointError(
+                f"checkpoint {str(ckpt_path)!r} cannot be restored: {str(exc).splitlines()[0]}"
+            ) from None
         step = int(checkpoint["step"])
         history = list(checkpoint.get("history", []))
         window = {k: list(v) for k, v in checkpoint.get("window", window).items()}
@@ -652,23 +767,45 @@ def train(
         if ckpt_path is None or not distributed.is_main_process():  # one logical run: rank 0 alone writes
             return
         state = learner.state_dict()
-        save_checkpoint(ckpt_path, {
-            "algo": config.algo, "config": config.to_dict(), "step": step, "shapes": parameter_shapes(state),
-            "learner": state, "optimizer": optimizer.state_dict(),
-            "learner_config": _plain(getattr(learner, "config_dict", dict)()),
-            "samplers": {"train": train_sampler.state_dict()}, "rng": capture_rng_state(),
-            "history": history, "window": window, "wall_time_s": wall_time(), "torch_version": str(torch.__version__),
-        })
+        save_checkpoint(
+            ckpt_path,
+            {
+                "algo": config.algo,
+                "config": config.to_dict(),
+                "step": step,
+                "shapes": parameter_shapes(state),
+                "learner": state,
+                "optimizer": optimizer.state_dict(),
+                "learner_config": _plain(getattr(learner, "config_dict", dict)()),
+                "samplers": {"train": train_sampler.state_dict()},
+                "rng": capture_rng_state(),
+                "history": history,
+                "window": window,
+                "wall_time_s": wall_time(),
+                "torch_version": str(torch.__version__),
+            },
+        )
 
     def validate_now() -> EvalResult:
         val_sampler.load_state_dict(copy.deepcopy(val_state))
-        return evaluate(learner, val_sampler, config.val_tasks, inner_steps=config.test_inner_steps,
-                        batch_size=config.eval_batch_size or min(config.meta_batch_size, 25))
+        return evaluate(
+            learner,
+            val_sampler,
+            config.val_tasks,
+            inner_steps=config.test_inner_steps,
+            batch_size=config.eval_batch_size or min(config.meta_batch_size, 25),
+        )
 
     start_step = step
     stopped = False
-    bar = tqdm(total=config.iterations, initial=min(step, config.iterations), disable=not progress or not distributed.is_main_process(),
-               desc=f"{config.algo} {config.data}", unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=config.iterations,
+        initial=min(step, config.iterations),
+        disable=not progress or not distributed.is_main_process(),
+        desc=f"{config.algo} {config.data}",
+        unit="step",
+        dynamic_ncols=True,
+    )
     try:
         while step < config.iterations and not stopped:
             if max_steps is not None and step - start_step >= max_steps:
@@ -691,12 +828,15 @@ def train(
             optimizer.step()
             out = out._replace(metrics=distributed.gather_task_metrics(out.metrics, batch.num_tasks))
             step += 1
-            window["loss"].append(loss_value)
+            window["loss"].append(logged_loss(learner, out, loss_value))
             if "query_accuracy" in out.metrics:
                 window["accuracy"].append(float(out.metrics["query_accuracy"].detach().float().mean()))
             record: Optional[dict[str, Any]] = None
-            validate_step = val_sampler is not None and config.val_tasks > 0 and (
-                step % config.eval_every == 0 or step == config.iterations)
+            validate_step = (
+                val_sampler is not None
+                and config.val_tasks > 0
+                and (step % config.eval_every == 0 or step == config.iterations)
+            )
             if step % config.log_every == 0 or step == config.iterations or validate_step:
                 record = {"step": step, **_summary(window), "wall_time_s": round(wall_time(), 3)}
                 window = {k: [] for k in window}
@@ -704,8 +844,10 @@ def train(
                     val = validate_now()
                     record.update({f"val_{val.metric}": val.mean, "val_ci95": val.ci95, "val_loss": val.loss_mean})
                 history.append(record)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k.startswith(("train_", "val_")) and k != "val_ci95"},
-                                refresh=False)
+                bar.set_postfix(
+                    {k: f"{v:.3g}" for k, v in record.items() if k.startswith(("train_", "val_")) and k != "val_ci95"},
+                    refresh=False,
+                )
             if callback is not None and callback(step, record):
                 stopped = True
             if max_steps is not None and step - start_step >= max_steps:
@@ -726,30 +868,60 @@ def train(
         reused = load_results(results_path) if test is not None else None
         if test is None and test_sampler is not None and config.test_tasks > 0:
             test_sampler.load_state_dict(copy.deepcopy(test_state))
-            test = evaluate(learner, test_sampler, config.test_tasks, inner_steps=config.test_inner_steps,
-                            batch_size=config.eval_batch_size or min(config.meta_batch_size, 25), progress=progress)
+            test = evaluate(
+                learner,
+                test_sampler,
+                config.test_tasks,
+                inner_steps=config.test_inner_steps,
+                batch_size=config.eval_batch_size or min(config.meta_batch_size, 25),
+                progress=progress,
+            )
         if results_path is not None and distributed.is_main_process():
-            made = {"wall_time_s": wall_time(), "device": device_name(device), "device_type": device.type,
-                    "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    "compiled": bool(getattr(learner, "use_compile", False)),
-                    "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
-                    "compile_notice": getattr(learner, "compile_notice", None)}
+            made = {
+                "wall_time_s": wall_time(),
+                "device": device_name(device),
+                "device_type": device.type,
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "compiled": bool(getattr(learner, "use_compile", False)),
+                "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
+                "compile_notice": getattr(learner, "compile_notice", None),
+            }
             if reused:  # nothing was trained or tested now: keep when, where and how long the run took
                 made.update({k: reused[k] for k in made if k in reused})
-            results_file = save_results(results_path, {
-                "config": config.to_dict(), "algo": config.algo, "data": config.data,
-                "test": test.to_dict() if test is not None else None,
-                "history": history, "iterations": step, "wall_time_s": made["wall_time_s"],
-                "device": made["device"], "device_type": made["device_type"], "torch_version": str(torch.__version__),
-                "compiled": made["compiled"], "compile_seconds": made["compile_seconds"],
-                "compile_notice": made["compile_notice"], "date": made["date"],
-                "checkpoint": CHECKPOINT_NAME,
-                # tests on other task shapes (``mlcourse eval --record``) stay with an unchanged run
-                **({"extra_tests": reused["extra_tests"]} if reused and reused.get("extra_tests") else {}),
-            })
-    return TrainResult(learner=learner, history=history, checkpoint_path=ckpt_path if ckpt_path and ckpt_path.exists() else None,
-                       test=test, config=config, step=step, completed=completed, results_path=results_file,
-                       wall_time_s=wall_time(), experiment=exp)
+            results_file = save_results(
+                results_path,
+                {
+                    "config": config.to_dict(),
+                    "algo": config.algo,
+                    "data": config.data,
+                    "test": test.to_dict() if test is not None else None,
+                    "history": history,
+                    "iterations": step,
+                    "wall_time_s": made["wall_time_s"],
+                    "device": made["device"],
+                    "device_type": made["device_type"],
+                    "torch_version": str(torch.__version__),
+                    "compiled": made["compiled"],
+                    "compile_seconds": made["compile_seconds"],
+                    "compile_notice": made["compile_notice"],
+                    "date": made["date"],
+                    "checkpoint": CHECKPOINT_NAME,
+                    # tests on other task shapes (``mlcourse eval --record``) stay with an unchanged run
+                    **({"extra_tests": reused["extra_tests"]} if reused and reused.get("extra_tests") else {}),
+                },
+            )
+    return TrainResult(
+        learner=learner,
+        history=history,
+        checkpoint_path=ckpt_path if ckpt_path and ckpt_path.exists() else None,
+        test=test,
+        config=config,
+        step=step,
+        completed=completed,
+        results_path=results_file,
+        wall_time_s=wall_time(),
+        experiment=exp,
+    )
 
 
 def measure_step_time(config: TrainConfig, steps: int = 3, experiment: Optional[Experiment] = None) -> float:
@@ -783,8 +955,10 @@ def expected_training_time(config: TrainConfig, seconds_per_step: float) -> str:
     typically 1.2-1.8x faster on a CPU, plus 30-60 s of compilation)."""
     total = seconds_per_step * config.iterations
     text = f"{total / 60:.0f} min" if total < 5400 else f"{total / 3600:.1f} h"
-    return (f"{config.algo}: {seconds_per_step:.3f} s per step measured on this device -> about {text} for "
-            f"{config.iterations:,} iterations (eager; torch.compile typically saves a third on a CPU)")
+    return (
+        f"{config.algo}: {seconds_per_step:.3f} s per step measured on this device -> about {text} for "
+        f"{config.iterations:,} iterations (eager; torch.compile typically saves a third on a CPU)"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -811,12 +985,20 @@ def _reuse_test(results_path: Optional[Path], config: TrainConfig, step: int) ->
     same = all(saved_config.get(k) == v for k, v in current.items() if k not in TEST_NEUTRAL_CHANGES)
     if not same or saved.get("iterations") != step or not test:
         return None
-    return EvalResult(mean=test["mean"], ci95=test["ci95"], per_task=list(test.get("per_task", [])), metric=test["metric"],
-                      std=test.get("std", 0.0), loss_mean=test.get("loss_mean", float("nan")), inner_steps=test.get("inner_steps"))
+    return EvalResult(
+        mean=test["mean"],
+        ci95=test["ci95"],
+        per_task=list(test.get("per_task", [])),
+        metric=test["metric"],
+        std=test.get("std", 0.0),
+        loss_mean=test.get("loss_mean", float("nan")),
+        inner_steps=test.get("inner_steps"),
+    )
 
 
-def load_trained(path: str | os.PathLike, device: torch.device | str | None = None,
-                 compile: bool = False) -> tuple[Experiment, dict[str, Any]]:
+def load_trained(
+    path: str | os.PathLike, device: torch.device | str | None = None, compile: bool = False
+) -> tuple[Experiment, dict[str, Any]]:
     """Rebuild the experiment of a checkpoint (file or run directory) with its trained weights.
 
     Used by ``mlcourse eval`` and by notebooks that reload a run. Returns ``(experiment, checkpoint)``.

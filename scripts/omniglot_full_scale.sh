@@ -17,20 +17,27 @@ declare -A RUNS=(
   [protonet-5w1s]="--algo protonet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 7000"
   [protonet-5w5s]="--algo protonet --n-way 5 --train-n-way 20 --k-shot 5 --meta-batch 1 --iterations 6000"
   [matchingnet-5w1s]="--algo matchingnet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 7000"
-  [fomaml-5w1s]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 10000"
+  [fomaml-5w1s]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
   [metasgd-5w1s]="--algo metasgd --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
-  [reptile-5w1s]="--algo reptile --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 8000"
+  [reptile-5w1s]="--algo reptile --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 5 --iterations 8000"
   [anil-5w1s]="--algo anil --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
   [pretrain-5w1s]="--algo pretrain --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 50 --inner-lr 0.5 --meta-batch 8 --iterations 6000"
 )
-ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s)
+ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s
+       scratch-5w5s)
 # extra test shapes evaluated on a run's final weights (recorded in its results.json as extra_tests)
 declare -A EXTRA=([protonet-5w1s]="--n-way 20 --k-shot 1" [matchingnet-5w1s]="--n-way 20 --k-shot 1"
                   [pretrain-5w1s]="--n-way 5 --k-shot 5")
 
+# chapter 01's from-scratch baseline (nothing meta-trained: a fresh Conv-4 fitted to each test task's support set)
+scratch() {
+  $MLC scratch-baseline --tasks 600 --n-way 5 --k-shot 5 --n-query 5 --steps 100 --lr 0.1 --hidden 64 --image-size 28 --device auto
+}
+
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ORDER[@]}")
 for name in "${names[@]}"; do
+  if [ "$name" = scratch-5w5s ]; then scratch; continue; fi
   [ -n "${RUNS[$name]:-}" ] || { echo "unknown run '$name'; known: ${ORDER[*]}" >&2; exit 2; }
   # shellcheck disable=SC2086
   $MLC train ${RUNS[$name]} $COMMON --out "runs/omniglot/$name"

@@ -1,5 +1,6 @@
 """Shared test fixtures. Data fixtures: a private data dir, small synthetic Omniglot/CIFAR-100 copies in the
 real file formats, and the reference data beside the repo (``../shared/data``) when present."""
+
 from __future__ import annotations
 
 import io
@@ -86,8 +87,14 @@ def synthetic_omniglot(omniglot_zips, data_root, monkeypatch) -> Path:
     return omniglot_zips
 
 
-def write_cifar100(folder: Path, train_per_class: int = 5, test_per_class: int = 1, seed: int = 0,
-                   str_keys: bool = False, tarball: bool = True) -> Path:
+def write_cifar100(
+    folder: Path,
+    train_per_class: int = 5,
+    test_per_class: int = 1,
+    seed: int = 0,
+    str_keys: bool = False,
+    tarball: bool = True,
+) -> Path:
     """CIFAR-100 python-format files (100 classes; real key names and dtypes) as a .tar.gz or a folder.
 
     Image ``j`` of fine class ``f`` (train images first) has byte 0 = ``f`` and byte 1 = ``j``.
@@ -107,13 +114,22 @@ def write_cifar100(folder: Path, train_per_class: int = 5, test_per_class: int =
         data = rng.integers(0, 256, size=(fine.size, 3072), dtype=np.uint8)
         data[:, 0], data[:, 1] = fine, within
         coarse = [coarse_of[CIFAR100_FINE_NAMES[f]] for f in fine]
-        entry = {key("filenames"): [f"img_{i}.png".encode() for i in range(fine.size)],
-                 key("batch_label"): f"{part} batch".encode(), key("fine_labels"): fine.tolist(),
-                 key("coarse_labels"): coarse, key("data"): data}
+        entry = {
+            key("filenames"): [f"img_{i}.png".encode() for i in range(fine.size)],
+            key("batch_label"): f"{part} batch".encode(),
+            key("fine_labels"): fine.tolist(),
+            key("coarse_labels"): coarse,
+            key("data"): data,
+        }
         files[part] = pickle.dumps(entry, protocol=2)
         offset += per_class
-    files["meta"] = pickle.dumps({key("fine_label_names"): [n.encode() for n in CIFAR100_FINE_NAMES],
-                                  key("coarse_label_names"): [n.encode() for n in CIFAR100_COARSE_NAMES]}, protocol=2)
+    files["meta"] = pickle.dumps(
+        {
+            key("fine_label_names"): [n.encode() for n in CIFAR100_FINE_NAMES],
+            key("coarse_label_names"): [n.encode() for n in CIFAR100_COARSE_NAMES],
+        },
+        protocol=2,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     if not tarball:
         inner = folder / "cifar-100-python"
@@ -159,3 +175,13 @@ def _missing_reference(message: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message + " (CI must have ../shared/data beside the clone)")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is ~5x faster on a shared 2-core machine. Restored after the module.
+    Modules of tiny float64 checks use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

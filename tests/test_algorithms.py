@@ -1,5 +1,6 @@
 """Meta-gradients of every learner (float64): vectorised (torch.func) == per-task loop == finite differences
 (or, for FOMAML and Reptile, == an explicit re-implementation of their definition with torch.optim.SGD)."""
+
 from __future__ import annotations
 
 import copy
@@ -7,12 +8,14 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from test_algorithms_helpers import fd_directional, image_batch, meta_grad, rel, sine_batch
 
 from mlcourse.algorithms import ALGORITHMS, MetaOutput, make_learner
 from mlcourse.models import Conv4, SinusoidMLP
-from test_algorithms_helpers import fd_directional, image_batch, meta_grad, one_thread, rel, sine_batch  # noqa: F401
 
 F64 = torch.float64
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def conv(seed: int = 0, attention: bool = False, **kw) -> Conv4:
@@ -76,7 +79,9 @@ def test_fomaml_is_query_gradient_at_adapted_parameters(steps: int) -> None:
     for t in range(batch.num_tasks):
         phi = _sgd_copy(model, batch.support_x[t], batch.support_y[t], 0.1, steps)
         params = list(phi.parameters())
-        g = torch.cat([x.flatten() for x in torch.autograd.grad(F.cross_entropy(phi(batch.query_x[t]), batch.query_y[t]), params)])
+        g = torch.cat(
+            [x.flatten() for x in torch.autograd.grad(F.cross_entropy(phi(batch.query_x[t]), batch.query_y[t]), params)]
+        )
         expected += g / batch.num_tasks
         # ... and that per-task gradient is a true gradient of L_query as a function of phi (FD in phi):
         fd = fd_directional(lambda: F.cross_entropy(phi(batch.query_x[t]), batch.query_y[t]), params, g, seed=t)
@@ -131,7 +136,7 @@ def test_protonet_and_matchingnet_match_their_formulas() -> None:
     for t in range(batch.num_tasks):
         fs, fq = model.features(batch.support_x[t]), model.features(batch.query_x[t])
         protos = torch.stack([fs[batch.support_y[t] == c].mean(0) for c in range(3)])
-        proto_loss = F.cross_entropy(-torch.cdist(fq, protos) ** 2, batch.query_y[t])
+        proto_loss = F.cross_entropy(-(torch.cdist(fq, protos) ** 2), batch.query_y[t])
         attention = torch.softmax(10.0 * F.cosine_similarity(fq[:, None], fs[None], dim=-1), dim=-1)  # tau = 10
         probs = attention @ F.one_hot(batch.support_y[t], 3).to(F64)
         match_loss = F.nll_loss(probs.log(), batch.query_y[t])
@@ -157,7 +162,18 @@ def test_matchingnet_temperature_is_learned_and_lifts_the_cap() -> None:
 
         original, mb.features = mb.features, lrn_features
         try:
-            p = lrn.logits(meta, {"sx": features, "sy": sy, "qx": features}, 5).exp().diagonal()
+            state = lrn.task_adapt(
+                meta,
+                features,
+                sy,
+                steps=0,
+                inner_lr=None,
+                create_graph=False,
+                grad_fn=None,
+                classification=True,
+                n_way=5,
+            )
+            p = lrn.task_predict(meta, state, features).exp().diagonal()
         finally:
             mb.features = original
         if limit is not None:
@@ -177,8 +193,18 @@ def test_pretrain_uses_global_labels_and_fine_tunes_a_zero_head() -> None:
     x = torch.cat([batch.support_x[0], batch.query_x[0]])
     y = batch.classes[0][torch.cat([batch.support_y[0], batch.query_y[0]])]
     loss0 = F.cross_entropy(lrn.global_head(model.features(x)), y)
-    assert torch.allclose(out.loss, torch.stack([loss0, F.cross_entropy(lrn.global_head(model.features(
-        torch.cat([batch.support_x[1], batch.query_x[1]]))), batch.classes[1][torch.cat([batch.support_y[1], batch.query_y[1]])])]).mean())
+    assert torch.allclose(
+        out.loss,
+        torch.stack(
+            [
+                loss0,
+                F.cross_entropy(
+                    lrn.global_head(model.features(torch.cat([batch.support_x[1], batch.query_x[1]]))),
+                    batch.classes[1][torch.cat([batch.support_y[1], batch.query_y[1]])],
+                ),
+            ]
+        ).mean(),
+    )
     # evaluation: a zero N-way head on frozen features, inner_steps SGD steps on the support set
     fs, fq = model.features(batch.support_x[0]).detach(), model.features(batch.query_x[0]).detach()
     head = torch.nn.Linear(fs.shape[1], 3).to(F64)
@@ -246,8 +272,14 @@ def test_metasgd_learning_rates_are_meta_parameters() -> None:
     assert all(p.grad is not None and p.grad.norm() > 0 for p in lrn.lrs.parameters() if p.numel() > 4)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"inner_steps": -1}, r"inner_steps=-1.*>= 0"), ({"inner_lr": 0.0}, r"inner_lr=0.0.*> 0"),
-                                           ({"inner_lr": -0.5}, r"inner_lr=-0.5.*> 0")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"inner_steps": -1}, r"inner_steps=-1.*>= 0"),
+        ({"inner_lr": 0.0}, r"inner_lr=0.0.*> 0"),
+        ({"inner_lr": -0.5}, r"inner_lr=-0.5.*> 0"),
+    ],
+)
 def test_bad_hyper_parameters_raise(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         make_learner("maml", conv(), **kwargs)

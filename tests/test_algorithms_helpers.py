@@ -1,28 +1,47 @@
-"""Shared helpers (no tests here) for test_algorithms*.py and test_learn2learn.py: tiny float64 task batches, flat
+"""Shared helpers (no tests here; the shared fixtures live in conftest.py) for test_algorithms*.py and others: tiny float64 task batches, flat
 meta-gradients, finite differences. Named test_algorithms_* so it stays within the algorithm tests' files."""
+
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import Tensor
 
 from mlcourse.data.tasks import TaskBatch
 
 
-def image_batch(tasks: int = 2, n_way: int = 3, k_shot: int = 2, n_query: int = 2, size: int = 12, seed: int = 0,
-                num_classes: int = 6, dtype: torch.dtype = torch.float64) -> TaskBatch:
+def image_batch(
+    tasks: int = 2,
+    n_way: int = 3,
+    k_shot: int = 2,
+    n_query: int = 2,
+    size: int = 12,
+    seed: int = 0,
+    num_classes: int = 6,
+    dtype: torch.dtype = torch.float64,
+) -> TaskBatch:
     g = torch.Generator().manual_seed(seed)
     sy = torch.arange(n_way).repeat_interleave(k_shot).repeat(tasks, 1)
     qy = torch.arange(n_way).repeat_interleave(n_query).repeat(tasks, 1)
     classes = torch.stack([torch.randperm(num_classes, generator=g)[:n_way] for _ in range(tasks)])
-    return TaskBatch(torch.rand(tasks, n_way * k_shot, 1, size, size, generator=g, dtype=dtype), sy,
-                     torch.rand(tasks, n_way * n_query, 1, size, size, generator=g, dtype=dtype), qy, classes)
+    return TaskBatch(
+        torch.rand(tasks, n_way * k_shot, 1, size, size, generator=g, dtype=dtype),
+        sy,
+        torch.rand(tasks, n_way * n_query, 1, size, size, generator=g, dtype=dtype),
+        qy,
+        classes,
+    )
 
 
 def sine_batch(tasks: int = 3, k: int = 5, q: int = 6, seed: int = 0, dtype: torch.dtype = torch.float64) -> TaskBatch:
     g = torch.Generator().manual_seed(seed)
-    amp, phase = torch.rand(tasks, 1, 1, generator=g, dtype=dtype) * 4 + 1, torch.rand(tasks, 1, 1, generator=g, dtype=dtype) * 3
-    sx, qx = torch.rand(tasks, k, 1, generator=g, dtype=dtype) * 10 - 5, torch.rand(tasks, q, 1, generator=g, dtype=dtype) * 10 - 5
+    amp, phase = (
+        torch.rand(tasks, 1, 1, generator=g, dtype=dtype) * 4 + 1,
+        torch.rand(tasks, 1, 1, generator=g, dtype=dtype) * 3,
+    )
+    sx, qx = (
+        torch.rand(tasks, k, 1, generator=g, dtype=dtype) * 10 - 5,
+        torch.rand(tasks, q, 1, generator=g, dtype=dtype) * 10 - 5,
+    )
     return TaskBatch(sx, amp * torch.sin(sx + phase), qx, amp * torch.sin(qx + phase))
 
 
@@ -69,12 +88,3 @@ def fd_directional(fn, params: list[Tensor], grads: Tensor, seed: int = 0, direc
             error = min(error, quotient_error(at, analytic, 1e-7))
         worst = max(worst, error)
     return worst
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one intra-op thread is ~5x faster on a shared 2-core machine. Restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

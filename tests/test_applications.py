@@ -1,4 +1,5 @@
 """Chapter 06 (applications): the compute functions behind the notebook's five demos."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,8 @@ import matplotlib
 import pytest
 import torch
 
-from mlcourse import applications as A
-from mlcourse import rl
+from mlcourse.course import ch06_applications as A
+from mlcourse.course import ch06_rl as rl
 from mlcourse.data import EpisodeSampler, ImageClassDataset, SinusoidTasks
 from mlcourse.models import SinusoidMLP
 
@@ -63,8 +64,11 @@ def test_shift_images():
 
 def test_cross_domain_table_reuses_known_results():
     tasks = A.fixed_tasks(_tiny_dataset(), 3, n_way=3, k_shot=1, n_query=2)
-    table = A.cross_domain_table({"pixels": None}, {"plain": (tasks, "none"), "inverted": (tasks, "invert")},
-                                 known={("pixels", "plain"): (0.5, 0.1)})
+    table = A.cross_domain_table(
+        {"pixels": None},
+        {"plain": (tasks, "none"), "inverted": (tasks, "invert")},
+        known={("pixels", "plain"): (0.5, 0.1)},
+    )
     assert table["pixels"]["plain"] == (0.5, 0.1)
     m, c = table["pixels"]["inverted"]
     assert 0 <= m <= 1 and c >= 0
@@ -76,9 +80,16 @@ def test_cross_domain_table_reuses_known_results():
 def test_drift_schedule_and_stream():
     sched = A.drift_schedule(40)
     assert sched.shape == (40, 2)
-    assert sched[:, 0].min() >= 0.1 and sched[:, 0].max() <= 5.0 and sched[:, 1].min() >= 0 and sched[:, 1].max() <= math.pi
+    assert (
+        sched[:, 0].min() >= 0.1
+        and sched[:, 0].max() <= 5.0
+        and sched[:, 1].min() >= 0
+        and sched[:, 1].max() <= math.pi
+    )
     jumps = (sched[1:, 1] - sched[:-1, 1]).abs()
-    assert int(jumps.argmax()) == 19 and jumps.max() > 1.0 and jumps[jumps < 1.0].max() < 0.1  # one abrupt change halfway
+    assert (
+        int(jumps.argmax()) == 19 and jumps.max() > 1.0 and jumps[jumps < 1.0].max() < 0.1
+    )  # one abrupt change halfway
     stream = A.drift_stream(sched, k_shot=7, n_query=30, seed=1)
     assert stream.support_x.shape == (40, 7, 1) and stream.query_x.shape == (40, 30, 1)
     torch.testing.assert_close(stream.support_y, SinusoidTasks.function(stream.support_x, sched))
@@ -111,7 +122,9 @@ def test_sgd_adapt_lowers_support_loss():
     batch = SinusoidTasks().sample(1, 10, 5, generator=torch.Generator().manual_seed(0))
     theta = dict(model.named_parameters())
     phi = A.sgd_adapt(model, theta, batch.support_x[0], batch.support_y[0], 0.01, 10)
-    loss = lambda p: torch.nn.functional.mse_loss(torch.func.functional_call(model, p, (batch.support_x[0],)), batch.support_y[0])  # noqa: E731
+    loss = lambda p: torch.nn.functional.mse_loss(
+        torch.func.functional_call(model, p, (batch.support_x[0],)), batch.support_y[0]
+    )  # noqa: E731
     assert loss(phi) < loss(theta)
     assert all(not v.requires_grad for v in phi.values())
 
@@ -132,7 +145,9 @@ def test_drift_widget_draws_once_with_named_sliders():
 def test_preference_users_and_ridge():
     users = A.PreferenceUsers(dim=4, latent=2, noise=0.0, seed=0)
     batch = users.sample(5, 6, 10, generator=torch.Generator().manual_seed(1))
-    assert batch.support_x.shape == (5, 6, 4) and batch.query_y.shape == (5, 10, 1) and batch.task_params.shape == (5, 3)
+    assert (
+        batch.support_x.shape == (5, 6, 4) and batch.query_y.shape == (5, 10, 1) and batch.task_params.shape == (5, 3)
+    )
     x = torch.cat([batch.support_x, batch.query_x], 1)
     torch.testing.assert_close(torch.cat([batch.support_y, batch.query_y], 1), users.ratings(x, batch.task_params))
     again = users.sample(5, 6, 10, generator=torch.Generator().manual_seed(1))
@@ -158,11 +173,15 @@ def test_personalisation_training_and_curve():
 def test_figures_draw():
     ds = _tiny_dataset()
     tasks = EpisodeSampler(ds, 3, 1, 2, seed=0).sample(2)
-    fig = A.prediction_figure(tasks, {"pixels": A.pixel_prototype_predictions(tasks.support_x[0], tasks.support_y[0], tasks.query_x[0], 3)})
+    fig = A.prediction_figure(
+        tasks, {"pixels": A.pixel_prototype_predictions(tasks.support_x[0], tasks.support_y[0], tasks.query_x[0], 3)}
+    )
     assert len(fig.axes) == 2 * 6
     A.rl_returns_figure({"a": {"mean": [-3.0, -2.0], "ci95": [0.1, 0.2]}})
     torch.manual_seed(0)
     policy = rl.GaussianMLPPolicy(hidden=8)
-    out = rl.adaptation_returns(policy, torch.tensor([[0.2, 0.1]]), steps=1, num_traj=3, horizon=5, keep_trajectories=True)
+    out = rl.adaptation_returns(
+        policy, torch.tensor([[0.2, 0.1]]), steps=1, num_traj=3, horizon=5, keep_trajectories=True
+    )
     A.trajectory_figure({"random": [t.positions()[0] for t in out["trajectories"]]}, torch.tensor([0.2, 0.1]))
     matplotlib.pyplot.close("all")

@@ -1,8 +1,10 @@
-"""``mlcourse bench`` (bench.main) at the tiny CPU shape: it completes, prints every row and writes JSON.
+"""``mlcourse bench`` (bench.add_arguments + bench.run) at the tiny CPU shape: it completes, prints every row and writes JSON.
 No timing asserts (shared machines); the memory counter and the learn2learn loader are checked exactly."""
+
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,25 +14,39 @@ import pytest
 import torch
 
 from mlcourse import bench
+from mlcourse.cli import _build_parser, main
+
+
+def _parse(argv):
+    return _build_parser().parse_args(argv)
+
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-
 def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--tiny", "--device", "cpu", "--repeats", "1", "--out", str(out)]) == 0
+    assert main(["bench", "--tiny", "--device", "cpu", "--repeats", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     payload = json.loads(out.read_text())
     rows = payload["rows"]
     have_l2l = bench.load_learn2learn() is not None
-    expected = {(a, i) for a in bench.DEFAULT_ALGORITHMS for i in bench.QUICK_IMPLEMENTATIONS
-                if i != bench.L2L or (a in bench.L2L_ALGORITHMS and have_l2l)}
+    expected = {
+        (a, i)
+        for a in bench.DEFAULT_ALGORITHMS
+        for i in bench.QUICK_IMPLEMENTATIONS
+        if i != bench.L2L or (a in bench.L2L_ALGORITHMS and have_l2l)
+    }
     assert {(r["algorithm"], r["implementation"]) for r in rows} == expected
     table_lines = [line for line in printed.splitlines() if line.startswith("tiny ")]
     assert len(table_lines) == len(rows)
     for r in rows:
-        assert r["rate"] > 0 and r["device"] == "cpu" and r["torch"] == str(torch.__version__) and r["date"]
+        # the rate is the tasks of one step over the best of the timed rounds, and the ratios are rates' ratios
+        assert r["seconds_min"] == min(r["seconds"]) and len(r["seconds"]) == 1
+        assert math.isclose(r["rate"], r["tasks"] / r["seconds_min"], rel_tol=1e-12)
+        loop = next(x for x in rows if x["algorithm"] == r["algorithm"] and x["implementation"] == bench.LOOP)
+        assert math.isclose(r["ratio_to_loop"], r["rate"] / loop["rate"], rel_tol=1e-12)
+        assert r["device"] == "cpu" and r["torch"] == str(torch.__version__) and r["date"]
         assert r["unit"] == ("episodes/s" if r["algorithm"] == "protonet" else "tasks/s")
         assert r["peak_memory_method"]
         if r["implementation"] == bench.VECTORISED:
@@ -45,7 +61,7 @@ def test_unknown_algorithm_is_refused():
     with pytest.raises(ValueError, match="allowed"):
         bench.run_benchmark(["tiny"], ["matchingnet"], "cpu", 1)
     with pytest.raises(SystemExit):
-        bench.main(["--algorithms", "nope"])
+        _parse(["bench", "--algorithms", "nope"])
 
 
 def test_graph_memory_counts_saved_storages_exactly():
@@ -56,7 +72,9 @@ def test_graph_memory_counts_saved_storages_exactly():
     assert counts == {"held": 100 * 100 * 8, "peak": 100 * 100 * 8}
     with bench.GraphMemory() as mem:
         y = torch.tanh(x @ w).sum()
-    assert mem.held == 2 * 100 * 100 * 8  # x (w's gradient needs it; x needs no gradient, so w is not saved) + tanh's output
+    assert (
+        mem.held == 2 * 100 * 100 * 8
+    )  # x (w's gradient needs it; x needs no gradient, so w is not saved) + tanh's output
     y.backward()  # frees the graph: nothing held any more
     assert mem.live == 0
 
@@ -66,12 +84,20 @@ def test_learn2learn_loads_from_a_source_tree_without_its_init(tmp_path):
     l2l = bench.load_learn2learn()
     assert l2l is not None, "learn2learn is missing: scripts/install_learn2learn.sh installs it (make setup)"
     source = Path(l2l.__file__).parent
-    code = ("import sys; sys.modules['gym'] = None\n"  # importing gym would now fail
-            "from mlcourse import bench\n"
-            f"l2l = bench.load_learn2learn({str(source)!r})\n"
-            "print(l2l.algorithms.MAML.__name__, l2l.algorithms.MetaSGD.__name__, 'learn2learn.data' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import sys; sys.modules['gym'] = None\n"  # importing gym would now fail
+        "from mlcourse import bench\n"
+        f"l2l = bench.load_learn2learn({str(source)!r})\n"
+        "print(l2l.algorithms.MAML.__name__, l2l.algorithms.MetaSGD.__name__, 'learn2learn.data' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["MAML", "MetaSGD", "False"]
 
@@ -92,8 +118,15 @@ def test_l2l_step_gives_the_same_meta_gradient_as_ours():
 
 
 def test_load_results_reads_written_files(tmp_path):
-    rows = [{"algorithm": "maml", "implementation": bench.VECTORISED, "ratio_to_learn2learn": 2.0, "ratio_to_loop": 2.0,
-             "shape": "tiny"}]
+    rows = [
+        {
+            "algorithm": "maml",
+            "implementation": bench.VECTORISED,
+            "ratio_to_learn2learn": 2.0,
+            "ratio_to_loop": 2.0,
+            "shape": "tiny",
+        }
+    ]
     bench.write_json(rows, tmp_path / "a.json")
     (tmp_path / "broken.json").write_text("{")
     with pytest.warns(UserWarning, match="broken"):

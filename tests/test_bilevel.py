@@ -1,6 +1,7 @@
-"""Chapter 04's compute functions (``mlcourse.bilevel``): the meta-gradient formulas against autograd
+"""Chapter 04's compute functions (``mlcourse.course.ch04_bilevel``): the meta-gradient formulas against autograd
 and central finite differences in float64, the first-order error, the article's rule = joint training,
 Reptile's Taylor expansion, and the two widgets (Agg backend)."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -10,7 +11,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from mlcourse import bilevel as B
+from mlcourse.course import ch04_bilevel as B
 from mlcourse.data.sinusoid import SinusoidTasks
 from mlcourse.models import SinusoidMLP
 
@@ -42,7 +43,9 @@ def test_toy_quadratic_closed_form() -> None:
     hess = torch.func.hessian(task.support_loss)(theta)
     alpha, steps = 0.2, 3
     phi = B.inner_trajectory(task.support_loss, theta, alpha, steps)[-1]
-    expected = torch.linalg.matrix_power(torch.eye(2, dtype=torch.float64) - alpha * hess, steps) @ torch.func.grad(task.query_loss)(phi)
+    expected = torch.linalg.matrix_power(torch.eye(2, dtype=torch.float64) - alpha * hess, steps) @ torch.func.grad(
+        task.query_loss
+    )(phi)
     assert B.relative_error(B.meta_gradient_formula(task, theta, alpha, steps), expected) < 1e-12
 
 
@@ -53,7 +56,9 @@ def test_network_formula_matches_autograd_and_directional_fd(sinusoid_problem, s
     for task in tasks[:2]:
         auto = B.meta_gradient_autograd(task, theta, 0.01, steps)
         formula = B.meta_gradient_formula(task, theta, 0.01, steps)
-        fd = B.finite_difference_gradient(lambda t: B.meta_objective(task, t, 0.01, steps), theta, directions=directions)
+        fd = B.finite_difference_gradient(
+            lambda t: B.meta_objective(task, t, 0.01, steps), theta, directions=directions
+        )
         assert B.relative_error(formula, auto) < 1e-10
         assert B.relative_error(fd, directions @ auto) < 1e-6
 
@@ -174,7 +179,9 @@ def test_meta_train_runs_and_restores_threads() -> None:
     threads = torch.get_num_threads()
     torch.manual_seed(0)
     learner = make_learner("maml", SinusoidMLP(hidden=16), inner_lr=0.01)
-    history = B.meta_train(learner, lambda g: SinusoidTasks().sample(8, 5, 5, generator=g), 40, outer_lr=3e-3, progress=False)
+    history = B.meta_train(
+        learner, lambda g: SinusoidTasks().sample(8, 5, 5, generator=g), 40, outer_lr=3e-3, progress=False
+    )
     assert len(history) == 40 and all(map(lambda v: v == v, history))
     assert sum(history[-10:]) < sum(history[:10])
     assert torch.get_num_threads() == threads

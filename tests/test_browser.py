@@ -17,6 +17,7 @@ the ``playwright`` Python package: ``scripts/install_browser.sh`` installs both.
 without them it fails and says so. Screenshots go to ``tmp_path/screenshots`` and, when
 ``MLCOURSE_TEST_ARTIFACTS`` names a folder, are copied to ``$MLCOURSE_TEST_ARTIFACTS/browser/``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,9 @@ PREFERRED_CHAPTERS = ("02_core_concepts.ipynb", "04_bilevel_objective.ipynb")
 INSTALL_HINT = "run `bash scripts/install_browser.sh` (installs Debian's chromium and the playwright package)"
 
 SERVER_START_TIMEOUT = 90  # s, JupyterLab answering /api/status (2 shared CPU cores)
-RUN_ALL_TIMEOUT = float(os.environ.get("MLCOURSE_BROWSER_RUN_TIMEOUT", 480))  # s, all cells in fast mode (< 2 min on idle cores; slack for a loaded machine)
+RUN_ALL_TIMEOUT = float(
+    os.environ.get("MLCOURSE_BROWSER_RUN_TIMEOUT", 480)
+)  # s, all cells in fast mode (< 2 min on idle cores; slack for a loaded machine)
 FIGURE_TIMEOUT = 60  # s, the figure redrawn after the slider moved
 
 # JupyterLab user settings for the test's own (temporary) settings folder: never autosave (the chapters
@@ -96,7 +99,7 @@ STANDIN_CELLS = [
         "    theta = np.linspace(-3, 3, 200)\n"
         "    fig, ax = plt.subplots(figsize=(4, 3))\n"
         "    ax.plot(theta, 0.5 * theta ** 2, label='f(θ)')\n"
-        "    ax.plot(theta, 0.5 * ((1 - alpha) * theta) ** 2, label=\"f(θ')\")\n"
+        '    ax.plot(theta, 0.5 * ((1 - alpha) * theta) ** 2, label="f(θ\')")\n'
         "    ax.set_title(f'α = {alpha:.2f}')\n"
         "    ax.legend()\n"
         "    plt.show()\n"
@@ -131,8 +134,11 @@ def _has_alpha_slider(path: Path) -> bool:
     sources = "\n".join("".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code")
     if ALPHA_LABEL in sources:
         return True
-    for module in sorted((ROOT / "mlcourse").glob("*.py")):
-        uses = re.search(rf"mlcourse\.{module.stem}\b|from\s+mlcourse\s+import\s+[^\n]*\b{module.stem}\b", sources)
+    for module in sorted((ROOT / "mlcourse").rglob("*.py")):
+        uses = re.search(
+            rf"mlcourse(\.course)?\.{module.stem}\b|from\s+mlcourse(\.course)?\s+import\s+[^\n]*\b{module.stem}\b",
+            sources,
+        )
         if uses and ALPHA_LABEL in module.read_text(encoding="utf-8"):
             return True
     return False
@@ -458,7 +464,9 @@ def _drive(page, lab: JupyterLab, name: str, shots: Path, timings: dict, t0: flo
     page.screenshot(path=str(shots / "02_page_before.png"))
 
     # Move α with the keyboard on the focused slider handle (up unless already at the maximum).
-    key = "ArrowLeft" if handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax") else "ArrowRight"
+    key = (
+        "ArrowLeft" if handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax") else "ArrowRight"
+    )
     handle.focus()
     moved = time.monotonic()
     for _ in range(3):

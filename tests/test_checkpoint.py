@@ -1,4 +1,5 @@
 """Checkpoint safety (issue 3 item 4): atomic writes, corrupt files, foreign checkpoints, unwritable output."""
+
 from __future__ import annotations
 
 import errno
@@ -29,10 +30,22 @@ from mlcourse.checkpoint import (
 from mlcourse.train import TrainConfig, load_trained, train
 
 
-
 def tiny(out_dir, **changes) -> TrainConfig:
-    values = dict(iterations=10, k_shot=4, n_query=4, meta_batch_size=3, hidden=8, vectorise=False, eval_every=5,
-                  val_tasks=2, test_tasks=4, checkpoint_every=3, log_every=2, device="cpu", out_dir=str(out_dir))
+    values = dict(
+        iterations=10,
+        k_shot=4,
+        n_query=4,
+        meta_batch_size=3,
+        hidden=8,
+        vectorise=False,
+        eval_every=5,
+        val_tasks=2,
+        test_tasks=4,
+        checkpoint_every=3,
+        log_every=2,
+        device="cpu",
+        out_dir=str(out_dir),
+    )
     values.update(changes)
     return TrainConfig.defaults("sinusoid", fast=False, **values)
 

@@ -1,8 +1,10 @@
 """The ``mlcourse`` command line (issue 3 item 5, issue 7 part 2): exit codes, one-line errors, resume after
 SIGKILL with exactly the parameters of an uninterrupted run."""
+
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -17,8 +19,26 @@ from mlcourse.checkpoint import load_checkpoint, load_results
 from mlcourse.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--data", "sinusoid", "--k-shot", "4", "--n-query", "4", "--meta-batch", "3", "--hidden", "8", "--no-vectorise",
-        "--device", "cpu", "--val-tasks", "2", "--test-tasks", "4", "--no-progress"]
+TINY = [
+    "--data",
+    "sinusoid",
+    "--k-shot",
+    "4",
+    "--n-query",
+    "4",
+    "--meta-batch",
+    "3",
+    "--hidden",
+    "8",
+    "--no-vectorise",
+    "--device",
+    "cpu",
+    "--val-tasks",
+    "2",
+    "--test-tasks",
+    "4",
+    "--no-progress",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +55,15 @@ def env() -> dict:
 
 
 def run(*args: str, module: str = "mlcourse", **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env(), capture_output=True, text=True,
-                          timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
 
 
 def one_line_error(capsys, argv: list[str], *words: str) -> str:
@@ -72,7 +99,10 @@ def test_error_messages_and_exit_codes(capsys, tmp_path):
 
 def test_train_then_eval_in_process(capsys, tmp_path):
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--iterations", "6", "--checkpoint-every", "2", "--eval-every", "3", "--out", str(out)]) == 0
+    assert (
+        main(["train", *TINY, "--iterations", "6", "--checkpoint-every", "2", "--eval-every", "3", "--out", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "6 iterations" in printed and "mse" in printed
     results = load_results(out)
@@ -96,15 +126,32 @@ def test_module_entry_points_exit_2_without_traceback(tmp_path):
 @pytest.mark.slow
 def test_sigkill_mid_run_then_same_command_resumes_exactly(tmp_path, capsys):
     iterations = 80
-    command = ["train", *TINY, "--algo", "maml", "--iterations", str(iterations), "--checkpoint-every", "4",
-               "--eval-every", "40", "--seed", "7"]
+    command = [
+        "train",
+        *TINY,
+        "--algo",
+        "maml",
+        "--iterations",
+        str(iterations),
+        "--checkpoint-every",
+        "4",
+        "--eval-every",
+        "40",
+        "--seed",
+        "7",
+    ]
     # the uninterrupted reference runs in this process (one thread, like the subprocesses) to save a start-up
     assert main([*command, "--out", str(tmp_path / "reference")]) == 0
 
     out = tmp_path / "killed"
     ckpt = out / "checkpoint.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "mlcourse", *command, "--out", str(out)], cwd=ROOT, env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlcourse", *command, "--out", str(out)],
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -128,16 +175,45 @@ def test_sigkill_mid_run_then_same_command_resumes_exactly(tmp_path, capsys):
 
 def test_train_command_round_trips_every_field(tmp_path, monkeypatch):
     """Chapters 01/03 print ``train_command(config)``: parsed back, it is the same run, in either mode."""
-    from mlcourse.cli import _build_parser, _train_config, train_command
+    from mlcourse.cli import _build_parser
+    from mlcourse.commands import train_command
+    from mlcourse.commands import train_config_from_args as _train_config
     from mlcourse.train import TrainConfig
 
     configs = [
-        TrainConfig(algo="maml", data="omniglot", n_way=5, k_shot=1, n_query=15, meta_batch_size=32, iterations=10_000,
-                    image_size=28, hidden=64, test_tasks=600, device="cuda", out_dir=str(tmp_path / "a b")),
-        TrainConfig(algo="protonet", data="omniglot", rotations=False, vectorise=False, first_order=True, seed=3,
-                    inner_lr=0.25, outer_lr=5e-4, out_dir=str(tmp_path)),
-        TrainConfig(algo="metasgd", data="cifar100", split_scheme="article", stratified=True, attention=True,
-                    out_dir=str(tmp_path)),
+        TrainConfig(
+            algo="maml",
+            data="omniglot",
+            n_way=5,
+            k_shot=1,
+            n_query=15,
+            meta_batch_size=32,
+            iterations=10_000,
+            image_size=28,
+            hidden=64,
+            test_tasks=600,
+            device="cuda",
+            out_dir=str(tmp_path / "a b"),
+        ),
+        TrainConfig(
+            algo="protonet",
+            data="omniglot",
+            rotations=False,
+            vectorise=False,
+            first_order=True,
+            seed=3,
+            inner_lr=0.25,
+            outer_lr=5e-4,
+            out_dir=str(tmp_path),
+        ),
+        TrainConfig(
+            algo="metasgd",
+            data="cifar100",
+            split_scheme="article",
+            stratified=True,
+            attention=True,
+            out_dir=str(tmp_path),
+        ),
     ]
     for fast in ("0", "1"):
         monkeypatch.setenv("MLCOURSE_FAST", fast)
@@ -154,7 +230,8 @@ def script_commands() -> dict[str, list[str]]:
 
     text = (ROOT / "scripts" / "omniglot_full_scale.sh").read_text()
     common = re.search(r'COMMON="([^"]+)"', text, flags=re.S).group(1).replace("\\\n", " ")
-    runs = dict(re.findall(r'^\s*\[([\w-]+)\]="([^"]+)"', text, flags=re.M))
+    table = re.search(r"declare -A RUNS=\((.*?)\n\)", text, flags=re.S).group(1)  # the RUNS table only (not EXTRA)
+    runs = dict(re.findall(r'^\s*\[([\w-]+)\]="([^"]+)"', table, flags=re.M))
     return {name: shlex.split(f"train {args} {common} --out runs/omniglot/{name}") for name, args in runs.items()}
 
 
@@ -162,13 +239,23 @@ def test_full_scale_script_commands_are_the_shipped_runs(monkeypatch):
     """scripts/omniglot_full_scale.sh (listed in docs/FULL_SCALE.md) parses into exactly the configuration of each
     shipped run (results/omniglot/<run>/results.json), and each run's recorded command parses into it too."""
     from mlcourse import shipped
-    from mlcourse.cli import _build_parser, _train_config
+    from mlcourse.cli import _build_parser
+    from mlcourse.commands import train_config_from_args as _train_config
     from mlcourse.train import TrainConfig
 
     monkeypatch.setenv("MLCOURSE_FAST", "0")
     commands = script_commands()
-    assert {"maml-5w1s", "protonet-5w1s", "protonet-5w5s", "matchingnet-5w1s", "fomaml-5w1s", "metasgd-5w1s",
-            "reptile-5w1s", "anil-5w1s", "pretrain-5w1s"} <= set(commands)
+    assert {
+        "maml-5w1s",
+        "protonet-5w1s",
+        "protonet-5w5s",
+        "matchingnet-5w1s",
+        "fomaml-5w1s",
+        "metasgd-5w1s",
+        "reptile-5w1s",
+        "anil-5w1s",
+        "pretrain-5w1s",
+    } <= set(commands)
     assert "scripts/omniglot_full_scale.sh" in (ROOT / "docs" / "FULL_SCALE.md").read_text()
     configs = {name: _train_config(_build_parser().parse_args(words)) for name, words in commands.items()}
     for name, config in configs.items():
@@ -176,7 +263,12 @@ def test_full_scale_script_commands_are_the_shipped_runs(monkeypatch):
         assert config.device == "auto" and config.compile is True, name
     runs = shipped.shipped_runs()
     assert runs, "no shipped runs"
+    text = (ROOT / "scripts" / "omniglot_full_scale.sh").read_text()
+    scratch = re.search(r"^\s*\$MLC (scratch-baseline [^\n]+)$", text, flags=re.M).group(1)
     for name, res in runs.items():
+        if not res.get("weights"):  # chapter 01's from-scratch baseline: the script's line made it
+            assert res["command"] == f"mlcourse {scratch}", (name, res["command"], scratch)
+            continue
         shipped_config = TrainConfig.from_dict(res["config"])
         assert configs[name] == shipped_config.replace(device="auto"), name
         recorded = _train_config(_build_parser().parse_args(shlex.split(res["command"])[1:]))

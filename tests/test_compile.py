@@ -1,23 +1,24 @@
 """torch.compile'd learners (issue: CPU speed): compiled = eager meta-gradient to 1e-10 in float64 for every
 algorithm the course trains, second order included; evaluation too; a compiler that cannot run falls back to
 eager with a one-line notice (a laptop without a C++ compiler), never a traceback."""
+
 from __future__ import annotations
 
 import os
 
 import pytest
 import torch
-
-from mlcourse.algorithms import make_learner
-from mlcourse.algorithms import core
-from mlcourse.models import Conv4
 from test_algorithms_helpers import image_batch, meta_grad, rel
+
+from mlcourse.algorithms import core, make_learner
+from mlcourse.models import Conv4
 
 F64 = torch.float64
 COMPILED_ALGORITHMS = ["maml", "metasgd", "fomaml", "reptile", "anil", "protonet", "matchingnet"]
 # A laptop without a C++ compiler skips these; CI (CI=true) has one, and fails instead of skipping.
-needs_compiler = pytest.mark.skipif(not core.compiler_available("cpu")[0] and not os.environ.get("CI"),
-                                    reason="no C++ compiler for torch.compile")
+needs_compiler = pytest.mark.skipif(
+    not core.compiler_available("cpu")[0] and not os.environ.get("CI"), reason="no C++ compiler for torch.compile"
+)
 
 
 def pair(name: str, steps: int):
@@ -70,6 +71,7 @@ def test_a_failing_compiler_falls_back_to_eager(monkeypatch, capsys) -> None:
     def broken(fn, **kw):
         def run(*args):
             raise RuntimeError("InductorError: CppCompileError: C++ compile error\n  long compiler output")
+
         return run
 
     monkeypatch.setattr(core, "compiler_available", lambda device=None: (True, ""))

@@ -1,5 +1,6 @@
 """The course's own cross-references: chapter 00's map and widget list, chapter 07's pointer to the vmap trap,
 chapter 02's colormap for the (non-cyclic) phase."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,11 @@ def test_map_of_the_course_has_one_row_per_chapter() -> None:
 
 
 def test_chapter_00_lists_every_chapter_with_widgets() -> None:
-    with_widgets = sorted(num for num, name in _chapters().items()
-                          if any(c["cell_type"] == "code" and re.search(r"widget\(", _source(c)) for c in _cells(name)))
+    with_widgets = sorted(
+        num
+        for num, name in _chapters().items()
+        if any(c["cell_type"] == "code" and re.search(r"widget\(", _source(c)) for c in _cells(name))
+    )
     assert {"02", "03", "04", "05", "06", "08"} <= set(with_widgets)
     cells = _cells("00_welcome.ipynb")
     running = next(_source(c) for c in cells if _source(c).startswith("## 4 · Running the notebooks"))
@@ -55,7 +59,7 @@ def test_phase_is_never_coloured_with_a_cyclic_colormap() -> None:
     cyclic = ("twilight", "hsv", "cyclic")
     text = "\n".join(_source(c) for c in _cells("02_core_concepts.ipynb") if c["cell_type"] == "code")
     for module in ("plots.py", "widgets.py"):
-        text += (REPO_ROOT / "mlcourse" / module).read_text(encoding="utf-8")
+        text += (REPO_ROOT / "mlcourse" / "course" / module).read_text(encoding="utf-8")
     assert not [name for name in cyclic if name in text]
     assert 'colour_label="phase b", cmap="viridis"' in text
 
@@ -63,13 +67,29 @@ def test_phase_is_never_coloured_with_a_cyclic_colormap() -> None:
 def test_chapter_00_glossary_has_each_term_once_with_existing_chapters() -> None:
     cells = _cells("00_welcome.ipynb")
     glossary = next(_source(c) for c in cells if _source(c).startswith("## 7 · Glossary"))
-    rows = [r for r in re.findall(r"^\| (.+?) \| (.+?) \| .+ \| (.+?) \|$", glossary, flags=re.M)
-            if re.search(r"[\u4e00-\u9fff]", r[0])]
+    rows = [
+        r
+        for r in re.findall(r"^\| (.+?) \| (.+?) \| .+ \| (.+?) \|$", glossary, flags=re.M)
+        if re.search(r"[\u4e00-\u9fff]", r[0])
+    ]
     chinese = [t for row in rows for t in re.split(r"[（）/]", row[0].replace("★", "")) if t.strip()]
     english = [row[1] for row in rows]
     assert len(set(chinese)) == len(chinese) and len(set(english)) == len(english), "a glossary term appears twice"
-    must = ("任务嵌入", "元优化", "元知识", "快速适应", "元训练", "元测试", "支持集", "查询集", "少样本学习", "双层优化",
-            "内循环", "外循环", "分层抽样")
+    must = (
+        "任务嵌入",
+        "元优化",
+        "元知识",
+        "快速适应",
+        "元训练",
+        "元测试",
+        "支持集",
+        "查询集",
+        "少样本学习",
+        "双层优化",
+        "内循环",
+        "外循环",
+        "分层抽样",
+    )
     assert set(must) <= {t.strip() for t in chinese}
     for row in rows:
         assert set(re.findall(r"\b(0\d)\b", row[2])) <= set(_chapters()), row
@@ -83,10 +103,14 @@ def test_chapter_00_glossary_has_each_term_once_with_existing_chapters() -> None
 
 def test_field_map_chapters_match_the_notebooks() -> None:
     """Each algorithm on chapter 00's map of the field is named in every chapter the map sends the reader to."""
-    from mlcourse.plots import FIELD_MAP
+    from mlcourse.course.plots import FIELD_MAP
 
-    aliases = {"Prototypical Networks": ("Prototypical", "ProtoNet"), "Matching Networks": ("Matching Net",),
-               "first-order MAML": ("first-order MAML", "FOMAML"), "RL² (recurrent meta-RL)": ("RL²",)}
+    aliases = {
+        "Prototypical Networks": ("Prototypical", "ProtoNet"),
+        "Matching Networks": ("Matching Net",),
+        "first-order MAML": ("first-order MAML", "FOMAML"),
+        "RL² (recurrent meta-RL)": ("RL²",),
+    }
     text = {num: "\n".join(_source(c) for c in _cells(name)) for num, name in _chapters().items()}
     for _, _, algorithms in FIELD_MAP:
         for name, _, where in algorithms:

@@ -1,16 +1,23 @@
 """CIFAR-100: import/download of a small file set in the real format, pooling, split files (against the
 published CIFAR-FS/FC100 splits beside the repo), a task batch, and errors."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
-
 from conftest import write_cifar100
-from mlcourse.data import (ChecksumError, DataFormatError, EpisodeSampler, download_cifar100, import_cifar100,
-                           load_cifar100)
-from mlcourse.data import cifar100
+
+from mlcourse.data import (
+    ChecksumError,
+    DataFormatError,
+    EpisodeSampler,
+    cifar100,
+    download_cifar100,
+    import_cifar100,
+    load_cifar100,
+)
 from mlcourse.data.download import file_checksum
 
 
@@ -31,11 +38,14 @@ def test_import_tarball_and_pool(cifar100_tarball, data_root):
     assert data.superclass_names == list(cifar100.CIFAR100_COARSE_NAMES)
 
 
-@pytest.mark.parametrize("scheme, sizes", [
-    ("article", {"train": 64, "val": 16, "test": 20, "trainval": 80}),
-    ("cifar-fs", {"train": 64, "val": 16, "test": 20, "trainval": 80}),
-    ("fc100", {"train": 60, "val": 20, "test": 20, "trainval": 80}),
-])
+@pytest.mark.parametrize(
+    "scheme, sizes",
+    [
+        ("article", {"train": 64, "val": 16, "test": 20, "trainval": 80}),
+        ("cifar-fs", {"train": 64, "val": 16, "test": 20, "trainval": 80}),
+        ("fc100", {"train": 60, "val": 20, "test": 20, "trainval": 80}),
+    ],
+)
 def test_split_sizes_and_disjointness(cifar100_tarball, data_root, scheme, sizes):
     import_cifar100(cifar100_tarball)
     loaded = {s: load_cifar100(s, split_scheme=scheme) for s in sizes}
@@ -62,8 +72,10 @@ def test_split_files_equal_published_splits(shared_cifar_splits):
     for split in ("train", "val", "test"):
         ref_fs = json.loads((shared_cifar_splits / "cifar-fs" / f"{split}.json").read_text())
         assert sorted(cifar100.cifar100_split_classes("cifar-fs", split)) == sorted(c for _, c in ref_fs)
-        ours_fs = {(cifar100.CIFAR100_COARSE_NAMES[[n in v for v in cifar100.CIFAR100_COARSE_TO_FINE.values()].index(True)], n)
-                   for n in cifar100.cifar100_split_classes("cifar-fs", split)}
+        ours_fs = {
+            (cifar100.CIFAR100_COARSE_NAMES[[n in v for v in cifar100.CIFAR100_COARSE_TO_FINE.values()].index(True)], n)
+            for n in cifar100.cifar100_split_classes("cifar-fs", split)
+        }
         assert ours_fs == {tuple(pair) for pair in ref_fs}  # and the same fine -> coarse mapping
         ref_fc = json.loads((shared_cifar_splits / "fc100" / f"{split}.json").read_text())
         doc = json.loads(cifar100.split_file("fc100").read_text())
@@ -99,8 +111,11 @@ def test_import_folder_and_str_keys(tmp_path, data_root):
 
 
 def test_download_checksum_both_ways(cifar100_tarball, data_root):
-    with pytest.raises(ChecksumError, match=r"checksum mismatch for cifar-100-python.tar.gz .*expected md5 0{32}, "
-                                            r"got [0-9a-f]{32}; the file was removed"):
+    with pytest.raises(
+        ChecksumError,
+        match=r"checksum mismatch for cifar-100-python.tar.gz .*expected md5 0{32}, "
+        r"got [0-9a-f]{32}; the file was removed",
+    ):
         download_cifar100(url=cifar100_tarball.as_uri(), md5="0" * 32, progress=False)
     assert not (data_root / "cifar100").exists() or not any((data_root / "cifar100").rglob("*"))
     download_cifar100(url=cifar100_tarball.as_uri(), md5=file_checksum(cifar100_tarball), progress=False)
@@ -134,9 +149,13 @@ def test_import_errors(cifar100_tarball, data_root, tmp_path):
 
 def test_load_errors(cifar100_tarball, data_root):
     import_cifar100(cifar100_tarball)
-    with pytest.raises(ValueError, match="unknown CIFAR-100 split 'validation'; allowed: 'train', 'val', 'test', 'trainval'"):
+    with pytest.raises(
+        ValueError, match="unknown CIFAR-100 split 'validation'; allowed: 'train', 'val', 'test', 'trainval'"
+    ):
         load_cifar100("validation")
-    with pytest.raises(ValueError, match="unknown CIFAR-100 split scheme 'fs'; allowed: 'article', 'cifar-fs', 'fc100'"):
+    with pytest.raises(
+        ValueError, match="unknown CIFAR-100 split scheme 'fs'; allowed: 'article', 'cifar-fs', 'fc100'"
+    ):
         load_cifar100("train", split_scheme="fs")
     with pytest.raises(ValueError, match="max_classes=0 is out of range; allowed 1..20"):
         load_cifar100("test", max_classes=0)

@@ -1,5 +1,6 @@
 """Checksummed downloads: success, checksum mismatch (file removed), no network (import instructions),
 interrupts (nothing half-written), atomic writes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,9 +10,8 @@ import urllib.request
 
 import pytest
 
-from mlcourse.data import ChecksumError, DownloadError, download_omniglot, load_cifar100, load_omniglot
+from mlcourse.data import ChecksumError, DownloadError, download_omniglot, load_cifar100, load_omniglot, omniglot
 from mlcourse.data import download as dl
-from mlcourse.data import omniglot
 
 
 def no_network(*args, **kwargs):
@@ -29,8 +29,9 @@ def test_download_file_ok_and_mismatch(tmp_path):
     dest2 = tmp_path / "cache" / "file2.bin"
     dl.download_file(src.as_uri(), dest2, sha256=sha, progress=False)
     bad = tmp_path / "cache" / "bad.bin"
-    with pytest.raises(ChecksumError, match=f"checksum mismatch for bad.bin .*expected md5 {'a' * 32}, got {md5}; "
-                                            f"the file was removed"):
+    with pytest.raises(
+        ChecksumError, match=f"checksum mismatch for bad.bin .*expected md5 {'a' * 32}, got {md5}; the file was removed"
+    ):
         dl.download_file(src.as_uri(), bad, md5="a" * 32, progress=False)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["file.bin", "file2.bin"]
 
@@ -38,8 +39,11 @@ def test_download_file_ok_and_mismatch(tmp_path):
 def test_verify_checksum_removes_file(tmp_path):
     path = tmp_path / "x.zip"
     path.write_bytes(b"abc")
-    with pytest.raises(ChecksumError, match=r"checksum mismatch for x.zip: expected md5 0+, got "
-                                            r"900150983cd24fb0d6963f7d28e17f72; the file was removed"):
+    with pytest.raises(
+        ChecksumError,
+        match=r"checksum mismatch for x.zip: expected md5 0+, got "
+        r"900150983cd24fb0d6963f7d28e17f72; the file was removed",
+    ):
         dl.verify_checksum(path, md5="0" * 32)
     assert not path.exists()
 
@@ -53,7 +57,9 @@ def test_no_network_says_how_to_import(data_root, monkeypatch):
     assert "mlcourse data import omniglot PATH" in message and "mlcourse.data.import_omniglot(PATH)" in message
     with pytest.raises(DownloadError, match="mlcourse data import omniglot PATH"):
         load_omniglot("background")  # a load with no data downloads, and says the same
-    with pytest.raises(DownloadError, match=r"mlcourse data import cifar100 PATH.*mlcourse.data.import_cifar100\(PATH\)"):
+    with pytest.raises(
+        DownloadError, match=r"mlcourse data import cifar100 PATH.*mlcourse.data.import_cifar100\(PATH\)"
+    ):
         load_cifar100("train")
     assert not any(data_root.rglob("*.*"))  # nothing half-written
 
@@ -92,8 +98,10 @@ def test_download_omniglot_with_checksums(synthetic_omniglot, data_root):
     assert sorted(p.name for p in (data_root / "omniglot").iterdir()) == ["images_background.zip"]
     download_omniglot(base_url=synthetic_omniglot.as_uri(), md5=sums, progress=False)
     assert load_omniglot("evaluation", rotations=False).num_classes == 6
-    assert omniglot.OMNIGLOT_MD5 == {"images_background": "68d2efa1b9178cc56df9314c21c6e718",
-                                     "images_evaluation": "6b91aef0f799c5bb55b94e3f2daec811"}
+    assert omniglot.OMNIGLOT_MD5 == {
+        "images_background": "68d2efa1b9178cc56df9314c21c6e718",
+        "images_evaluation": "6b91aef0f799c5bb55b94e3f2daec811",
+    }
 
 
 def test_atomic_path_keeps_old_file_on_error(tmp_path):

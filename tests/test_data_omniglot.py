@@ -1,5 +1,6 @@
 """Omniglot: import (zips or folders, structure checks), processed cache, splits, rotations, errors,
 a 5-way 1-shot task batch, and the real reference copy beside the repo when present."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ import zipfile
 
 import pytest
 import torch
+from conftest import SYNTHETIC_OMNIGLOT, write_synthetic_omniglot
 
 from mlcourse.data import DataFormatError, EpisodeSampler, import_omniglot, load_omniglot, omniglot
-from conftest import SYNTHETIC_OMNIGLOT, write_synthetic_omniglot
 
 N_BG = sum(SYNTHETIC_OMNIGLOT["images_background"].values())  # 10 characters
 N_EV = sum(SYNTHETIC_OMNIGLOT["images_evaluation"].values())  # 6 characters
@@ -36,8 +37,10 @@ def test_import_and_load_lake_splits(synthetic_omniglot, data_root):
     assert set(ev.superclass.tolist()) == {4, 5} and len(ev.superclass_names) == 6  # global alphabet indices
     # strokes bright on a dark background (inverted like MAML): most pixels are background
     assert bg.images.float().mean() < 128
-    assert sorted(p.name for p in target.glob("processed_*")) == ["processed_28_background.pt",
-                                                                  "processed_28_evaluation.pt"]
+    assert sorted(p.name for p in target.glob("processed_*")) == [
+        "processed_28_background.pt",
+        "processed_28_evaluation.pt",
+    ]
     assert not leftovers(data_root)
 
 
@@ -101,12 +104,17 @@ def test_import_rejects_wrong_truncated_and_corrupt_archives(synthetic_omniglot,
     with pytest.raises(DataFormatError, match="images_background.zip (is corrupt|is not a valid)"):
         import_omniglot(bad)
     # wrong structure: a character with 19 drawings
-    with zipfile.ZipFile(synthetic_omniglot / "images_background.zip") as src, \
-            zipfile.ZipFile(bad / "images_background.zip", "w") as dst:
+    with (
+        zipfile.ZipFile(synthetic_omniglot / "images_background.zip") as src,
+        zipfile.ZipFile(bad / "images_background.zip", "w") as dst,
+    ):
         for name in src.namelist()[1:]:
             dst.writestr(name, src.read(name))
-    with pytest.raises(DataFormatError, match=r"expected 4 alphabets and 10 characters with 20 PNGs each.*"
-                                              r"Alpha/character01 \(19 PNGs\)"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"expected 4 alphabets and 10 characters with 20 PNGs each.*"
+        r"Alpha/character01 \(19 PNGs\)",
+    ):
         import_omniglot(bad)
     # swapped archives
     shutil.copy(synthetic_omniglot / "images_evaluation.zip", bad / "images_background.zip")
@@ -173,8 +181,11 @@ def test_fast_mode_changes_nothing(synthetic_omniglot, data_root, monkeypatch):
 
 def test_load_errors(synthetic_omniglot, data_root):
     import_omniglot(synthetic_omniglot)
-    with pytest.raises(ValueError, match="unknown Omniglot split 'training'; allowed: 'train', 'val', 'test', "
-                                         "'trainval', 'background', 'evaluation'"):
+    with pytest.raises(
+        ValueError,
+        match="unknown Omniglot split 'training'; allowed: 'train', 'val', 'test', "
+        "'trainval', 'background', 'evaluation'",
+    ):
         load_omniglot("training")
     for bad in (4, 106, 0, 28.0):
         with pytest.raises(ValueError, match=f"image_size={bad!r} is out of range; allowed integers 8..105"):
@@ -202,8 +213,9 @@ def test_real_omniglot_copy(shared_omniglot, data_root):
     import_omniglot(shared_omniglot)
     names = omniglot.omniglot_character_names()
     assert len(names) == 1623
-    assert omniglot.make_omniglot_vinyals_split(names) == {k: v for k, v in omniglot._vinyals_split().items()
-                                                           if k != "trainval"}  # the generator reproduces the file
+    assert omniglot.make_omniglot_vinyals_split(names) == {
+        k: v for k, v in omniglot._vinyals_split().items() if k != "trainval"
+    }  # the generator reproduces the file
     # decoding all 32,460 drawings takes 10-40 s on 2 cores; the evaluation archive alone is 40% of that
     t0 = time.perf_counter()
     ev = load_omniglot("evaluation", rotations=False)

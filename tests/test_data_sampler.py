@@ -1,4 +1,5 @@
 """EpisodeSampler: shapes, labels, classes, no replacement, determinism, resume, stratification, errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,15 +8,21 @@ import torch
 from mlcourse.data import EpisodeSampler, ImageClassDataset, TaskBatch
 
 
-def toy_dataset(num_classes: int = 20, per_class: int = 10, num_super: int = 4, channels: int = 1, size: int = 6) -> ImageClassDataset:
+def toy_dataset(
+    num_classes: int = 20, per_class: int = 10, num_super: int = 4, channels: int = 1, size: int = 6
+) -> ImageClassDataset:
     """Distinct random images; pixel (0, 0, 0) = class index, (0, 0, 1) = image index in the class."""
     g = torch.Generator().manual_seed(123)
     images = torch.randint(0, 256, (num_classes, per_class, channels, size, size), generator=g, dtype=torch.uint8)
     images[:, :, 0, 0, 0] = torch.arange(num_classes, dtype=torch.uint8)[:, None]
     images[:, :, 0, 0, 1] = torch.arange(per_class, dtype=torch.uint8)[None, :]
-    return ImageClassDataset(images=images, class_names=[f"c{i}" for i in range(num_classes)],
-                             superclass=torch.arange(num_classes) % num_super,
-                             superclass_names=[f"s{i}" for i in range(num_super)], name="toy")
+    return ImageClassDataset(
+        images=images,
+        class_names=[f"c{i}" for i in range(num_classes)],
+        superclass=torch.arange(num_classes) % num_super,
+        superclass_names=[f"s{i}" for i in range(num_super)],
+        name="toy",
+    )
 
 
 def decode(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,8 +97,12 @@ def test_stratified_sampling_stratifies():
     counts = torch.bincount(strat.classes.flatten(), minlength=20).float()  # classes within a superclass uniform
     assert counts.min() > 0.6 * counts.mean()
     # uneven superclasses: 3 superclasses with 1, 2 and 7 classes
-    uneven = ImageClassDataset(images=data.images[:10], class_names=data.class_names[:10],
-                               superclass=torch.tensor([0, 1, 1, 2, 2, 2, 2, 2, 2, 2]), name="uneven")
+    uneven = ImageClassDataset(
+        images=data.images[:10],
+        class_names=data.class_names[:10],
+        superclass=torch.tensor([0, 1, 1, 2, 2, 2, 2, 2, 2, 2]),
+        name="uneven",
+    )
     batch = EpisodeSampler(uneven, 3, 1, 1, stratified=True, seed=1).sample(300)
     assert (uneven.superclass[batch.classes].sort(dim=1).values == torch.arange(3)).all()
     assert (batch.classes == 0).any(dim=1).all()  # the lone class of superclass 0 is in every task
@@ -104,18 +115,24 @@ def test_device_argument_and_dataset_to():
     assert batch.support_x.device.type == "cpu" and data.images.dtype == torch.uint8
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(n_way=30, k_shot=1, n_query=1), "n_way=30 but the split has 20 classes; allowed 1..20"),
-    (dict(n_way=0, k_shot=1, n_query=1), "n_way=0 is out of range; allowed 1..20"),
-    (dict(n_way=-2, k_shot=1, n_query=1), "n_way=-2 is out of range; allowed 1..20"),
-    (dict(n_way=5, k_shot=0, n_query=1), "k_shot=0 is out of range; allowed 1..9"),
-    (dict(n_way=5, k_shot=1, n_query=0), "n_query=0 is out of range; allowed 1..9"),
-    (dict(n_way=5, k_shot=2.5, n_query=1), "k_shot=2.5 is not allowed; k_shot must be an integer"),
-    (dict(n_way=5, k_shot=6, n_query=5), r"k_shot \+ n_query = 6 \+ 5 = 11 but each class has 10 images; "
-                                         r"allowed k_shot \+ n_query <= 10"),
-    (dict(n_way=5, k_shot=1, n_query=1, stratified=True), "n_way=5 but the split has 4 superclasses; allowed 1..4"),
-    (dict(n_way=5, k_shot=1, n_query=1, seed=-1), "seed=-1 is not allowed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_way=30, k_shot=1, n_query=1), "n_way=30 but the split has 20 classes; allowed 1..20"),
+        (dict(n_way=0, k_shot=1, n_query=1), "n_way=0 is out of range; allowed 1..20"),
+        (dict(n_way=-2, k_shot=1, n_query=1), "n_way=-2 is out of range; allowed 1..20"),
+        (dict(n_way=5, k_shot=0, n_query=1), "k_shot=0 is out of range; allowed 1..9"),
+        (dict(n_way=5, k_shot=1, n_query=0), "n_query=0 is out of range; allowed 1..9"),
+        (dict(n_way=5, k_shot=2.5, n_query=1), "k_shot=2.5 is not allowed; k_shot must be an integer"),
+        (
+            dict(n_way=5, k_shot=6, n_query=5),
+            r"k_shot \+ n_query = 6 \+ 5 = 11 but each class has 10 images; "
+            r"allowed k_shot \+ n_query <= 10",
+        ),
+        (dict(n_way=5, k_shot=1, n_query=1, stratified=True), "n_way=5 but the split has 4 superclasses; allowed 1..4"),
+        (dict(n_way=5, k_shot=1, n_query=1, seed=-1), "seed=-1 is not allowed"),
+    ],
+)
 def test_sampler_errors_name_value_and_range(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EpisodeSampler(toy_dataset(), **kwargs)

@@ -1,4 +1,5 @@
 """SinusoidTasks: shapes, ranges, the MAML formula, determinism, errors."""
+
 from __future__ import annotations
 
 import math
@@ -33,12 +34,15 @@ def test_determinism_and_device():
     assert tasks.sample(2, 1, 1, dtype=torch.float64).query_y.dtype == torch.float64
 
 
-@pytest.mark.parametrize("args, message", [
-    ((0, 5, 5), "num_tasks=0 is out of range; allowed >= 1"),
-    ((2, 0, 5), "k_shot=0 is out of range; allowed >= 1"),
-    ((2, 5, -1), "n_query=-1 is out of range; allowed >= 1"),
-    ((2, 2.5, 5), "k_shot=2.5 is not allowed"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((0, 5, 5), "num_tasks=0 is out of range; allowed >= 1"),
+        ((2, 0, 5), "k_shot=0 is out of range; allowed >= 1"),
+        ((2, 5, -1), "n_query=-1 is out of range; allowed >= 1"),
+        ((2, 2.5, 5), "k_shot=2.5 is not allowed"),
+    ],
+)
 def test_errors(args, message):
     with pytest.raises(ValueError, match=message):
         SinusoidTasks().sample(*args)

@@ -5,6 +5,7 @@ the single-process step on the same meta-batch (float64, relative error < 1e-10)
 for Prototypical Networks, also when the tasks do not split evenly (5 tasks -> 3 + 2). Processes are started
 with torch.multiprocessing (mlcourse.distributed.launch) and once with torchrun itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,12 @@ def single_process_step(algo: str, inner_steps: int, tasks: int) -> dict:
     out = learner(batch_for(tasks))
     out.loss.backward()
     opt.step()
-    return {"before": before, "after": flat(learner), "loss": float(out.loss.detach()),
-            "metrics": {k: v.clone() for k, v in out.metrics.items()}}
+    return {
+        "before": before,
+        "after": flat(learner),
+        "loss": float(out.loss.detach()),
+        "metrics": {k: v.clone() for k, v in out.metrics.items()},
+    }
 
 
 def _distributed_worker(cases) -> dict:
@@ -63,9 +68,13 @@ def _distributed_worker(cases) -> dict:
         local = D.local_slice(batch_for(tasks))
         out = D.distributed_meta_step(learner, opt, batch_for(tasks))
         results[(algo, inner_steps, tasks)] = {
-            "after": flat(learner), "loss": float(out.loss), "local_tasks": local.num_tasks,
+            "after": flat(learner),
+            "loss": float(out.loss),
+            "local_tasks": local.num_tasks,
             "metrics": {k: v.clone() for k, v in out.metrics.items()},
-            "rank": D.get_rank(), "world": D.get_world_size(), "main": D.is_main_process(),
+            "rank": D.get_rank(),
+            "world": D.get_world_size(),
+            "main": D.is_main_process(),
         }
     return results
 
@@ -90,7 +99,11 @@ def test_distributed_step_equals_single_process(two_ranks, case):
         assert (got["rank"], got["world"], got["main"]) == (rank, 2, rank == 0)
         assert got["local_tasks"] == sizes[rank]
         # The update (hence the meta-gradient: plain SGD) and the parameters themselves.
-        assert rel(got["after"] - ref["before"], update_ref) < TOL, (case, rank, rel(got["after"] - ref["before"], update_ref))
+        assert rel(got["after"] - ref["before"], update_ref) < TOL, (
+            case,
+            rank,
+            rel(got["after"] - ref["before"], update_ref),
+        )
         assert rel(got["after"], ref["after"]) < TOL
         assert abs(got["loss"] - ref["loss"]) <= TOL * abs(ref["loss"])
         assert set(got["metrics"]) == set(ref["metrics"])
@@ -129,7 +142,8 @@ def test_torchrun_two_processes(tmp_path):
     """The real launcher: torchrun --nproc-per-node 2 runs init_from_env + distributed_meta_step; rank 0 alone
     writes its result (the checkpoint rule), which equals the single-process step."""
     script = tmp_path / "step.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys, torch
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from mlcourse import distributed as D
@@ -144,10 +158,21 @@ def test_torchrun_two_processes(tmp_path):
         with open({str(tmp_path)!r} + f"/seen{{ctx.rank}}.json", "w") as f:
             json.dump({{"rank": ctx.rank, "main": D.is_main_process()}}, f)
         D.cleanup()
-    """))
+    """)
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", "lo")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(D.free_port()), str(script)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(D.free_port()),
+        str(script),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.glob("rank*.pt")) == ["rank0.pt"]
@@ -160,8 +185,9 @@ def test_torchrun_two_processes(tmp_path):
 
 
 def test_measure_speedup_reports_each_world_size():
-    report = D.measure_speedup("protonet", (1, 2), meta_batch_size=4, hidden=4, image_size=12, n_query=2,
-                               steps=2, warmup=1)
+    report = D.measure_speedup(
+        "protonet", (1, 2), meta_batch_size=4, hidden=4, image_size=12, n_query=2, steps=2, warmup=1
+    )
     assert set(report["results"]) == {1, 2} and report["speedup"][1] == 1.0
     for r in report["results"].values():
         assert len(r["times_s"]) == 2 and all(t > 0 for t in r["times_s"]) and r["cpu_s"] > 0
@@ -193,17 +219,59 @@ def test_mlcourse_train_under_torchrun_matches_one_process(tmp_path):
     writes the checkpoint and results, and the final parameters equal a single-process run's."""
     from mlcourse.checkpoint import load_checkpoint
 
-    common = ["train", "--algo", "maml", "--data", "sinusoid", "--iterations", "3", "--meta-batch", "4",
-              "--val-tasks", "0", "--test-tasks", "4", "--device", "cpu", "--no-progress", "--seed", "3"]
+    common = [
+        "train",
+        "--algo",
+        "maml",
+        "--data",
+        "sinusoid",
+        "--iterations",
+        "3",
+        "--meta-batch",
+        "4",
+        "--val-tasks",
+        "0",
+        "--test-tasks",
+        "4",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--seed",
+        "3",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     single = tmp_path / "single"
-    subprocess.run([sys.executable, "-m", "mlcourse.cli", *common, "--out", str(single)], check=True, env=env,
-                   cwd=tmp_path, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "mlcourse.cli", *common, "--out", str(single)],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     multi = tmp_path / "multi"
     port = D.free_port()
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-                    "--master-port", str(port), "-m", "mlcourse.cli", *common, "--out", str(multi)],
-                   check=True, env=env, cwd=tmp_path, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(port),
+            "-m",
+            "mlcourse.cli",
+            *common,
+            "--out",
+            str(multi),
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     a = load_checkpoint(single / "checkpoint.pt")["learner"]
     b = load_checkpoint(multi / "checkpoint.pt")["learner"]
     assert sorted(p.name for p in multi.iterdir() if not p.name.startswith(".")) == ["checkpoint.pt", "results.json"]

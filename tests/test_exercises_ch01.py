@@ -2,8 +2,8 @@ import math
 
 import torch
 
+from mlcourse.course.exercises import ch01
 from mlcourse.data.tasks import TaskBatch
-from mlcourse.exercises import ch01
 
 
 def test_confidence_interval_reference():

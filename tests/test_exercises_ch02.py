@@ -1,6 +1,6 @@
 import torch
 
-from mlcourse.exercises import ch02
+from mlcourse.course.exercises import ch02
 
 
 def test_inner_step_matches_autograd():

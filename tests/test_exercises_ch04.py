@@ -1,11 +1,12 @@
 """Chapter 04's exercises: the reference solutions pass their checkers, wrong answers fail, and
 ``None`` prints the reference result."""
+
 from __future__ import annotations
 
 import torch
 
-from mlcourse import bilevel as B
-from mlcourse.exercises import ch04
+from mlcourse.course import ch04_bilevel as B
+from mlcourse.course.exercises import ch04
 
 
 def test_two_step_meta_gradient_reference_passes(capsys) -> None:
@@ -14,7 +15,9 @@ def test_two_step_meta_gradient_reference_passes(capsys) -> None:
 
 
 def test_two_step_meta_gradient_rejects_first_order_and_wrong_order(capsys) -> None:
-    assert not ch04.check_two_step_meta_gradient(lambda task, theta, alpha: B.first_order_meta_gradient(task, theta, alpha, 2))
+    assert not ch04.check_two_step_meta_gradient(
+        lambda task, theta, alpha: B.first_order_meta_gradient(task, theta, alpha, 2)
+    )
 
     def hessians_at_theta(task, theta, alpha):  # both Hessians at theta: exact only for quadratics
         phi2 = B.inner_trajectory(task.support_loss, theta, alpha, 2)[-1]

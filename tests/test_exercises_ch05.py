@@ -1,15 +1,18 @@
 """Chapter 05 exercises: the reference solutions pass their checkers, wrong answers fail."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from mlcourse.exercises import ch05 as E
+from mlcourse.course.exercises import ch05 as E
 
 
 def test_confidence_interval_reference_and_wrong_answers(capsys):
     assert E.check_confidence_interval(E.confidence_interval) is True
-    assert E.check_confidence_interval(lambda a: (float(a.mean()), 1.96 * float(a.std()) / len(a) ** 0.5)) is True  # sample std
+    assert (
+        E.check_confidence_interval(lambda a: (float(a.mean()), 1.96 * float(a.std()) / len(a) ** 0.5)) is True
+    )  # sample std
     assert E.check_confidence_interval(lambda a: (float(a.mean()), float(a.std()))) is False  # forgot sqrt(n)
     assert E.check_confidence_interval(None) is False
     assert "reference" in capsys.readouterr().out.lower()
@@ -33,7 +36,7 @@ def test_distinct_superclasses_reference_and_wrong_answers():
 
 
 def test_distinct_superclasses_agrees_with_project():
-    from mlcourse import project as P
+    from mlcourse.course import ch05_project as P
 
     for _, classes, superclass in E._exercise2_cases():
         assert torch.equal(E.distinct_superclasses(classes, superclass), P.distinct_superclasses(classes, superclass))

@@ -1,15 +1,18 @@
 """Chapter 07's exercises: the references pass, wrong answers fail, ``None`` prints the reference result."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from mlcourse.bench import load_learn2learn
-from mlcourse.exercises import ch07
+from mlcourse.course.exercises import ch07
 
 
 def test_l2l_meta_loss_reference_passes_and_wrong_answers_fail(capsys):
-    assert load_learn2learn() is not None, "learn2learn is missing: scripts/install_learn2learn.sh installs it (make setup)"
+    assert load_learn2learn() is not None, (
+        "learn2learn is missing: scripts/install_learn2learn.sh installs it (make setup)"
+    )
     assert ch07.check_l2l_meta_loss(ch07.l2l_meta_loss)
     # always second order: wrong for first_order=True
     assert not ch07.check_l2l_meta_loss(lambda m, b, lr, k, fo: ch07.l2l_meta_loss(m, b, lr, k, False))

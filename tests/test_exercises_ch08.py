@@ -1,11 +1,12 @@
 """Chapter 08's exercises: the references pass, wrong answers fail, ``None`` prints the reference result."""
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-from mlcourse.exercises import ch08
+from mlcourse.course.exercises import ch08
 
 
 def test_predict_maml_memory(capsys):
@@ -18,7 +19,9 @@ def test_predict_maml_memory(capsys):
 
 def test_loglog_slope():
     assert ch08.check_loglog_slope(ch08.loglog_slope)
-    assert not ch08.check_loglog_slope(lambda xs, ys: math.log(ys[-1] / ys[0]) / math.log(xs[-1] / xs[0]))  # endpoints only
+    assert not ch08.check_loglog_slope(
+        lambda xs, ys: math.log(ys[-1] / ys[0]) / math.log(xs[-1] / xs[0])
+    )  # endpoints only
     assert not ch08.check_loglog_slope(None)
 
 

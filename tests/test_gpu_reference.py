@@ -1,5 +1,6 @@
 """Chapters 07-08 quote GPU figures only from benchmarks/results/gpu-reference-h200-prototype.json (device, torch
 version, date, shape, provenance), printed by the notebooks, never typed into their text or code."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import re
 
 import pytest
 
-from mlcourse import scaling
 from mlcourse.config import REPO_ROOT
+from mlcourse.course import ch08_scaling as scaling
 
 REFERENCE = REPO_ROOT / "benchmarks" / "results" / "gpu-reference-h200-prototype.json"
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -55,8 +56,24 @@ def test_load_gpu_reference_rejects_other_files(tmp_path) -> None:
 def test_chapters_print_the_gpu_figures_instead_of_typing_them(name: str) -> None:
     text = _text(name)
     assert "load_gpu_reference()" in text
-    typed = ["196", "483", "1,190", "1190", "1,192", "1192", "15.9", "45.3", "17.6", "98.79", "251 s", "16 tasks/s",
-             "45 first order", "(16, \"maml\")", "(45, \"fomaml\")", "67 TFLOP"]
+    typed = [
+        "196",
+        "483",
+        "1,190",
+        "1190",
+        "1,192",
+        "1192",
+        "15.9",
+        "45.3",
+        "17.6",
+        "98.79",
+        "251 s",
+        "16 tasks/s",
+        "45 first order",
+        '(16, "maml")',
+        '(45, "fomaml")',
+        "67 TFLOP",
+    ]
     found = [t for t in typed if t in text]
     assert not found, f"{name} types GPU figures {found}: print them from {REFERENCE.name}"
 

@@ -1,8 +1,10 @@
 """The install contract of issue 2: pyproject.toml and environment.yml name the same packages,
 the README opens with the two commands, and .ci/run calls the README's test command."""
+
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -65,13 +67,25 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_command() -> No
     assert re.search(r"^make test$", ci, flags=re.M), ".ci/run must call the README's test command"
 
 
-def test_layout_exists() -> None:
-    for path in ("notebooks", "mlcourse", "data", "tests", "environment.yml", "pyproject.toml", ".ci/run"):
-        assert (ROOT / path).exists(), path
+def test_layout_holds_what_it_is_for() -> None:
+    """The user's layout: nine chapters in notebooks/, the package, data/ with its README and the split files (never
+    the data itself), tests/, and environment.yml naming the packages the user asked for."""
+    chapters = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert [c[:3] for c in chapters] == [f"{i:02d}_" for i in range(9)], chapters
+    assert (ROOT / "mlcourse" / "__init__.py").is_file() and (ROOT / "mlcourse" / "course" / "__init__.py").is_file()
+    tracked = subprocess.run(["git", "ls-files", "data"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if tracked:  # a git checkout: only the README and the split lists are committed under data/
+        assert all(p == "data/README.md" or p.startswith("data/splits/") for p in tracked), tracked
+        assert "data/splits/omniglot_vinyals.json" in tracked
+    assert len(list((ROOT / "tests").glob("test_*.py"))) >= 30
+    env = (ROOT / "environment.yml").read_text()
+    for package in ("jupyterlab", "torch", "ipywidgets", "matplotlib", "nbval", "learn2learn"):
+        assert re.search(rf"^\s*- {package}\b", env, flags=re.M), package
 
 
 def test_package_and_learn2learn_import_in_this_environment() -> None:
     import learn2learn  # noqa: F401  (built from source by scripts/install_learn2learn.sh)
+
     import mlcourse
 
     assert learn2learn.__version__ == "0.2.0"

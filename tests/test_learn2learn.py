@@ -1,5 +1,6 @@
 """learn2learn (built from source) imports and agrees with our learners: one MAML adapt step is
 theta - lr * grad, and l2l's MAML / MetaSGD meta-gradients equal ours on the same model and tasks."""
+
 from __future__ import annotations
 
 import copy
@@ -7,12 +8,14 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from test_algorithms_helpers import image_batch, meta_grad, rel
 
 from mlcourse.algorithms import make_learner
 from mlcourse.models import Conv4
-from test_algorithms_helpers import image_batch, meta_grad, one_thread, rel  # noqa: F401
 
 l2l = pytest.importorskip("learn2learn")  # prints a gym deprecation warning on import: harmless
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_learn2learn_maml_adapt_step_is_sgd() -> None:

@@ -1,4 +1,5 @@
 """Conv4 / SinusoidMLP shapes, the plain-op batch normalisation, the attention block under vmap."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,13 +7,22 @@ import torch
 import torch.nn.functional as F
 
 from mlcourse.models import BatchNormPlain, ChannelSpatialAttention, Conv4, SinusoidMLP
-from test_algorithms_helpers import one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("kw, feature_dim", [
-    ({}, 8), ({"in_channels": 3, "image_size": 32}, 32), ({"in_channels": 3, "image_size": 84}, 200),
-    ({"attention": True}, 8), ({"norm": "none"}, 8), ({"image_size": 8, "hidden": 4}, 4), ({"image_size": 14, "hidden": 4}, 4),
-])
+@pytest.mark.parametrize(
+    "kw, feature_dim",
+    [
+        ({}, 8),
+        ({"in_channels": 3, "image_size": 32}, 32),
+        ({"in_channels": 3, "image_size": 84}, 200),
+        ({"attention": True}, 8),
+        ({"norm": "none"}, 8),
+        ({"image_size": 8, "hidden": 4}, 4),
+        ({"image_size": 14, "hidden": 4}, 4),
+    ],
+)
 def test_conv4_shapes(kw, feature_dim) -> None:
     """Final map 1x1 at 28 px, 2x2 at 32 px, 5x5 at 84 px (pooling stops at 1x1); defaults hidden=64 -> 64 features."""
     assert Conv4().feature_dim == 64 and Conv4(in_channels=3, image_size=84).feature_dim == 1600

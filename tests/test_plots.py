@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from mlcourse import plots
+from mlcourse.course import plots
 
 
 def test_accuracy_bars_and_close():
@@ -25,8 +25,12 @@ def test_curves_fits_and_embedding_draw():
         plots.adaptation_curves({"m": [3, 2, 1]}, errors={"m": [0.1, 0.1, 0.1]}, logy=True),
         plots.learning_curves({"m": ([1, 2, 3, 4, 5, 6], [5, 4, 3, 2, 1, 1])}, smooth=2),
         plots.task_embedding(torch.randn(10, 2), torch.rand(10), colour_label="A"),
-        plots.task_images(torch.rand(10, 1, 8, 8), torch.arange(5).repeat_interleave(2),
-                          query_x=torch.rand(5, 1, 8, 8), query_y=torch.arange(5)),
+        plots.task_images(
+            torch.rand(10, 1, 8, 8),
+            torch.arange(5).repeat_interleave(2),
+            query_x=torch.rand(5, 1, 8, 8),
+            query_y=torch.arange(5),
+        ),
     ]
     assert len(figs[2].axes[0].lines) == 1
     assert len(figs[5].axes) == 5 * 4  # 5 classes x (2 support + 2 query columns)
@@ -50,8 +54,8 @@ def test_sharpness_histogram_labels_median_and_share_above_two():
 
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
-from mlcourse import toy2d  # noqa: E402
 from mlcourse.algorithms import make_learner  # noqa: E402
+from mlcourse.course import ch02_toy2d as toy2d  # noqa: E402
 from mlcourse.data import TaskBatch  # noqa: E402
 from mlcourse.models import Conv4  # noqa: E402
 
@@ -78,7 +82,9 @@ def test_field_map_has_three_families_one_box_per_algorithm_and_chapters():
     assert {"MAML", "first-order MAML", "Reptile", "Meta-SGD", "ANIL"} == set(families["optimisation-based"])
     black_box = [a for a in algorithms if a[0] in families["model-based / black-box"]]
     assert all("not run in this course" in where for _, _, where in black_box)
-    assert all(" 03 " in f"{where} " for _, _, algos in plots.FIELD_MAP[:2] for _, _, where in algos)  # all run in ch. 03
+    assert all(
+        " 03 " in f"{where} " for _, _, algos in plots.FIELD_MAP[:2] for _, _, where in algos
+    )  # all run in ch. 03
     plots.close(fig)
 
 
@@ -119,7 +125,7 @@ def test_maml_decision_boundary_moves_after_adaptation():
     grid = toy2d.decision_grid(run.learner, task, (0, 1, 5), resolution=40)
     assert grid.probs[0].shape == (40, 40) and not torch.allclose(grid.probs[0], grid.probs[5])
     assert grid.accuracy[1] > grid.accuracy[0] + 0.1 and grid.accuracy[5] > grid.accuracy[0] + 0.1, grid.accuracy
-    fig = plots.maml_decision_boundaries(run.learner, task, resolution=40)
+    fig = plots.maml_decision_boundaries(grid, task)
     assert len(fig.axes) == 3
     for ax, s in zip(fig.axes, (0, 1, 5)):
         support = [c for c in ax.collections if c.get_label() == "support points"]
@@ -130,10 +136,12 @@ def test_maml_decision_boundary_moves_after_adaptation():
 
 def _image_batch(n_way=5, k_shot=2, n_query=3, tasks=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return TaskBatch(torch.rand(tasks, n_way * k_shot, 1, 28, 28, generator=g),
-                     torch.arange(n_way).repeat_interleave(k_shot).expand(tasks, -1).clone(),
-                     torch.rand(tasks, n_way * n_query, 1, 28, 28, generator=g),
-                     torch.arange(n_way).repeat_interleave(n_query).expand(tasks, -1).clone())
+    return TaskBatch(
+        torch.rand(tasks, n_way * k_shot, 1, 28, 28, generator=g),
+        torch.arange(n_way).repeat_interleave(k_shot).expand(tasks, -1).clone(),
+        torch.rand(tasks, n_way * n_query, 1, 28, 28, generator=g),
+        torch.arange(n_way).repeat_interleave(n_query).expand(tasks, -1).clone(),
+    )
 
 
 def test_prototype_embedding_marks_one_prototype_per_class():
@@ -160,10 +168,8 @@ def test_attention_map_rows_sum_to_one_and_match_the_matching_net():
     data = plots.matching_attention(learner, batch)
     assert data["attention"].shape == (8, 12) and data["probs"].shape == (8, 4)
     assert torch.allclose(data["attention"].sum(-1), torch.ones(8), atol=1e-5)
-    meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in learner.meta_state().items()}
-    one = {k: v[0] for k, v in learner.task_inputs(batch.task(0)).items()}
-    with torch.no_grad():
-        assert torch.allclose(data["probs"], learner.logits(meta, one, 4).exp(), atol=1e-5)
+    one = batch.task(0)
+    assert torch.allclose(data["probs"], learner.predict(learner.adapt(one), one.query_x)[0].exp(), atol=1e-5)
     fig = plots.attention_map(learner, batch)
     attention, probs = fig.axes[0].images[0].get_array(), fig.axes[1].images[0].get_array()
     assert attention.shape == (8, 12) and probs.shape == (8, 4)

@@ -1,6 +1,7 @@
-"""Chapter 05's compute functions (``mlcourse.project``): the CIFAR-100 / Omniglot fallback, the grid on a tiny
+"""Chapter 05's compute functions (``mlcourse.course.ch05_project``): the CIFAR-100 / Omniglot fallback, the grid on a tiny
 fake CIFAR-100 in the real pickle format, the results table, results-file loading, stratification, the
 article-code demonstration and the α/β/K widget. Kept small (a few seconds on 2 busy cores)."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,12 +10,22 @@ import math
 import pytest
 import torch
 
-from mlcourse import project as P
 from mlcourse.checkpoint import save_results
+from mlcourse.cli import main
+from mlcourse.course import ch05_project as P
 from mlcourse.data import EpisodeSampler, ImageClassDataset, import_cifar100
 
-TINY = dict(iterations=2, meta_batch_size=2, n_query=1, test_tasks=4, eval_batch_size=4, hidden=4, inner_steps=1,
-            test_inner_steps=1, val_tasks=0)
+TINY = dict(
+    iterations=2,
+    meta_batch_size=2,
+    n_query=1,
+    test_tasks=4,
+    eval_batch_size=4,
+    hidden=4,
+    inner_steps=1,
+    test_inner_steps=1,
+    val_tasks=0,
+)
 
 
 @pytest.fixture
@@ -77,8 +88,12 @@ def test_distinct_superclasses_and_exact_probability():
 
 def test_stratification_report():
     superclass = torch.arange(10).repeat_interleave(4)
-    data = ImageClassDataset(images=torch.zeros(40, 2, 1, 2, 2, dtype=torch.uint8), class_names=[str(i) for i in range(40)],
-                             superclass=superclass, name="toy")
+    data = ImageClassDataset(
+        images=torch.zeros(40, 2, 1, 2, 2, dtype=torch.uint8),
+        class_names=[str(i) for i in range(40)],
+        superclass=superclass,
+        name="toy",
+    )
     report = P.stratification_report(data, n_way=5, num_tasks=400)
     assert report["stratified"] == 1.0
     assert abs(report["uniform"] - report["exact_uniform"]) < 0.1 and report["exact_uniform"] < 0.9
@@ -88,8 +103,16 @@ def test_stratification_report():
 def test_grid_on_fake_cifar_writes_results_and_loads_them(fake_cifar, tmp_path):
     choice = P.choose_dataset("cifar-fs")
     datasets = P.load_splits(choice, validation=False)
-    grid = P.run_grid(choice, datasets, variants=("ProtoNet", "MAML + attention"), fast=True, progress=False,
-                      device="cpu", out_dir=tmp_path / "runs", **TINY)
+    grid = P.run_grid(
+        choice,
+        datasets,
+        variants=("ProtoNet", "MAML + attention"),
+        fast=True,
+        progress=False,
+        device="cpu",
+        out_dir=tmp_path / "runs",
+        **TINY,
+    )
     assert [r.method for r in grid.rows] == ["ProtoNet", "MAML + attention"]
     for row in grid.rows:
         assert row.data == "CIFAR-FS" and row.num_tasks == 4 and row.iterations == 2 and 0 <= row.mean <= 1
@@ -111,8 +134,12 @@ def test_grid_on_fake_cifar_writes_results_and_loads_them(fake_cifar, tmp_path):
 def test_grid_config_sizes_and_variants(data_root):
     choice = P.choose_dataset(prefer="omniglot")
     fast = P.grid_config(choice, "MAML", fast=True)
-    assert (fast.iterations, fast.test_tasks, fast.hidden, fast.inner_lr) == (P.FAST_SIZES["iterations"],
-                                                                            P.FAST_SIZES["test_tasks"], 16, 0.4)
+    assert (fast.iterations, fast.test_tasks, fast.hidden, fast.inner_lr) == (
+        P.FAST_SIZES["iterations"],
+        P.FAST_SIZES["test_tasks"],
+        16,
+        0.4,
+    )
     full = P.grid_config(choice, "fine-tuning", fast=False)
     assert full.test_tasks >= 600 and full.algo == "pretrain" and full.test_inner_steps == 50 and full.stratified
     assert P.grid_config(DataChoiceCifar, "MAML + Meta-SGD", fast=False).inner_steps == 5
@@ -125,11 +152,23 @@ DataChoiceCifar = P.DataChoice("cifar100", "fc100", "test")
 
 # -------------------------------------------------------------------------------- tables and files
 def _results(path, **changes):
-    doc = {"config": {"algo": "maml", "data": "cifar100", "split_scheme": "cifar-fs", "n_way": 5, "k_shot": 1,
-                      "iterations": 60000, "stratified": True},
-           "algo": "maml", "data": "cifar100", "iterations": 60000, "wall_time_s": 5400.0,
-           "device": "NVIDIA H100 80GB HBM3", "test": {"metric": "accuracy", "mean": 0.571, "ci95": 0.019,
-                                                       "num_tasks": 600}}
+    doc = {
+        "config": {
+            "algo": "maml",
+            "data": "cifar100",
+            "split_scheme": "cifar-fs",
+            "n_way": 5,
+            "k_shot": 1,
+            "iterations": 60000,
+            "stratified": True,
+        },
+        "algo": "maml",
+        "data": "cifar100",
+        "iterations": 60000,
+        "wall_time_s": 5400.0,
+        "device": "NVIDIA H100 80GB HBM3",
+        "test": {"metric": "accuracy", "mean": 0.571, "ci95": 0.019, "num_tasks": 600},
+    }
     doc.update(changes)
     path.mkdir(parents=True, exist_ok=True)
     save_results(path / "results.json", doc)
@@ -137,8 +176,11 @@ def _results(path, **changes):
 
 def test_load_project_results_reads_cli_files_and_reports_problems(tmp_path):
     _results(tmp_path / "results" / "maml")
-    _results(tmp_path / "runs" / "metasgd", algo="metasgd", config={"algo": "metasgd", "data": "cifar100",
-                                                                     "split_scheme": "fc100", "n_way": 5, "k_shot": 5})
+    _results(
+        tmp_path / "runs" / "metasgd",
+        algo="metasgd",
+        config={"algo": "metasgd", "data": "cifar100", "split_scheme": "fc100", "n_way": 5, "k_shot": 5},
+    )
     _results(tmp_path / "runs" / "omni", data="omniglot", config={"algo": "maml", "data": "omniglot"})
     _results(tmp_path / "runs" / "quick", iterations=200)
     _results(tmp_path / "runs" / "att", attention=True)
@@ -158,7 +200,11 @@ def test_load_project_results_reads_cli_files_and_reports_problems(tmp_path):
 def test_results_table_with_published_rows():
     rows = P.published_rows("CIFAR-FS")
     assert [(r.method, r.k_shot, round(100 * r.mean, 1), round(100 * r.ci95, 1)) for r in rows] == [
-        ("MAML", 1, 58.9, 1.9), ("MAML", 5, 71.5, 1.0), ("ProtoNet", 1, 55.5, 0.7), ("ProtoNet", 5, 72.0, 0.6)]
+        ("MAML", 1, 58.9, 1.9),
+        ("MAML", 5, 71.5, 1.0),
+        ("ProtoNet", 1, 55.5, 0.7),
+        ("ProtoNet", 5, 72.0, 0.6),
+    ]
     assert all(r.source.startswith("published, source: ") for r in rows)
     fc100 = P.published_rows("FC100")
     assert [(round(100 * r.mean, 1), round(100 * r.ci95, 1)) for r in fc100] == [(35.3, 0.6), (48.6, 0.6)]
@@ -185,8 +231,12 @@ def test_article_code_fails_where_the_chapter_says():
 def _tiny_datasets():
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(12, 4, 1, 8, 8, generator=g) * 255).to(torch.uint8)
-    ds = ImageClassDataset(images=images, class_names=[str(i) for i in range(12)],
-                           superclass=torch.arange(6).repeat_interleave(2), name="tiny")
+    ds = ImageClassDataset(
+        images=images,
+        class_names=[str(i) for i in range(12)],
+        superclass=torch.arange(6).repeat_interleave(2),
+        name="tiny",
+    )
     return {"train": ds, "test": ds}
 
 
@@ -207,8 +257,17 @@ def test_adaptation_curve_matches_learner_evaluate():
 
 def test_hyperparameter_widget_redraws_on_slider_change():
     pytest.importorskip("ipywidgets")
-    widget = P.hyperparameter_widget(_tiny_datasets(), iterations=2, test_tasks=3, display=False, n_way=3, hidden=4,
-                                     n_query=2, meta_batch_size=2, test_steps=2)
+    widget = P.hyperparameter_widget(
+        _tiny_datasets(),
+        iterations=2,
+        test_tasks=3,
+        display=False,
+        n_way=3,
+        hidden=4,
+        n_query=2,
+        meta_batch_size=2,
+        test_steps=2,
+    )
     descriptions = [c.description for c in widget.controls.children]
     assert descriptions[:3] == ["α (inner lr)", "β (outer lr)", "shots K"]
     assert widget.output.draws == 1 and widget.figure is not None
@@ -227,8 +286,28 @@ def test_short_run_rejects_non_maml_variants():
 
 def test_cli_grid_fast_on_fake_cifar(fake_cifar, tmp_path, capsys):
     out = tmp_path / "grid"
-    status = P.main(["grid", "--data", "cifar100", "--split", "fc100", "--fast", "--variants", "ProtoNet",
-                     "--iterations", "1", "--test-tasks", "2", "--hidden", "4", "--device", "cpu", "--out", str(out)])
+    status = main(
+        [
+            "cifar-grid",
+            "--data",
+            "cifar100",
+            "--split",
+            "fc100",
+            "--fast",
+            "--variants",
+            "ProtoNet",
+            "--iterations",
+            "1",
+            "--test-tasks",
+            "2",
+            "--hidden",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0 and "ProtoNet" in capsys.readouterr().out
     from mlcourse.checkpoint import load_results
 

@@ -1,4 +1,5 @@
 """Chapter 06 meta-RL: the 2-D navigation environment, the policy-gradient estimator, MAML-RL."""
+
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import pytest
 import torch
 from torch.func import grad, jvp, vmap
 
-from mlcourse import rl
+from mlcourse.course import ch06_rl as rl
 
 F64 = torch.float64
 
@@ -68,7 +69,9 @@ def test_reward_to_go_and_leave_one_out_baseline():
     torch.testing.assert_close(raw.sum(-2), torch.zeros(2, 4), atol=1e-5, rtol=0)  # already centred at every step
     adv = rl.advantages(rewards, 0.9, normalise=True)
     torch.testing.assert_close(adv.mean((-2, -1)), torch.zeros(2), atol=1e-6, rtol=0)
-    torch.testing.assert_close(adv, raw / raw.std((-2, -1), keepdim=True), rtol=1e-4, atol=1e-5)  # re-centring is a no-op
+    torch.testing.assert_close(
+        adv, raw / raw.std((-2, -1), keepdim=True), rtol=1e-4, atol=1e-5
+    )  # re-centring is a no-op
 
 
 def test_leave_one_out_scale_excludes_the_trajectory_itself():
@@ -78,7 +81,7 @@ def test_leave_one_out_scale_excludes_the_trajectory_itself():
     ret = torch.randn(7, 5, generator=g, dtype=F64)  # [N=7, H=5] reward-to-go (gamma = 1: reward_to_go is a cumsum)
     scale = rl.leave_one_out_scale(ret)
     for n in range(7):
-        others = torch.cat([ret[:n], ret[n + 1:]])
+        others = torch.cat([ret[:n], ret[n + 1 :]])
         spread = ((others - others.mean(0)).square().sum() / ((7 - 2) * 5)).sqrt()
         torch.testing.assert_close(scale[n], spread)
     rewards = torch.randn(3, 7, 5, generator=g, dtype=F64)
@@ -117,7 +120,7 @@ def test_baseline_is_unbiased_and_the_per_task_normalisation_is_not():
     raw = estimate(rl.advantages(rewards, gamma=1.0, normalise=False))
     assert float((raw - exact).norm() / exact.norm()) < 0.03, "the leave-one-out baseline must keep it unbiased"
     naive = estimate(rewards - rewards.mean(-2, keepdim=True))  # a baseline that includes the trajectory itself:
-    torch.testing.assert_close(naive, (n - 1) / n * raw)           # shrinks the expectation by (N - 1) / N
+    torch.testing.assert_close(naive, (n - 1) / n * raw)  # shrinks the expectation by (N - 1) / N
     normalised = estimate(rl.advantages(rewards, gamma=1.0, normalise=True))
     ratio = direction_ratio(normalised)
     assert 0.65 < ratio < 0.8, f"MAML's normalisation: direction ratio {ratio:.3f} (chapter 06 quotes 0.72)"
@@ -212,6 +215,7 @@ def test_meta_gradient_has_maml_structure(first_order):
     adv_post = rl.advantages(post.rewards)
     expected = torch.zeros_like(got)
     for t in range(3):
+
         def l_pre(p, t=t):
             return rl.pg_surrogate(policy, p, pre.obs[t], pre.actions[t], adv_pre[t])
 
@@ -235,7 +239,9 @@ def test_meta_loss_with_zero_step_is_plain_policy_gradient():
     got = torch.cat([p.grad.reshape(-1) for p in theta.values()])
     adv = rl.advantages(pre.rewards)
     base = {k: v.detach() for k, v in theta.items()}
-    per_task = vmap(grad(lambda p, o, a, d: rl.pg_surrogate(policy, p, o, a, d)), in_dims=(None, 0, 0, 0))(base, pre.obs, pre.actions, adv)
+    per_task = vmap(grad(lambda p, o, a, d: rl.pg_surrogate(policy, p, o, a, d)), in_dims=(None, 0, 0, 0))(
+        base, pre.obs, pre.actions, adv
+    )
     torch.testing.assert_close(got, torch.cat([v.mean(0).reshape(-1) for v in per_task.values()]))
 
 

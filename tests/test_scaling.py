@@ -1,5 +1,6 @@
 """Chapter 08's measurements: exact graph memory (second-order MAML linear in the inner steps, first-order
 methods constant), exponent fits, sweeps and the widget's figure (no timing asserts)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,10 +10,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from mlcourse import scaling as S  # noqa: E402
+from mlcourse.cli import main  # noqa: E402
+from mlcourse.course import ch08_scaling as S  # noqa: E402
 
 TINY = S.Point(n_way=3, k_shot=1, n_query=2, meta_batch=2, inner_steps=1, hidden=4, image_size=8)
-
 
 
 def test_fit_exponent_and_line():
@@ -62,7 +63,24 @@ def test_main_writes_json(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "FAST_GRID", {**S.FAST_GRID, "hidden": [4, 8]})
     monkeypatch.setattr(S, "FAST_BASE", replace(TINY))
     out = tmp_path / "s.json"
-    assert S.main(["--device", "cpu", "--algorithms", "fomaml", "--axes", "hidden", "--repeats", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "scaling",
+                "--device",
+                "cpu",
+                "--algorithms",
+                "fomaml",
+                "--axes",
+                "hidden",
+                "--repeats",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     import json
 
     payload = json.loads(out.read_text())

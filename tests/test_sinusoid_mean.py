@@ -2,6 +2,7 @@
 
 Checked against a Monte-Carlo average of tasks sampled by ``SinusoidTasks`` itself, so the test fails if
 either the analytic formula or the sampler's parameterisation (``A sin(x - b)``, ``b ~ U[0, pi]``) changes."""
+
 from __future__ import annotations
 
 import math
@@ -48,9 +49,9 @@ def test_mean_function_for_other_ranges_matches_monte_carlo() -> None:
 def test_mean_function_mse_and_mean_square() -> None:
     """The pretrained network's loss plateau: 3.01 for the mean function, 4.25 for y = 0."""
     tasks = SinusoidTasks()
-    assert abs(tasks.mean_square() - 8.50333 / 2) < 1e-3          # E[A^2] E[sin^2] = (125 - 0.001) / 14.7 / 2
+    assert abs(tasks.mean_square() - 8.50333 / 2) < 1e-3  # E[A^2] E[sin^2] = (125 - 0.001) / 14.7 / 2
     assert abs(tasks.mean_function_mse() - 3.006) < 2e-3
     batch = tasks.sample(NUM_TASKS, 1, 1, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     y, x = batch.support_y.flatten(), batch.support_x.flatten()
-    assert abs(float((y ** 2).mean()) - tasks.mean_square()) < 0.05
+    assert abs(float((y**2).mean()) - tasks.mean_square()) < 0.05
     assert abs(float(((y - tasks.mean_function(x)) ** 2).mean()) - tasks.mean_function_mse()) < 0.05

@@ -1,4 +1,5 @@
 """Issue 3 items 3-5: TrainConfig validation, the evaluation protocol, exact resume, results.json."""
+
 from __future__ import annotations
 
 import math
@@ -25,12 +26,24 @@ from mlcourse.train import (
 )
 
 
-
 def tiny(out_dir=None, **changes) -> TrainConfig:
     """A sinusoid run that takes about a second on a shared CPU (reference per-task loop, tiny MLP)."""
-    values = dict(iterations=12, k_shot=4, n_query=4, meta_batch_size=3, hidden=8, vectorise=False, eval_every=4,
-                  val_tasks=3, test_tasks=6, checkpoint_every=5, log_every=2, device="cpu", seed=3,
-                  out_dir=str(out_dir) if out_dir is not None else None)
+    values = dict(
+        iterations=12,
+        k_shot=4,
+        n_query=4,
+        meta_batch_size=3,
+        hidden=8,
+        vectorise=False,
+        eval_every=4,
+        val_tasks=3,
+        test_tasks=6,
+        checkpoint_every=5,
+        log_every=2,
+        device="cpu",
+        seed=3,
+        out_dir=str(out_dir) if out_dir is not None else None,
+    )
     values.update(changes)
     return TrainConfig.defaults("sinusoid", fast=False, **values)
 
@@ -103,7 +116,13 @@ def test_defaults_follow_the_papers_and_fast_mode_shrinks(monkeypatch):
     monkeypatch.setenv("MLCOURSE_FAST", "1")
     f = TrainConfig.defaults("omniglot")
     assert f.iterations < c.iterations and f.test_tasks < c.test_tasks
-    assert (f.algo, f.n_way, f.k_shot, f.inner_lr, f.inner_steps) == (c.algo, c.n_way, c.k_shot, c.inner_lr, c.inner_steps)
+    assert (f.algo, f.n_way, f.k_shot, f.inner_lr, f.inner_steps) == (
+        c.algo,
+        c.n_way,
+        c.k_shot,
+        c.inner_lr,
+        c.inner_steps,
+    )
     assert TrainConfig.defaults("omniglot", iterations=7).iterations == 7  # explicit values win over fast mode
     assert TrainConfig.from_dict(c.to_dict()) == c
 
@@ -132,7 +151,7 @@ class ListSampler:
 
     def sample(self, n):
         self.sizes.append(n)
-        v = torch.tensor(self.values[self.i:self.i + n], dtype=torch.float32)
+        v = torch.tensor(self.values[self.i : self.i + n], dtype=torch.float32)
         self.i += n
         x = v.view(-1, 1, 1)
         y = torch.zeros(n, 1, dtype=torch.int64)
@@ -168,7 +187,7 @@ def test_evaluate_regression_reports_mse():
     result = evaluate(exp.learner, exp.samplers["test"], num_tasks=7, inner_steps=2, batch_size=3)
     assert result.metric == "mse" and result.num_tasks == 7 and result.mean > 0
     with pytest.raises(AttributeError):
-        result.accuracies
+        _ = result.accuracies
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,23 +267,49 @@ def synthetic_experiment(config: TrainConfig) -> Experiment:
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (12, 6, 1, 16, 16), generator=g, dtype=torch.uint8)
     data = ImageClassDataset(images=images, class_names=[f"c{i}" for i in range(12)], name="synthetic")
-    samplers = {s: EpisodeSampler(data, config.n_way, config.k_shot, config.n_query, seed=seed)
-                for s, seed in (("train", config.seed), ("val", 100), ("test", 200))}
+    samplers = {
+        s: EpisodeSampler(data, config.n_way, config.k_shot, config.n_query, seed=seed)
+        for s, seed in (("train", config.seed), ("val", 100), ("test", 200))
+    }
     seed_everything(config.seed)
     model = Conv4(in_channels=1, n_out=config.n_way, hidden=config.hidden, image_size=config.image_size)
-    learner = make_learner(config.algo, model, inner_lr=config.inner_lr, inner_steps=config.inner_steps,
-                           first_order=config.first_order, vectorise=config.vectorise)
+    learner = make_learner(
+        config.algo,
+        model,
+        inner_lr=config.inner_lr,
+        inner_steps=config.inner_steps,
+        first_order=config.first_order,
+        vectorise=config.vectorise,
+    )
     return Experiment(config, model, learner, samplers, torch.device("cpu"))
 
 
 def test_exact_resume_image_classification(tmp_path):
     def config(out):
-        return TrainConfig.defaults("omniglot", fast=False, n_way=3, k_shot=1, n_query=2, meta_batch_size=2, hidden=4,
-                                    image_size=16, iterations=6, eval_every=3, val_tasks=2, test_tasks=4,
-                                    checkpoint_every=2, log_every=1, device="cpu", vectorise=False, out_dir=str(out))
+        return TrainConfig.defaults(
+            "omniglot",
+            fast=False,
+            n_way=3,
+            k_shot=1,
+            n_query=2,
+            meta_batch_size=2,
+            hidden=4,
+            image_size=16,
+            iterations=6,
+            eval_every=3,
+            val_tasks=2,
+            test_tasks=4,
+            checkpoint_every=2,
+            log_every=1,
+            device="cpu",
+            vectorise=False,
+            out_dir=str(out),
+        )
 
     reference = train(config(tmp_path / "a"), progress=False, experiment=synthetic_experiment(config(tmp_path / "a")))
-    part = train(config(tmp_path / "b"), progress=False, max_steps=3, experiment=synthetic_experiment(config(tmp_path / "b")))
+    part = train(
+        config(tmp_path / "b"), progress=False, max_steps=3, experiment=synthetic_experiment(config(tmp_path / "b"))
+    )
     assert part.step == 3
     final = train(config(tmp_path / "b"), progress=False, experiment=synthetic_experiment(config(tmp_path / "b")))
     assert_identical(params(final.learner), params(reference.learner))
@@ -279,7 +324,9 @@ def test_attention_flag_builds_the_attention_conv4_and_stratifies_training_only(
     monkeypatch.setenv("MLCOURSE_DATA_DIR", str(tmp_path / "data"))
     with pytest.raises((ConfigError, ValueError), match="attention"):
         TrainConfig.defaults("sinusoid", algo="maml", attention=True)
-    config = TrainConfig.defaults("omniglot", algo="maml", attention=True, stratified=True, out_dir=str(tmp_path / "run"))
+    config = TrainConfig.defaults(
+        "omniglot", algo="maml", attention=True, stratified=True, out_dir=str(tmp_path / "run")
+    )
     assert config.attention and config.stratified
     assert TrainConfig.from_dict(config.to_dict()).attention
 
@@ -306,14 +353,16 @@ def test_a_run_finished_elsewhere_is_loaded_not_retrained(tmp_path, monkeypatch)
     saved = load_results(tmp_path / "notebook")
     saved["test"]["per_task"] = [-1.0] * len(saved["test"]["per_task"])  # a marker: reuse returns exactly this
     from mlcourse.checkpoint import save_results
+
     save_results(tmp_path / "notebook" / "results.json", saved)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run must not train again")
 
     monkeypatch.setattr(torch.optim.Adam, "step", no_training)
-    again = train(tiny(tmp_path / "notebook", device="auto", log_every=1, checkpoint_every=3, eval_every=6),
-                  progress=False)
+    again = train(
+        tiny(tmp_path / "notebook", device="auto", log_every=1, checkpoint_every=3, eval_every=6), progress=False
+    )
     assert again.step == finished.step and again.test.per_task == saved["test"]["per_task"]
     assert_identical(params(again.learner), params(finished.learner))
     retested = train(tiny(tmp_path / "notebook", test_tasks=4), progress=False)  # fewer test tasks: evaluated again
@@ -333,14 +382,34 @@ def test_train_n_way_is_for_metric_learners_and_reaches_the_training_sampler_onl
     with pytest.raises(ConfigError, match=r"train_n_way=1 is out of range"):
         TrainConfig.defaults("omniglot", algo="protonet", fast=False, train_n_way=1)
     g = torch.Generator().manual_seed(0)
-    data = ImageClassDataset(images=torch.randint(0, 256, (12, 6, 1, 16, 16), generator=g, dtype=torch.uint8),
-                             class_names=[f"c{i}" for i in range(12)], name="synthetic")
+    data = ImageClassDataset(
+        images=torch.randint(0, 256, (12, 6, 1, 16, 16), generator=g, dtype=torch.uint8),
+        class_names=[f"c{i}" for i in range(12)],
+        name="synthetic",
+    )
     api = T._data_api()
-    monkeypatch.setattr(T, "_data_api", lambda: type(api)(**{**vars(api), "load_omniglot": lambda *a, **k: data,
-                                                               "EpisodeSampler": RealSampler}))
-    config = TrainConfig.defaults("omniglot", algo="protonet", fast=False, n_way=3, train_n_way=5, k_shot=1, n_query=2,
-                                  meta_batch_size=2, hidden=4, image_size=16, iterations=2, val_tasks=2, test_tasks=2,
-                                  device="cpu", vectorise=False)
+    monkeypatch.setattr(
+        T,
+        "_data_api",
+        lambda: type(api)(**{**vars(api), "load_omniglot": lambda *a, **k: data, "EpisodeSampler": RealSampler}),
+    )
+    config = TrainConfig.defaults(
+        "omniglot",
+        algo="protonet",
+        fast=False,
+        n_way=3,
+        train_n_way=5,
+        k_shot=1,
+        n_query=2,
+        meta_batch_size=2,
+        hidden=4,
+        image_size=16,
+        iterations=2,
+        val_tasks=2,
+        test_tasks=2,
+        device="cpu",
+        vectorise=False,
+    )
     assert config.training_n_way == 5 and config.replace(train_n_way=None).training_n_way == 3
     exp = T.build_experiment(config)
     assert [exp.samplers[s].n_way for s in ("train", "val", "test")] == [5, 3, 3]
@@ -365,7 +434,9 @@ def test_cosine_schedule_is_applied_by_the_loop_and_resumes_exactly(tmp_path):
     final = train(tiny(tmp_path / "b", lr_schedule="cosine"), progress=False)
     assert_identical(params(final.learner), params(reference.learner))
     constant = train(tiny(tmp_path / "c"), progress=False)
-    assert any(not torch.equal(a, b) for a, b in zip(params(constant.learner).values(), params(reference.learner).values()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(params(constant.learner).values(), params(reference.learner).values())
+    )
 
 
 def test_compile_defaults_to_long_vectorised_runs_and_is_recorded(tmp_path):
@@ -401,8 +472,20 @@ def test_measure_step_time_restores_the_learner_and_sampler():
 def test_test_sampler_changes_shape_only_where_the_learner_allows(tmp_path):
     from mlcourse.train import test_sampler
 
-    config = TrainConfig.defaults("omniglot", algo="protonet", fast=False, n_way=3, k_shot=1, n_query=2,
-                                  meta_batch_size=2, hidden=4, image_size=16, iterations=2, device="cpu", vectorise=False)
+    config = TrainConfig.defaults(
+        "omniglot",
+        algo="protonet",
+        fast=False,
+        n_way=3,
+        k_shot=1,
+        n_query=2,
+        meta_batch_size=2,
+        hidden=4,
+        image_size=16,
+        iterations=2,
+        device="cpu",
+        vectorise=False,
+    )
     exp = synthetic_experiment(config)
     sampler = test_sampler(exp, n_way=4, k_shot=2)
     from mlcourse.train import TEST_SEED
@@ -421,9 +504,20 @@ def test_rerunning_a_finished_run_keeps_its_record(tmp_path):
 
     train(tiny(tmp_path), progress=False)
     first = load_results(tmp_path)
-    save_results(tmp_path, {**{k: v for k, v in first.items() if k not in ("format", "version")},
-                            "date": "2000-01-01T00:00:00+00:00", "wall_time_s": 1234.5, "extra_tests": {"x": {"mean": 1}}})
+    save_results(
+        tmp_path,
+        {
+            **{k: v for k, v in first.items() if k not in ("format", "version")},
+            "date": "2000-01-01T00:00:00+00:00",
+            "wall_time_s": 1234.5,
+            "extra_tests": {"x": {"mean": 1}},
+        },
+    )
     again = train(tiny(tmp_path), progress=False)
     kept = load_results(tmp_path)
     assert again.test.mean == first["test"]["mean"]
-    assert kept["date"].startswith("2000-01-01") and kept["wall_time_s"] == 1234.5 and kept["extra_tests"] == {"x": {"mean": 1}}
+    assert (
+        kept["date"].startswith("2000-01-01")
+        and kept["wall_time_s"] == 1234.5
+        and kept["extra_tests"] == {"x": {"mean": 1}}
+    )

@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from mlcourse import widgets
+from mlcourse.course import widgets
 from mlcourse.models import SinusoidMLP
 
 
@@ -48,7 +48,8 @@ def test_titles_use_three_significant_digits_for_log_slider_values():
     """A log slider at 10^-1.7 gives alpha = 0.0199526...: titles must read 0.02 (3 significant digits)."""
     import matplotlib.pyplot as plt
 
-    from mlcourse import bilevel, plots
+    from mlcourse.course import ch04_bilevel as bilevel
+    from mlcourse.course import plots
 
     assert plots.fmt(0.0199526) == "0.02" and plots.fmt(0.00125893) == "0.00126" and plots.fmt(0.01) == "0.01"
     torch.manual_seed(0)
@@ -56,8 +57,15 @@ def test_titles_use_three_significant_digits_for_log_slider_values():
     title = fig.axes[0].get_title()
     assert "α=0.02" in title and "0.0199526" not in title and "0.01995" not in title
     plt.close(fig)
-    w = widgets.algorithm_widget(inner_lr=0.0199526, outer_lr=0.00125893, iterations=2, meta_batch_size=2, num_tasks=3,
-                                 display=False, progress=False)
+    w = widgets.algorithm_widget(
+        inner_lr=0.0199526,
+        outer_lr=0.00125893,
+        iterations=2,
+        meta_batch_size=2,
+        num_tasks=3,
+        display=False,
+        progress=False,
+    )
     suptitle = w.figure._suptitle.get_text()
     assert "α=0.02," in suptitle and "β=0.00126," in suptitle and "0.0199526" not in suptitle
     assert "α=0.02" in w.figure.axes[1].get_legend().get_texts()[0].get_text()

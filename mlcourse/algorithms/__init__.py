@@ -3,6 +3,7 @@
 ``learner(batch) -> MetaOutput(loss, metrics)``; ``learner.evaluate(batch, inner_steps=None)``;
 ``vectorise=True`` maps tasks with ``torch.func.vmap``, ``vectorise=False`` is the per-task reference loop.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,9 +45,30 @@ def make_learner(
     key = name.strip().lower()
     if key not in REGISTRY:
         raise ValueError(f"unknown algorithm {name!r}; allowed: {', '.join(ALGORITHMS)}")
-    return REGISTRY[key](model, inner_lr=inner_lr, inner_steps=inner_steps, first_order=first_order, vectorise=vectorise,
-                          compile=compile, **kwargs)
+    return REGISTRY[key](
+        model,
+        inner_lr=inner_lr,
+        inner_steps=inner_steps,
+        first_order=first_order,
+        vectorise=vectorise,
+        compile=compile,
+        **kwargs,
+    )
 
 
-__all__ = ["ALGORITHMS", "REGISTRY", "Learner", "MetaOutput", "make_learner", "MAML", "FOMAML", "MetaSGD", "Reptile",
-           "ANIL", "ProtoNet", "MatchingNet", "ArticleRule", "Pretrain"]
+__all__ = [
+    "ALGORITHMS",
+    "REGISTRY",
+    "Learner",
+    "MetaOutput",
+    "make_learner",
+    "MAML",
+    "FOMAML",
+    "MetaSGD",
+    "Reptile",
+    "ANIL",
+    "ProtoNet",
+    "MatchingNet",
+    "ArticleRule",
+    "Pretrain",
+]

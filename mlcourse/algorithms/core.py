@@ -14,19 +14,22 @@ inner gradients come from ``torch.func.grad``, which the compiler traces; the ou
 compiled backward graph). The eager map stays the reference; where the compiler cannot run (no C++
 compiler on a CPU machine, an unsupported platform) the learner says so in one line and runs eagerly.
 """
+
 from __future__ import annotations
 
 import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.utils._pytree import tree_leaves, tree_map
 
 from mlcourse.data.tasks import TaskBatch
 
@@ -52,7 +55,7 @@ def check_inner(inner_lr: float, inner_steps: int) -> None:
 
 def subdict(params: Params, prefix: str) -> Params:
     """``{"head.weight": w, "body.0.x": b}, "head." -> {"weight": w}`` (to call a submodule functionally)."""
-    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
 
 def features(model: nn.Module, params: Params, x: Tensor) -> Tensor:
@@ -60,7 +63,9 @@ def features(model: nn.Module, params: Params, x: Tensor) -> Tensor:
     return functional_call(model.body, subdict(params, "body."), (x,))
 
 
-def task_metrics(out: Tensor, y: Tensor, classification: bool, prefix: str = "query") -> tuple[Tensor, dict[str, Tensor]]:
+def task_metrics(
+    out: Tensor, y: Tensor, classification: bool, prefix: str = "query"
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Cross-entropy + accuracy (classification) or MSE (regression) of one task's predictions."""
     if classification:
         loss = F.cross_entropy(out, y)
@@ -80,11 +85,15 @@ def grad_autograd(loss_fn: Callable[[Params], Tensor], params: Params, create_gr
     """Reference gradient with ``torch.autograd.grad`` (one task at a time); works under ``torch.no_grad()``."""
     with torch.enable_grad():
         leaves = {k: v if v.requires_grad else v.detach().requires_grad_() for k, v in params.items()}
-        grads = torch.autograd.grad(loss_fn(leaves), list(leaves.values()), create_graph=create_graph, allow_unused=True)
+        grads = torch.autograd.grad(
+            loss_fn(leaves), list(leaves.values()), create_graph=create_graph, allow_unused=True
+        )
     return {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(leaves.items(), grads)}
 
 
-def sgd_steps(loss_fn: Callable[[Params], Tensor], params: Params, lr: LR, steps: int, *, create_graph: bool, grad_fn: GradFn) -> Params:
+def sgd_steps(
+    loss_fn: Callable[[Params], Tensor], params: Params, lr: LR, steps: int, *, create_graph: bool, grad_fn: GradFn
+) -> Params:
     """``steps`` inner SGD steps ``p <- p - lr * dL/dp``; ``lr`` is a float or a per-parameter dict (Meta-SGD)."""
     for _ in range(steps):
         grads = grad_fn(loss_fn, params, create_graph)
@@ -128,9 +137,18 @@ class Learner(nn.Module):
     """
 
     algorithm_name = "base"
+    surrogate_loss = False  # True when ``forward``'s loss only serves its gradient (Reptile): logs show the query loss
 
-    def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False,
-                 vectorise: bool = True, compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        inner_lr: float = 0.4,
+        inner_steps: int = 1,
+        first_order: bool = False,
+        vectorise: bool = True,
+        compile: bool = False,
+    ) -> None:
         super().__init__()
         check_inner(inner_lr, inner_steps)
         self.model = model
@@ -150,11 +168,69 @@ class Learner(nn.Module):
     def task_inputs(self, batch: TaskBatch) -> dict[str, Tensor]:
         return {"sx": batch.support_x, "sy": batch.support_y, "qx": batch.query_x, "qy": batch.query_y}
 
-    def task_train(self, meta: dict[str, Params], task: dict[str, Tensor], **kw: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    def task_adapt(
+        self,
+        meta: dict[str, Params],
+        sx: Tensor,
+        sy: Tensor,
+        *,
+        steps: int,
+        inner_lr: Optional[float],
+        create_graph: bool,
+        grad_fn: GradFn,
+        classification: bool,
+        n_way: int,
+    ) -> Params:
+        """One task's adapted state from its support set: what :meth:`task_predict` needs besides ``meta``
+        (MAML: phi; ANIL: the head; ProtoNets: the prototypes). ``inner_lr=None``: the learner's own rule."""
         raise NotImplementedError
 
-    def task_eval(self, meta: dict[str, Params], task: dict[str, Tensor], **kw: Any) -> dict[str, Tensor]:
+    def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
+        """One task's outputs (logits, log-probabilities or regression values) for inputs ``x``."""
         raise NotImplementedError
+
+    def task_train(
+        self, meta: dict[str, Params], task: dict[str, Tensor], *, grad_fn: GradFn, classification: bool, n_way: int
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One task's meta-loss and metrics: adapt on the support set, score the queries (the graph back to
+        ``meta`` is kept unless the learner is first order)."""
+        state = self.task_adapt(
+            meta,
+            task["sx"],
+            task["sy"],
+            steps=self.inner_steps,
+            inner_lr=None,
+            create_graph=not self.first_order,
+            grad_fn=grad_fn,
+            classification=classification,
+            n_way=n_way,
+        )
+        return task_metrics(self.task_predict(meta, state, task["qx"]), task["qy"], classification)
+
+    def task_eval(
+        self,
+        meta: dict[str, Params],
+        task: dict[str, Tensor],
+        *,
+        grad_fn: GradFn,
+        classification: bool,
+        n_way: int,
+        steps: int,
+        inner_lr: Optional[float] = None,
+    ) -> dict[str, Tensor]:
+        """One task's query metrics after adapting for ``steps`` steps (no meta-gradient)."""
+        state = self.task_adapt(
+            meta,
+            task["sx"],
+            task["sy"],
+            steps=steps,
+            inner_lr=inner_lr,
+            create_graph=False,
+            grad_fn=grad_fn,
+            classification=classification,
+            n_way=n_way,
+        )
+        return task_metrics(self.task_predict(meta, state, task["qx"]), task["qy"], classification)[1]
 
     def extra_config(self) -> dict[str, Any]:
         return {}
@@ -168,7 +244,8 @@ class Learner(nn.Module):
             if self.use_compile:
                 return self._run_compiled(key, mapped, meta, task)
             return mapped(meta, task)
-        outs = [partial(fn, grad_fn=grad_autograd)(meta, {k: v[i] for k, v in task.items()}) for i in range(len(next(iter(task.values()))))]
+        num_tasks = len(tree_leaves(task)[0])
+        outs = [partial(fn, grad_fn=grad_autograd)(meta, tree_map(lambda v, i=i: v[i], task)) for i in range(num_tasks)]
         return _stack(outs)
 
     def _run_compiled(self, key: tuple, mapped: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
@@ -190,8 +267,9 @@ class Learner(nn.Module):
         except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager map is the reference
             if not first:
                 raise
-            return self._give_up_compiling(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                                           mapped, meta, task)
+            return self._give_up_compiling(
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, mapped, meta, task
+            )
         if first:
             self.compile_seconds += time.perf_counter() - start
         return out
@@ -199,8 +277,11 @@ class Learner(nn.Module):
     def _give_up_compiling(self, why: str, mapped: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
         self.use_compile, self._compiled = False, {}
         self.compile_notice = why[:200]
-        print(f"mlcourse: torch.compile is not available here ({self.compile_notice}); running eagerly, which is slower "
-              "but gives the same results", file=sys.stderr)
+        print(
+            f"mlcourse: torch.compile is not available here ({self.compile_notice}); running eagerly, which is slower "
+            "but gives the same results",
+            file=sys.stderr,
+        )
         return mapped(meta, task)
 
     def _static(self, batch: TaskBatch) -> dict[str, Any]:
@@ -210,25 +291,90 @@ class Learner(nn.Module):
     def forward(self, batch: TaskBatch) -> MetaOutput:
         """Meta-loss (mean over tasks) whose ``backward()`` gives the algorithm's meta-gradient."""
         static = self._static(batch)
-        losses, metrics = self._map(partial(self.task_train, **static), self.meta_state(), self.task_inputs(batch),
-                                    key=("train", *static.values()))
+        losses, metrics = self._map(
+            partial(self.task_train, **static),
+            self.meta_state(),
+            self.task_inputs(batch),
+            key=("train", *static.values()),
+        )
         return MetaOutput(losses.mean(), {k: v.detach() for k, v in metrics.items()})
 
+    def _detached_meta(self) -> dict[str, Params]:
+        return {g: {k: v.detach() for k, v in ps.items()} for g, ps in self.meta_state().items()}
+
+    def adapt(self, batch: TaskBatch, steps: Optional[int] = None, inner_lr: Optional[float] = None) -> Params:
+        """Adapt to every task of ``batch`` from its support set: the per-task state, each tensor ``[T, ...]``.
+
+        The public adaptation API (chapters 02-06): ``learner.predict(learner.adapt(batch), x)``. What is adapted
+        is the algorithm's business: MAML, Meta-SGD and Reptile return phi (every model parameter), ANIL the
+        head only, the pretrained baseline a fresh linear probe on frozen features, ProtoNets the prototypes,
+        Matching Nets the embedded support set. ``steps`` defaults to the training value; ``inner_lr=None``
+        keeps the learner's own step size (Meta-SGD: its learned per-parameter rates). No meta-gradient.
+        """
+        steps = self.inner_steps if steps is None else steps
+        check_inner(self.inner_lr if inner_lr is None else inner_lr, steps)
+        static = self._static(batch)
+
+        def one_task(meta: dict[str, Params], task: dict[str, Tensor], grad_fn: GradFn) -> Params:
+            return self.task_adapt(
+                meta,
+                task["sx"],
+                task["sy"],
+                steps=steps,
+                inner_lr=inner_lr,
+                create_graph=False,
+                grad_fn=grad_fn,
+                **static,
+            )
+
+        support = {"sx": batch.support_x, "sy": batch.support_y}
+        with torch.no_grad():
+            state = self._map(
+                one_task, self._detached_meta(), support, key=("adapt", steps, inner_lr, *static.values())
+            )
+        return {k: v.detach() for k, v in state.items()}
+
+    def predict(self, params: Params, x: Tensor) -> Tensor:
+        """Outputs of the adapted learners: ``params`` from :meth:`adapt` (``[T, ...]``), inputs ``x`` ``[T, M, ...]``
+        -> ``[T, M, n_out]`` (logits or log-probabilities for classification, values for regression)."""
+        num_tasks = len(tree_leaves(params)[0]) if params else None
+        if num_tasks is not None and x.shape[0] != num_tasks:
+            raise ValueError(
+                f"x has {x.shape[0]} task(s) but params were adapted to {num_tasks}; give x as [T, M, ...]"
+            )
+
+        def one_task(meta: dict[str, Params], task: dict[str, Any], grad_fn: GradFn) -> Tensor:
+            return self.task_predict(meta, task["state"], task["x"])
+
+        with torch.no_grad():
+            return self._map(one_task, self._detached_meta(), {"state": params, "x": x}, key=("predict",))
+
     def evaluate(self, batch: TaskBatch, inner_steps: int | None = None) -> dict[str, Tensor]:
-        """Adapt on each support set (``inner_steps``, default the training value) and score the queries.
+        """Adapt on each support set (``inner_steps``, default the training value) and score the queries: the
+        metrics of ``predict(adapt(batch), query_x)``, computed task by task in one map.
 
         No meta-gradient is built (works inside or outside ``torch.no_grad()``); returns per-task ``[T]`` metrics.
         """
         steps = self.inner_steps if inner_steps is None else inner_steps
         check_inner(self.inner_lr, steps)
-        meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in self.meta_state().items()}
         with torch.no_grad():
             static = self._static(batch)
-            metrics = self._map(partial(self.task_eval, steps=steps, **static), meta, self.task_inputs(batch),
-                                key=("eval", steps, *static.values()))
+            metrics = self._map(
+                partial(self.task_eval, steps=steps, **static),
+                self._detached_meta(),
+                self.task_inputs(batch),
+                key=("eval", steps, *static.values()),
+            )
         return {k: v.detach() for k, v in metrics.items()}
 
     def config_dict(self) -> dict[str, Any]:
         """Hyper-parameters for checkpoints (``make_learner(c.pop("algorithm"), model, **c)`` rebuilds it)."""
-        return {"algorithm": self.algorithm_name, "inner_lr": self.inner_lr, "inner_steps": self.inner_steps,
-                "first_order": self.first_order, "vectorise": self.vectorise, "compile": self.use_compile, **self.extra_config()}
+        return {
+            "algorithm": self.algorithm_name,
+            "inner_lr": self.inner_lr,
+            "inner_steps": self.inner_steps,
+            "first_order": self.first_order,
+            "vectorise": self.vectorise,
+            "compile": self.use_compile,
+            **self.extra_config(),
+        }

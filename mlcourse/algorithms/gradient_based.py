@@ -1,6 +1,7 @@
 """Gradient-based meta-learners: MAML, FOMAML, Meta-SGD, ANIL, Reptile, the article's rule, pretrain
 (ch03 algorithms, ch04 bilevel, ch05 CIFAR, ch08 scalability). Per-task functions only; ``Learner`` maps them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from mlcourse.algorithms.core import GradFn, Learner, Params, features, sgd_steps, subdict, task_metrics
+from mlcourse.algorithms.core import Learner, Params, features, sgd_steps, subdict, task_metrics
 from mlcourse.data.tasks import TaskBatch
 
 Task = dict[str, Tensor]
@@ -17,25 +18,22 @@ Task = dict[str, Tensor]
 
 class MAML(Learner):
     """MAML (Finn et al., 2017): ``min_theta mean_t L_query(phi_t)``, ``phi_t`` = ``inner_steps`` SGD steps on
-    the support set from theta. Second order by default: the exact meta-gradient through every inner step."""
+    the support set from theta. Second order by default: the exact meta-gradient through every inner step.
+    Its adapted state is phi, every parameter of the model."""
 
     algorithm_name = "maml"
 
     def inner_lrs(self, meta: dict[str, Params]) -> float | Params:
         return self.inner_lr
 
-    def adapt(self, meta: dict[str, Params], x: Tensor, y: Tensor, steps: int, create_graph: bool, grad_fn: GradFn, classification: bool) -> Params:
-        """phi = theta after ``steps`` SGD steps on the loss of ``(x, y)``."""
-        loss_fn = lambda p: task_metrics(functional_call(self.model, p, (x,)), y, classification)[0]  # noqa: E731
-        return sgd_steps(loss_fn, meta["model"], self.inner_lrs(meta), steps, create_graph=create_graph, grad_fn=grad_fn)
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        """phi = theta after ``steps`` SGD steps on the support loss (step size: ``inner_lr`` or the learner's)."""
+        loss_fn = lambda p: task_metrics(functional_call(self.model, p, (sx,)), sy, classification)[0]  # noqa: E731
+        lr = self.inner_lrs(meta) if inner_lr is None else float(inner_lr)
+        return sgd_steps(loss_fn, meta["model"], lr, steps, create_graph=create_graph, grad_fn=grad_fn)
 
-    def task_train(self, meta: dict[str, Params], task: Task, *, grad_fn: GradFn, classification: bool, n_way: int) -> tuple[Tensor, dict[str, Tensor]]:
-        phi = self.adapt(meta, task["sx"], task["sy"], self.inner_steps, not self.first_order, grad_fn, classification)
-        return task_metrics(functional_call(self.model, phi, (task["qx"],)), task["qy"], classification)
-
-    def task_eval(self, meta: dict[str, Params], task: Task, *, grad_fn: GradFn, classification: bool, n_way: int, steps: int) -> dict[str, Tensor]:
-        phi = self.adapt(meta, task["sx"], task["sy"], steps, False, grad_fn, classification)
-        return task_metrics(functional_call(self.model, phi, (task["qx"],)), task["qy"], classification)[1]
+    def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
+        return functional_call(self.model, state, (x,))
 
 
 class FOMAML(MAML):
@@ -57,10 +55,18 @@ class MetaSGD(MAML):
 
     def __init__(self, model: nn.Module, **kw: Any) -> None:
         super().__init__(model, **kw)
-        self.lrs = nn.ParameterDict([(k.replace(".", "__"), nn.Parameter(torch.full_like(p.detach(), self.inner_lr))) for k, p in model.named_parameters()])  # list keeps order
+        self.lrs = nn.ParameterDict(
+            [
+                (k.replace(".", "__"), nn.Parameter(torch.full_like(p.detach(), self.inner_lr)))
+                for k, p in model.named_parameters()
+            ]
+        )  # list keeps order
 
     def meta_state(self) -> dict[str, Params]:
-        return {"model": dict(self.model.named_parameters()), "lrs": {k.replace("__", "."): v for k, v in self.lrs.items()}}
+        return {
+            "model": dict(self.model.named_parameters()),
+            "lrs": {k.replace("__", "."): v for k, v in self.lrs.items()},
+        }
 
     def inner_lrs(self, meta: dict[str, Params]) -> Params:
         return meta["lrs"]
@@ -68,24 +74,22 @@ class MetaSGD(MAML):
 
 class ANIL(MAML):
     """ANIL (Raghu et al., 2020): the inner loop adapts ``model.head`` only; the body is frozen there but
-    meta-trained (its meta-gradient flows through the features). Features are computed once per task."""
+    meta-trained (its meta-gradient flows through the features). Its adapted state is the head
+    (``head.weight``, ``head.bias``); the body stays theta's."""
 
     algorithm_name = "anil"
 
-    def adapt_head(self, meta: dict[str, Params], fs: Tensor, y: Tensor, steps: int, create_graph: bool, grad_fn: GradFn, classification: bool) -> Params:
-        loss_fn = lambda h: task_metrics(functional_call(self.model.head, h, (fs,)), y, classification)[0]  # noqa: E731
-        return sgd_steps(loss_fn, subdict(meta["model"], "head."), self.inner_lr, steps, create_graph=create_graph, grad_fn=grad_fn)
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        fs = features(self.model, meta["model"], sx)
+        loss_fn = lambda h: task_metrics(functional_call(self.model.head, h, (fs,)), sy, classification)[0]  # noqa: E731
+        lr = self.inner_lr if inner_lr is None else float(inner_lr)
+        head = sgd_steps(
+            loss_fn, subdict(meta["model"], "head."), lr, steps, create_graph=create_graph, grad_fn=grad_fn
+        )
+        return {f"head.{k}": v for k, v in head.items()}
 
-    def _run(self, meta: dict[str, Params], task: Task, steps: int, create_graph: bool, grad_fn: GradFn, classification: bool) -> tuple[Tensor, dict[str, Tensor]]:
-        fs, fq = features(self.model, meta["model"], task["sx"]), features(self.model, meta["model"], task["qx"])
-        head = self.adapt_head(meta, fs, task["sy"], steps, create_graph, grad_fn, classification)
-        return task_metrics(functional_call(self.model.head, head, (fq,)), task["qy"], classification)
-
-    def task_train(self, meta, task, *, grad_fn, classification, n_way):  # type: ignore[override]
-        return self._run(meta, task, self.inner_steps, not self.first_order, grad_fn, classification)
-
-    def task_eval(self, meta, task, *, grad_fn, classification, n_way, steps):  # type: ignore[override]
-        return self._run(meta, task, steps, False, grad_fn, classification)[1]
+    def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
+        return functional_call(self.model.head, subdict(state, "head."), (features(self.model, meta["model"], x),))
 
 
 class Reptile(MAML):
@@ -95,6 +99,7 @@ class Reptile(MAML):
     so an ordinary optimiser step (SGD with lr = epsilon) is the Reptile update. Metrics: query at phi."""
 
     algorithm_name = "reptile"
+    surrogate_loss = True
 
     def __init__(self, model: nn.Module, include_query: bool = False, **kw: Any) -> None:
         kw["first_order"] = True
@@ -109,7 +114,18 @@ class Reptile(MAML):
         if self.include_query:
             x, y = torch.cat([x, task["qx"]]), torch.cat([y, task["qy"]])
         theta = meta["model"]
-        phi = {k: v.detach() for k, v in self.adapt(meta, x, y, self.inner_steps, False, grad_fn, classification).items()}
+        phi = self.task_adapt(
+            meta,
+            x,
+            y,
+            steps=self.inner_steps,
+            inner_lr=None,
+            create_graph=False,
+            grad_fn=grad_fn,
+            classification=classification,
+            n_way=n_way,
+        )
+        phi = {k: v.detach() for k, v in phi.items()}
         surrogate = sum((theta[k] * (theta[k].detach() - phi[k])).sum() for k in theta)
         _, metrics = task_metrics(functional_call(self.model, phi, (task["qx"],)), task["qy"], classification)
         return surrogate, metrics
@@ -123,8 +139,12 @@ class ArticleRule(MAML):
     algorithm_name = "article"
 
     def task_train(self, meta, task, *, grad_fn, classification, n_way):  # type: ignore[override]
-        loss, metrics = task_metrics(functional_call(self.model, meta["model"], (task["sx"],)), task["sy"], classification, "support")
-        metrics.update(task_metrics(functional_call(self.model, meta["model"], (task["qx"],)), task["qy"], classification)[1])
+        loss, metrics = task_metrics(
+            functional_call(self.model, meta["model"], (task["sx"],)), task["sy"], classification, "support"
+        )
+        metrics.update(
+            task_metrics(functional_call(self.model, meta["model"], (task["qx"],)), task["qy"], classification)[1]
+        )
         return loss, metrics
 
 
@@ -162,12 +182,17 @@ class Pretrain(MAML):
     def task_inputs(self, batch: TaskBatch) -> dict[str, Tensor]:
         inputs = super().task_inputs(batch)
         if batch.is_classification and batch.classes is not None:
-            inputs["gs"], inputs["gq"] = batch.classes.gather(1, batch.support_y), batch.classes.gather(1, batch.query_y)
+            inputs["gs"], inputs["gq"] = (
+                batch.classes.gather(1, batch.support_y),
+                batch.classes.gather(1, batch.query_y),
+            )
         return inputs
 
     def forward(self, batch: TaskBatch):  # type: ignore[override]
         if batch.is_classification and self.num_classes is None:
-            raise ValueError("pretrain on classification needs num_classes: make_learner('pretrain', model, num_classes=...)")
+            raise ValueError(
+                "pretrain on classification needs num_classes: make_learner('pretrain', model, num_classes=...)"
+            )
         if batch.is_classification and batch.classes is None:
             raise ValueError("pretrain on classification needs batch.classes (task label -> global class index)")
         return super().forward(batch)
@@ -181,13 +206,31 @@ class Pretrain(MAML):
         f = features(self.model, meta["model"], torch.cat([task["sx"], task["qx"]]))
         logits = functional_call(self.global_head, meta["global_head"], (f,))
         loss = task_metrics(logits, torch.cat([task["gs"], task["gq"]]), True)[0]
-        return loss, task_metrics(logits[task["sx"].shape[0]:], task["gq"], True)[1]
+        return loss, task_metrics(logits[task["sx"].shape[0] :], task["gq"], True)[1]
 
-    def task_eval(self, meta, task, *, grad_fn, classification, n_way, steps):  # type: ignore[override]
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        """Regression: fine-tune the whole model (as MAML). Classification: a zero-initialised N-way linear probe
+        (``probe.weight``, ``probe.bias``) trained by SGD on the frozen support features."""
         if not classification:
-            return super().task_eval(meta, task, grad_fn=grad_fn, classification=False, n_way=n_way, steps=steps)
-        fs, fq = features(self.model, meta["model"], task["sx"]), features(self.model, meta["model"], task["qx"])
-        head = {"weight": fs.new_zeros(n_way, fs.shape[-1]), "bias": fs.new_zeros(n_way)}
-        loss_fn = lambda h: task_metrics(fs @ h["weight"].T + h["bias"], task["sy"], True)[0]  # noqa: E731
-        head = sgd_steps(loss_fn, head, self.inner_lr, steps, create_graph=False, grad_fn=grad_fn)
-        return task_metrics(fq @ head["weight"].T + head["bias"], task["qy"], True)[1]
+            return super().task_adapt(
+                meta,
+                sx,
+                sy,
+                steps=steps,
+                inner_lr=inner_lr,
+                create_graph=create_graph,
+                grad_fn=grad_fn,
+                classification=False,
+                n_way=n_way,
+            )
+        fs = features(self.model, meta["model"], sx)
+        probe = {"weight": fs.new_zeros(n_way, fs.shape[-1]), "bias": fs.new_zeros(n_way)}
+        loss_fn = lambda h: task_metrics(fs @ h["weight"].T + h["bias"], sy, True)[0]  # noqa: E731
+        lr = self.inner_lr if inner_lr is None else float(inner_lr)
+        probe = sgd_steps(loss_fn, probe, lr, steps, create_graph=create_graph, grad_fn=grad_fn)
+        return {"probe.weight": probe["weight"], "probe.bias": probe["bias"]}
+
+    def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
+        if "probe.weight" not in state:
+            return super().task_predict(meta, state, x)
+        return features(self.model, meta["model"], x) @ state["probe.weight"].T + state["probe.bias"]

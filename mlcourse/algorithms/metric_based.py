@@ -3,6 +3,7 @@
 No inner loop: the support set is embedded with ``model.features`` and queries are classified by
 distance/similarity. ``inner_lr``/``inner_steps`` are accepted (one interface) but unused.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mlcourse.algorithms.core import Learner, Params, features, task_metrics
+from mlcourse.algorithms.core import Learner, Params, features
 
 Task = dict[str, Tensor]
 
@@ -27,19 +28,18 @@ class ProtoNet(Learner):
 
     algorithm_name = "protonet"
 
-    def logits(self, meta: dict[str, Params], task: Task, n_way: int) -> Tensor:
-        fs, fq = features(self.model, meta["model"], task["sx"]), features(self.model, meta["model"], task["qx"])
-        onehot = one_hot(task["sy"], n_way, fs.dtype)
-        protos = (onehot.T @ fs) / onehot.sum(0).unsqueeze(-1)
-        return -(fq.unsqueeze(1) - protos.unsqueeze(0)).square().sum(-1)
-
-    def task_train(self, meta, task, *, grad_fn, classification, n_way):  # type: ignore[override]
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        """The class prototypes ``[N, D]``: mean embedding of each class's support examples (no inner loop)."""
         if not classification:
             raise ValueError(f"{self.algorithm_name} is for classification tasks only")
-        return task_metrics(self.logits(meta, task, n_way), task["qy"], True)
+        fs = features(self.model, meta["model"], sx)
+        onehot = one_hot(sy, n_way, fs.dtype)
+        return {"prototypes": (onehot.T @ fs) / onehot.sum(0).unsqueeze(-1)}
 
-    def task_eval(self, meta, task, *, grad_fn, classification, n_way, steps):  # type: ignore[override]
-        return self.task_train(meta, task, grad_fn=grad_fn, classification=classification, n_way=n_way)[1]
+    def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
+        """Logits = minus the squared Euclidean distance of each embedded input to each prototype."""
+        fq = features(self.model, meta["model"], x)
+        return -(fq.unsqueeze(1) - state["prototypes"].unsqueeze(0)).square().sum(-1)
 
 
 class MatchingNet(ProtoNet):
@@ -73,10 +73,18 @@ class MatchingNet(ProtoNet):
     def meta_state(self) -> dict[str, Params]:
         return {**super().meta_state(), "temperature": {"log_scale": self.log_scale}}
 
-    def logits(self, meta: dict[str, Params], task: Task, n_way: int) -> Tensor:
-        fs, fq = features(self.model, meta["model"], task["sx"]), features(self.model, meta["model"], task["qx"])
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        """The embedded support set: unit-length embeddings ``[S, D]`` and one-hot labels ``[S, N]``."""
+        if not classification:
+            raise ValueError(f"{self.algorithm_name} is for classification tasks only")
+        fs = features(self.model, meta["model"], sx)
+        return {"support": F.normalize(fs, dim=-1), "labels": one_hot(sy, n_way, fs.dtype)}
+
+    def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
+        """log p(c|q): attention over the support set, summed per class (exactly, with ``logsumexp``)."""
+        fq = features(self.model, meta["model"], x)
         tau = meta["temperature"]["log_scale"].exp()
-        sim = tau * F.normalize(fq, dim=-1) @ F.normalize(fs, dim=-1).T  # [Q, S]
-        mask = one_hot(task["sy"], n_way, fs.dtype).bool()  # [S, N]
+        sim = tau * F.normalize(fq, dim=-1) @ state["support"].T  # [Q, S]
+        mask = state["labels"].bool()  # [S, N]
         masked = torch.where(mask.unsqueeze(0), sim.unsqueeze(-1), torch.full_like(sim.unsqueeze(-1), float("-inf")))
-        return torch.logsumexp(masked, dim=1) - torch.logsumexp(sim, dim=1, keepdim=True)  # log p(c|q), [Q, N]
+        return torch.logsumexp(masked, dim=1) - torch.logsumexp(sim, dim=1, keepdim=True)  # [Q, N]

@@ -4,8 +4,14 @@
 ``EpisodeSampler`` turns it into ``TaskBatch``es of N-way K-shot tasks; ``SinusoidTasks`` samples MAML's
 sinusoid regression tasks. Downloads are checksummed; ``import_*`` brings in a local copy (no network).
 """
-from .cifar100 import (CIFAR100_SCHEMES, CIFAR100_SPLITS, download_cifar100, import_cifar100, load_cifar100,
-                       write_cifar100_split_files)
+from .cifar100 import (
+                       CIFAR100_SCHEMES,
+                       CIFAR100_SPLITS,
+                       download_cifar100,
+                       import_cifar100,
+                       load_cifar100,
+                       write_cifar100_split_files,
+)
 from .download import ChecksumError, DataError, DataFormatError, DownloadError
 from .images import ImageClassDataset
 from .omniglot import OMNIGLOT_SPLITS, download_omniglot, import_omniglot, load_omniglot

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .. import config
-from .download import (DataError, DataFormatError, atomic_dir, atomic_path, download_file, verify_checksum)
+from .download import DataError, DataFormatError, atomic_dir, atomic_path, download_file, verify_checksum
 from .images import ImageClassDataset, positive_int
 
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"

@@ -18,16 +18,11 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator, Optional
 
+from ..atomic import DIR_MODE, atomic_path
+
 CHUNK = 1 << 20
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_current_umask()
 
 
 class DataError(RuntimeError):
@@ -74,27 +69,6 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; on success it replaces ``dest`` atomically.
-
-    On any exception (``KeyboardInterrupt`` included) the temporary file is removed and ``dest`` is
-    left as it was.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, dest)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-@contextlib.contextmanager
 def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``dest``; on success it replaces ``dest`` (old content removed)."""
     dest = Path(dest)
@@ -102,7 +76,7 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
     try:
         yield tmp
-        os.chmod(tmp, _FILE_MODE | 0o111 & ~_current_umask())
+        os.chmod(tmp, DIR_MODE)
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
             os.replace(dest, old / "x")

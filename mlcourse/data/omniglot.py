@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from .. import config
-from .download import (DataError, DataFormatError, atomic_path, copy_atomic, download_file, file_checksum)
+from .download import DataError, DataFormatError, atomic_path, copy_atomic, download_file, file_checksum
 from .images import ImageClassDataset, positive_int
 
 OMNIGLOT_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"

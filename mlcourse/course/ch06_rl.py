@@ -39,6 +39,7 @@ Learning (all in plain torch, ``torch.func`` for per-task parameters):
 * Baselines: :func:`pretrain_step` trains one policy on all tasks jointly (the "pretrained" policy of the
   MAML paper's Fig. 5); a randomly initialised policy is the other baseline.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,8 +74,9 @@ class PointNavigation:
         if not (isinstance(self.horizon, int) and self.horizon >= 1):
             raise ValueError(f"horizon={self.horizon!r} must be an integer >= 1")
 
-    def sample_goals(self, num_tasks: int, generator: Optional[torch.Generator] = None,
-                     dtype: torch.dtype = torch.float32) -> Tensor:
+    def sample_goals(
+        self, num_tasks: int, generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32
+    ) -> Tensor:
         """``[num_tasks, 2]`` goals uniform in ``[goal_low, goal_high]^2`` (one task per goal)."""
         if num_tasks < 1:
             raise ValueError(f"num_tasks={num_tasks} must be >= 1")
@@ -129,7 +131,9 @@ class GaussianMLPPolicy(nn.Module):
     always). All methods take a parameter dict (``dict(policy.named_parameters())`` or an adapted copy), so
     they work per task under ``torch.func.vmap``."""
 
-    def __init__(self, obs_dim: int = 2, act_dim: int = 2, hidden: int = 64, layers: int = 2, init_std: float = 0.1) -> None:
+    def __init__(
+        self, obs_dim: int = 2, act_dim: int = 2, hidden: int = 64, layers: int = 2, init_std: float = 0.1
+    ) -> None:
         super().__init__()
         mods: list[nn.Module] = []
         width = obs_dim
@@ -165,9 +169,18 @@ def detached(params: Params) -> Params:
 
 
 @torch.no_grad()
-def rollout(policy: GaussianMLPPolicy, params: Params, goals: Tensor, num_traj: int, env: Optional[PointNavigation] = None,
-            *, horizon: Optional[int] = None, per_task: bool = False, generator: Optional[torch.Generator] = None,
-            deterministic: bool = False) -> Trajectories:
+def rollout(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    goals: Tensor,
+    num_traj: int,
+    env: Optional[PointNavigation] = None,
+    *,
+    horizon: Optional[int] = None,
+    per_task: bool = False,
+    generator: Optional[torch.Generator] = None,
+    deterministic: bool = False,
+) -> Trajectories:
     """Roll out ``num_traj`` trajectories for every goal (task) in one vectorised loop over time.
 
     ``params``: one parameter dict shared by all tasks, or (``per_task=True``) a dict of ``[T, ...]`` tensors,
@@ -194,7 +207,9 @@ def rollout(policy: GaussianMLPPolicy, params: Params, goals: Tensor, num_traj: 
         acts.append(action)
         pos, reward = env.step(pos, action, goals)
         rews.append(reward)
-    return Trajectories(obs=torch.stack(obs, 2), actions=torch.stack(acts, 2), rewards=torch.stack(rews, 2), goals=goals)
+    return Trajectories(
+        obs=torch.stack(obs, 2), actions=torch.stack(acts, 2), rewards=torch.stack(rews, 2), goals=goals
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,8 +285,9 @@ def pg_surrogate(policy: GaussianMLPPolicy, params: Params, obs: Tensor, actions
     return -(policy.log_prob(params, obs, actions) * adv).mean()
 
 
-def policy_gradient(policy: GaussianMLPPolicy, params: Params, traj: Trajectories, *, gamma: float = 0.99,
-                    normalise: bool = False) -> Params:
+def policy_gradient(
+    policy: GaussianMLPPolicy, params: Params, traj: Trajectories, *, gamma: float = 0.99, normalise: bool = False
+) -> Params:
     """The REINFORCE estimate of ``grad_theta E[return]`` (scaled by ``1 / H``: the surrogate averages over
     time steps) from trajectories sampled with ``params`` (all tasks pooled)."""
     adv = advantages(traj.rewards, gamma, normalise)
@@ -289,8 +305,17 @@ def _task_surrogate(policy: GaussianMLPPolicy):
     return lambda p, obs, act, adv: pg_surrogate(policy, p, obs, act, adv)
 
 
-def adapt(policy: GaussianMLPPolicy, params: Params, traj: Trajectories, inner_lr: float, *, per_task: bool = False,
-          create_graph: bool = True, gamma: float = 0.99, normalise: bool = True) -> Params:
+def adapt(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    traj: Trajectories,
+    inner_lr: float,
+    *,
+    per_task: bool = False,
+    create_graph: bool = True,
+    gamma: float = 0.99,
+    normalise: bool = True,
+) -> Params:
     """One policy-gradient step per task: ``phi_t = theta - inner_lr * grad L_t(theta)`` on ``traj`` (sampled
     with ``params``). Returns per-task parameters ``{name: [T, ...]}``.
 
@@ -307,8 +332,17 @@ def adapt(policy: GaussianMLPPolicy, params: Params, traj: Trajectories, inner_l
     return {k: params[k].unsqueeze(0) - inner_lr * grads[k] for k in params}
 
 
-def meta_loss(policy: GaussianMLPPolicy, params: Params, pre: Trajectories, post: Trajectories, inner_lr: float, *,
-              first_order: bool = False, gamma: float = 0.99, normalise: bool = True) -> Tensor:
+def meta_loss(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    pre: Trajectories,
+    post: Trajectories,
+    inner_lr: float,
+    *,
+    first_order: bool = False,
+    gamma: float = 0.99,
+    normalise: bool = True,
+) -> Tensor:
     """MAML-RL meta-loss for FIXED pre-update and post-update batches:
     ``mean_t L_post,t(theta - inner_lr * grad L_pre,t(theta))``.
 
@@ -334,8 +368,13 @@ class MetaRLConfig:
     normalise: bool = True
 
 
-def maml_rl_step(policy: GaussianMLPPolicy, optimizer: torch.optim.Optimizer, config: MetaRLConfig,
-                 env: Optional[PointNavigation] = None, generator: Optional[torch.Generator] = None) -> dict[str, float]:
+def maml_rl_step(
+    policy: GaussianMLPPolicy,
+    optimizer: torch.optim.Optimizer,
+    config: MetaRLConfig,
+    env: Optional[PointNavigation] = None,
+    generator: Optional[torch.Generator] = None,
+) -> dict[str, float]:
     """One meta-iteration: sample goals, pre-update rollouts, adapt, post-update rollouts, outer Adam step.
 
     Returns the mean undiscounted return before (``pre_return``) and after (``post_return``) adaptation."""
@@ -346,15 +385,32 @@ def maml_rl_step(policy: GaussianMLPPolicy, optimizer: torch.optim.Optimizer, co
     phi = adapt(policy, theta, pre, config.inner_lr, create_graph=False, gamma=config.gamma, normalise=config.normalise)
     post = rollout(policy, phi, goals, config.num_traj, env, horizon=config.horizon, per_task=True, generator=generator)
     optimizer.zero_grad(set_to_none=True)
-    loss = meta_loss(policy, theta, pre, post, config.inner_lr, first_order=config.first_order, gamma=config.gamma,
-                     normalise=config.normalise)
+    loss = meta_loss(
+        policy,
+        theta,
+        pre,
+        post,
+        config.inner_lr,
+        first_order=config.first_order,
+        gamma=config.gamma,
+        normalise=config.normalise,
+    )
     loss.backward()
     optimizer.step()
-    return {"loss": float(loss.detach()), "pre_return": float(pre.returns.mean()), "post_return": float(post.returns.mean())}
+    return {
+        "loss": float(loss.detach()),
+        "pre_return": float(pre.returns.mean()),
+        "post_return": float(post.returns.mean()),
+    }
 
 
-def pretrain_step(policy: GaussianMLPPolicy, optimizer: torch.optim.Optimizer, config: MetaRLConfig,
-                  env: Optional[PointNavigation] = None, generator: Optional[torch.Generator] = None) -> dict[str, float]:
+def pretrain_step(
+    policy: GaussianMLPPolicy,
+    optimizer: torch.optim.Optimizer,
+    config: MetaRLConfig,
+    env: Optional[PointNavigation] = None,
+    generator: Optional[torch.Generator] = None,
+) -> dict[str, float]:
     """Joint ("pretrained") policy gradient: one policy for all goals, no adaptation in the objective."""
     env = env or PointNavigation(horizon=config.horizon)
     goals = env.sample_goals(config.num_tasks, generator)
@@ -368,8 +424,15 @@ def pretrain_step(policy: GaussianMLPPolicy, optimizer: torch.optim.Optimizer, c
     return {"loss": float(loss.detach()), "pre_return": float(traj.returns.mean()), "post_return": float("nan")}
 
 
-def train_policy(policy: GaussianMLPPolicy, iterations: int, config: Optional[MetaRLConfig] = None, *,
-                 method: str = "maml", seed: int = 0, progress: bool = True) -> list[dict[str, float]]:
+def train_policy(
+    policy: GaussianMLPPolicy,
+    iterations: int,
+    config: Optional[MetaRLConfig] = None,
+    *,
+    method: str = "maml",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, float]]:
     """Train ``policy`` with ``method`` = ``"maml"`` (MAML-RL) or ``"pretrain"`` (joint policy gradient) for
     ``iterations`` steps of Adam; returns the per-iteration history (returns before/after adaptation)."""
     from tqdm.auto import tqdm
@@ -393,13 +456,26 @@ def train_policy(policy: GaussianMLPPolicy, iterations: int, config: Optional[Me
 @torch.no_grad()
 def _no_grad_adapt(policy, params, traj, inner_lr, per_task, gamma, normalise):
     with torch.enable_grad():
-        return detached(adapt(policy, params, traj, inner_lr, per_task=per_task, create_graph=False, gamma=gamma,
-                              normalise=normalise))
+        return detached(
+            adapt(
+                policy, params, traj, inner_lr, per_task=per_task, create_graph=False, gamma=gamma, normalise=normalise
+            )
+        )
 
 
-def adaptation_returns(policy: GaussianMLPPolicy, goals: Tensor, *, steps: int = 1, inner_lr: float = 0.1,
-                       num_traj: int = 20, horizon: int = 100, gamma: float = 0.99, normalise: bool = True,
-                       seed: int = 0, keep_trajectories: bool = False) -> dict[str, Any]:
+def adaptation_returns(
+    policy: GaussianMLPPolicy,
+    goals: Tensor,
+    *,
+    steps: int = 1,
+    inner_lr: float = 0.1,
+    num_traj: int = 20,
+    horizon: int = 100,
+    gamma: float = 0.99,
+    normalise: bool = True,
+    seed: int = 0,
+    keep_trajectories: bool = False,
+) -> dict[str, Any]:
     """Average return on ``goals`` after 0..``steps`` policy-gradient steps (each step uses fresh rollouts of
     the current policy, as in the MAML paper's evaluation). Returns ``{"returns": [steps + 1][T]`` per-task
     mean returns, ``"mean"``, ``"ci95"`` per step and, with ``keep_trajectories``, the rollouts.``}"""
@@ -418,8 +494,11 @@ def adaptation_returns(policy: GaussianMLPPolicy, goals: Tensor, *, steps: int =
             per_task = True
     returns = torch.stack(per_step).double()
     n = returns.shape[1]
-    out: dict[str, Any] = {"returns": returns, "mean": returns.mean(1).tolist(),
-                           "ci95": (1.96 * returns.std(1, unbiased=False) / math.sqrt(n)).tolist()}
+    out: dict[str, Any] = {
+        "returns": returns,
+        "mean": returns.mean(1).tolist(),
+        "ci95": (1.96 * returns.std(1, unbiased=False) / math.sqrt(n)).tolist(),
+    }
     if keep_trajectories:
         out["trajectories"] = trajs
     return out
@@ -429,6 +508,24 @@ def flat(params: Params) -> Tensor:
     return torch.cat([v.reshape(-1) for v in params.values()])
 
 
-__all__ = ["PointNavigation", "Trajectories", "GaussianMLPPolicy", "rollout", "reward_to_go", "leave_one_out_baseline",
-           "leave_one_out_scale", "advantages", "pg_surrogate", "policy_gradient", "adapt", "meta_loss", "MetaRLConfig",
-           "maml_rl_step", "pretrain_step", "train_policy", "adaptation_returns", "flat", "detached"]
+__all__ = [
+    "PointNavigation",
+    "Trajectories",
+    "GaussianMLPPolicy",
+    "rollout",
+    "reward_to_go",
+    "leave_one_out_baseline",
+    "leave_one_out_scale",
+    "advantages",
+    "pg_surrogate",
+    "policy_gradient",
+    "adapt",
+    "meta_loss",
+    "MetaRLConfig",
+    "maml_rl_step",
+    "pretrain_step",
+    "train_policy",
+    "adaptation_returns",
+    "flat",
+    "detached",
+]

@@ -15,29 +15,54 @@ Sections:
   :func:`train_omniglot`, :func:`omniglot_comparison`;
 * tables: :func:`format_table`.
 """
+
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import math
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .config import REPO_ROOT, fast_mode, pick, resolve_device, seed_everything
+from mlcourse import shipped
+from mlcourse.algorithms import make_learner
+from mlcourse.algorithms.core import grad_func, sgd_steps
+from mlcourse.checkpoint import load_results, save_results
+from mlcourse.commands import train_command
+from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, seed_everything
+from mlcourse.course import ch04_bilevel as B
+from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
+from mlcourse.models import Conv4, SinusoidMLP
+from mlcourse.stats import confidence_interval, mean_ci
+from mlcourse.tables import format_table
+from mlcourse.train import (
+    TEST_SEED,
+    TrainConfig,
+    build_experiment,
+    device_name,
+    evaluate,
+    expected_training_time,
+    measure_step_time,
+    train,
+)
 
 RESULTS_DIR = REPO_ROOT / "results"
 
 # Published sinusoid numbers (the brief's reading of Finn et al. 2017, Fig. 3, left panel: K = 5 points
 # at meta-test time, model meta-trained with K = 10; pretrained baseline fine-tuned with step 0.01).
 PAPER_SINUSOID = {
-    "source": ("Finn, Abbeel & Levine (2017), Model-Agnostic Meta-Learning for Fast Adaptation of Deep "
-               "Networks, ICML, Fig. 3 (k-shot regression, K=5); approximate values read from the figure"),
+    "source": (
+        "Finn, Abbeel & Levine (2017), Model-Agnostic Meta-Learning for Fast Adaptation of Deep "
+        "Networks, ICML, Fig. 3 (k-shot regression, K=5); approximate values read from the figure"
+    ),
     "k_shot": 5,
     "steps": [1, 5, 10],
     "maml": [0.67, 0.38, 0.35],
@@ -61,11 +86,15 @@ def result_path(name: str, directory: str | Path | None = None) -> Path:
     return Path(directory if directory is not None else RESULTS_DIR) / f"{name}.json"
 
 
-def save_result(name: str, payload: Mapping[str, Any], device: torch.device | str = "cpu", *,
-                directory: str | Path | None = None, wall_time_s: Optional[float] = None) -> Path:
+def save_result(
+    name: str,
+    payload: Mapping[str, Any],
+    device: torch.device | str = "cpu",
+    *,
+    directory: str | Path | None = None,
+    wall_time_s: Optional[float] = None,
+) -> Path:
     """Write ``payload`` to ``results/<name>.json`` atomically, labelled with device, date and versions."""
-    from .checkpoint import save_results
-    from .train import device_name
 
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     label = {
@@ -85,31 +114,11 @@ def save_result(name: str, payload: Mapping[str, Any], device: torch.device | st
 
 def load_result(name: str, directory: str | Path | None = None) -> Optional[dict[str, Any]]:
     """The dict saved by :func:`save_result`, or ``None`` when there is no such file (corrupt files raise)."""
-    from .checkpoint import load_results
 
     path = result_path(name, directory)
     if not path.exists():
         return None
     return load_results(path)
-
-
-def format_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A plain-text table (monospace) for ``print``; floats are shown as given (format them first)."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(c.ljust(w) for c, w in zip(cells[0], widths)), line]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells[1:]]
-    return "\n".join(out)
-
-
-def mean_ci(values: Iterable[float] | Tensor) -> tuple[float, float]:
-    """Mean and 95% confidence half-width ``1.96 * std / sqrt(n)`` (the few-shot protocol; one formula for the
-    package: :func:`mlcourse.train.confidence_interval`)."""
-    from .train import confidence_interval
-
-    mean, ci95, _ = confidence_interval(values if isinstance(values, Tensor) else list(values))
-    return mean, ci95
 
 
 @contextlib.contextmanager
@@ -130,20 +139,39 @@ def inner_lr_set(learner: nn.Module, inner_lr: Optional[float]) -> Iterator[nn.M
 # sinusoid regression
 
 
-def sinusoid_tasks(num_tasks: int, k_shot: int, n_query: int = 100, seed: int = SINUSOID_TEST_SEED,
-                   device: torch.device | str | None = None):
+def sinusoid_tasks(
+    num_tasks: int,
+    k_shot: int,
+    n_query: int = 100,
+    seed: int = SINUSOID_TEST_SEED,
+    device: torch.device | str | None = None,
+):
     """A fixed set of sinusoid tasks (``TaskBatch``): the same seed gives the same tasks to every model."""
-    from .data import SinusoidTasks
 
     generator = torch.Generator().manual_seed(seed)
     return SinusoidTasks().sample(num_tasks, k_shot, n_query, generator=generator, device=device)
 
 
-def train_sinusoid(algo: str = "maml", iterations: int = 1000, *, meta_batch_size: int = 25, k_shot: int = 10,
-                   n_query: int = 10, inner_lr: float = 0.01, outer_lr: float = 1e-3, inner_steps: int = 1,
-                   first_order: bool = False, seed: int = 0, device: str = "cpu", progress: bool = True,
-                   out_dir: Optional[str | Path] = None, eval_every: Optional[int] = None, val_tasks: int = 0,
-                   log_every: Optional[int] = None, init: str = "pytorch"):
+def train_sinusoid(
+    algo: str = "maml",
+    iterations: int = 1000,
+    *,
+    meta_batch_size: int = 25,
+    k_shot: int = 10,
+    n_query: int = 10,
+    inner_lr: float = 0.01,
+    outer_lr: float = 1e-3,
+    inner_steps: int = 1,
+    first_order: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+    out_dir: Optional[str | Path] = None,
+    eval_every: Optional[int] = None,
+    val_tasks: int = 0,
+    log_every: Optional[int] = None,
+    init: str = "pytorch",
+):
     """Meta-train ``algo`` (maml, fomaml, metasgd, reptile, anil, article, pretrain) on sinusoid tasks.
 
     Defaults are MAML's regression setting (K=10, alpha=0.01, meta-batch 25, Adam 1e-3, one inner step);
@@ -152,18 +180,33 @@ def train_sinusoid(algo: str = "maml", iterations: int = 1000, *, meta_batch_siz
     not part of the checkpoint's configuration, so give such runs their own ``out_dir``. Returns
     ``train``'s ``TrainResult`` (``.learner``, ``.history`` with ``train_loss`` every ``log_every`` steps).
     """
-    from .train import TrainConfig, build_experiment, train
 
     if init not in INITS:
         raise ValueError(f"init={init!r} is not allowed; allowed: {', '.join(INITS)}")
 
     eval_every = eval_every or max(1, iterations // 10)
     log_every = log_every or max(1, iterations // 200)
-    config = TrainConfig(algo=algo, data="sinusoid", k_shot=k_shot, n_query=n_query, inner_steps=inner_steps,
-                         test_inner_steps=10, inner_lr=inner_lr, outer_lr=outer_lr, meta_batch_size=meta_batch_size,
-                         iterations=iterations, eval_every=eval_every, val_tasks=val_tasks, test_tasks=0, seed=seed,
-                         device=device, out_dir=None if out_dir is None else str(out_dir), first_order=first_order,
-                         checkpoint_every=max(500, eval_every), log_every=log_every)
+    config = TrainConfig(
+        algo=algo,
+        data="sinusoid",
+        k_shot=k_shot,
+        n_query=n_query,
+        inner_steps=inner_steps,
+        test_inner_steps=10,
+        inner_lr=inner_lr,
+        outer_lr=outer_lr,
+        meta_batch_size=meta_batch_size,
+        iterations=iterations,
+        eval_every=eval_every,
+        val_tasks=val_tasks,
+        test_tasks=0,
+        seed=seed,
+        device=device,
+        out_dir=None if out_dir is None else str(out_dir),
+        first_order=first_order,
+        checkpoint_every=max(500, eval_every),
+        log_every=log_every,
+    )
     experiment = None
     if init == "reference":
         experiment = build_experiment(config)
@@ -177,9 +220,18 @@ def history_curve(history: Sequence[Mapping[str, Any]], key: str = "train_loss")
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def adaptation_curve(learner: nn.Module, k_shot: int = 5, max_steps: int = 10, *, num_tasks: int = 500,
-                     inner_lr: Optional[float] = None, n_query: int = 100, seed: int = SINUSOID_TEST_SEED,
-                     tasks=None, keep_per_task: bool = False) -> dict[str, list]:
+def adaptation_curve(
+    learner: nn.Module,
+    k_shot: int = 5,
+    max_steps: int = 10,
+    *,
+    num_tasks: int = 500,
+    inner_lr: Optional[float] = None,
+    n_query: int = 100,
+    seed: int = SINUSOID_TEST_SEED,
+    tasks=None,
+    keep_per_task: bool = False,
+) -> dict[str, list]:
     """Query MSE after 0..``max_steps`` fine-tuning steps on ``k_shot`` points (new tasks, fixed seed).
 
     Uses ``learner.evaluate(batch, inner_steps=s)`` (plain SGD with the learner's inner step size, or
@@ -204,16 +256,29 @@ def adaptation_curve(learner: nn.Module, k_shot: int = 5, max_steps: int = 10, *
             diverged.append(int(worse.sum()))
             converged.append(float(losses[~worse].mean()) if bool((~worse).any()) else math.nan)
             per_task.append(losses.tolist())
-    out: dict[str, list] = {"steps": list(range(max_steps + 1)), "mean": means, "ci95": cis, "median": medians,
-                            "diverged": diverged, "mean_not_diverged": converged,
-                            "diverged_tasks": torch.nonzero(worse).reshape(-1).tolist()}
+    out: dict[str, list] = {
+        "steps": list(range(max_steps + 1)),
+        "mean": means,
+        "ci95": cis,
+        "median": medians,
+        "diverged": diverged,
+        "mean_not_diverged": converged,
+        "diverged_tasks": torch.nonzero(worse).reshape(-1).tolist(),
+    }
     if keep_per_task:
         out["per_task"] = per_task
     return out
 
 
-def shots_curve(learner: nn.Module, shots: Sequence[int] = (1, 2, 5, 10, 20), inner_steps: int = 1, *,
-                num_tasks: int = 500, inner_lr: Optional[float] = None, seed: int = SINUSOID_TEST_SEED) -> dict[str, list]:
+def shots_curve(
+    learner: nn.Module,
+    shots: Sequence[int] = (1, 2, 5, 10, 20),
+    inner_steps: int = 1,
+    *,
+    num_tasks: int = 500,
+    inner_lr: Optional[float] = None,
+    seed: int = SINUSOID_TEST_SEED,
+) -> dict[str, list]:
     """Query MSE after ``inner_steps`` steps as a function of the number of support points K."""
     means, cis = [], []
     with inner_lr_set(learner, inner_lr):
@@ -225,8 +290,16 @@ def shots_curve(learner: nn.Module, shots: Sequence[int] = (1, 2, 5, 10, 20), in
     return {"shots": [int(k) for k in shots], "mean": means, "ci95": cis}
 
 
-def step_sharpness(model: nn.Module, tasks, inner_lr: float, *, after_steps: int = 0, iterations: int = 200,
-                   seed: int = 0, chunk: int = 1000) -> Tensor:
+def step_sharpness(
+    model: nn.Module,
+    tasks,
+    inner_lr: float,
+    *,
+    after_steps: int = 0,
+    iterations: int = 200,
+    seed: int = 0,
+    chunk: int = 1000,
+) -> Tensor:
     """``inner_lr * lambda_max`` for each task: the largest curvature of its support loss, in units of the
     step size, at the model's parameters (``after_steps=0``) or after that many fine-tuning steps of
     ``inner_lr`` on the task's support set (chapter 02: why repeated steps can diverge).
@@ -242,8 +315,6 @@ def step_sharpness(model: nn.Module, tasks, inner_lr: float, *, after_steps: int
 
     import torch.nn.functional as F
     from torch.func import grad, vmap
-
-    from .algorithms.core import grad_func, sgd_steps
 
     if iterations < 1:
         raise ValueError(f"iterations={iterations} must be >= 1")
@@ -278,20 +349,34 @@ def step_sharpness(model: nn.Module, tasks, inner_lr: float, *, after_steps: int
     y_all = tasks.support_y.detach().to("cpu", torch.float64)
     out = []
     for start in range(0, x_all.shape[0], chunk):
-        x, y = x_all[start:start + chunk], y_all[start:start + chunk]
-        v0 = {k: torch.randn((x.shape[0], *p.shape), generator=generator, dtype=torch.float64) for k, p in theta.items()}
+        x, y = x_all[start : start + chunk], y_all[start : start + chunk]
+        v0 = {
+            k: torch.randn((x.shape[0], *p.shape), generator=generator, dtype=torch.float64) for k, p in theta.items()
+        }
         out.append(vmap(top_eigenvalue)(x, y, v0))
     return lr * torch.cat(out)
 
 
-def sharpness_along_steps(model: nn.Module, tasks, inner_lr: float, diverged: Tensor, steps: int = 3,
-                          iterations: int = 200, at_start: Optional[Tensor] = None) -> dict[str, Any]:
+def sharpness_along_steps(
+    model: nn.Module,
+    tasks,
+    inner_lr: float,
+    diverged: Tensor,
+    steps: int = 3,
+    iterations: int = 200,
+    at_start: Optional[Tensor] = None,
+) -> dict[str, Any]:
     """Median ``alpha * lambda_max`` after 0..``steps`` fine-tuning steps, separately for the tasks that
     ``diverged`` (a bool mask ``[T]``, e.g. from :func:`adaptation_curve`) and the others (ch02).
     ``at_start``: the values at 0 steps when they are already computed (``step_sharpness`` of the same tasks)."""
     mask = torch.as_tensor(diverged, dtype=torch.bool).reshape(-1)
-    out: dict[str, Any] = {"steps": list(range(steps + 1)), "diverged": [], "not_diverged": [],
-                           "num_diverged": int(mask.sum()), "num_tasks": int(mask.numel())}
+    out: dict[str, Any] = {
+        "steps": list(range(steps + 1)),
+        "diverged": [],
+        "not_diverged": [],
+        "num_diverged": int(mask.sum()),
+        "num_tasks": int(mask.numel()),
+    }
     for s in range(steps + 1):
         if s == 0 and at_start is not None:
             values = torch.as_tensor(at_start, dtype=torch.float64).reshape(-1)
@@ -302,9 +387,16 @@ def sharpness_along_steps(model: nn.Module, tasks, inner_lr: float, diverged: Te
     return out
 
 
-def compare_sinusoid(maml: nn.Module, pretrained: nn.Module, shots: Sequence[int] = (5, 10), max_steps: int = 10, *,
-                     num_tasks: int = 500, maml_lr: float = 0.01,
-                     pretrain_lr: Optional[Mapping[int, float]] = None) -> dict[str, Any]:
+def compare_sinusoid(
+    maml: nn.Module,
+    pretrained: nn.Module,
+    shots: Sequence[int] = (5, 10),
+    max_steps: int = 10,
+    *,
+    num_tasks: int = 500,
+    maml_lr: float = 0.01,
+    pretrain_lr: Optional[Mapping[int, float]] = None,
+) -> dict[str, Any]:
     """Adaptation curves of a meta-learned and a pretrained sinusoid model on the same new tasks.
 
     MAML fine-tunes with its training step size ``maml_lr``; the pretrained model with the MAML paper's
@@ -321,17 +413,23 @@ def compare_sinusoid(maml: nn.Module, pretrained: nn.Module, shots: Sequence[int
         lr_p = pretrain_lr.get(int(k), 0.01)
         m = adaptation_curve(maml, k, max_steps, inner_lr=maml_lr, tasks=tasks, keep_per_task=True)
         p = adaptation_curve(pretrained, k, max_steps, inner_lr=lr_p, tasks=tasks, keep_per_task=True)
-        gaps = [torch.tensor(ps, dtype=torch.float64) - torch.tensor(ms, dtype=torch.float64)
-                for ms, ps in zip(m.pop("per_task"), p.pop("per_task"))]
+        gaps = [
+            torch.tensor(ps, dtype=torch.float64) - torch.tensor(ms, dtype=torch.float64)
+            for ms, ps in zip(m.pop("per_task"), p.pop("per_task"))
+        ]
         diffs = [mean_ci(g) for g in gaps]
         wins = [mean_ci((g > 0).double()) for g in gaps]  # share of tasks on which MAML's MSE is lower
         out[f"K={k}"] = {
             "k_shot": int(k),
             "maml": m,
             "pretrained": p,
-            "difference": {"mean": [d[0] for d in diffs], "ci95": [d[1] for d in diffs],
-                           "median": [float(g.nan_to_num(nan=-math.inf).median()) for g in gaps],
-                           "win_share": [w[0] for w in wins], "win_ci95": [w[1] for w in wins]},
+            "difference": {
+                "mean": [d[0] for d in diffs],
+                "ci95": [d[1] for d in diffs],
+                "median": [float(g.nan_to_num(nan=-math.inf).median()) for g in gaps],
+                "win_share": [w[0] for w in wins],
+                "win_ci95": [w[1] for w in wins],
+            },
             "maml_lr": maml_lr,
             "pretrained_lr": lr_p,
             "num_tasks": num_tasks,
@@ -360,11 +458,19 @@ class SinusoidPaper:
     results: dict[str, Any] = field(default_factory=dict)
 
 
-def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_size: Optional[int] = None,
-                              num_tasks: Optional[int] = None, seed: int = 0, progress: bool = True,
-                              device: str = "cpu", out_dir: Optional[str | Path] = None,
-                              save_as: Optional[str] = None, init: str = "pytorch",
-                              k_shot_train: int = 10) -> SinusoidPaper:
+def sinusoid_paper_experiment(
+    iterations: Optional[int] = None,
+    *,
+    meta_batch_size: Optional[int] = None,
+    num_tasks: Optional[int] = None,
+    seed: int = 0,
+    progress: bool = True,
+    device: str = "cpu",
+    out_dir: Optional[str | Path] = None,
+    save_as: Optional[str] = None,
+    init: str = "pytorch",
+    k_shot_train: int = 10,
+) -> SinusoidPaper:
     """MAML vs "pretrained on all tasks" on sinusoid regression (Finn et al. 2017, section 5.1).
 
     Both models: 1-40-40-1 ReLU, Adam 1e-3, meta-batch 25 tasks of K=10 (+10 query) points, the same
@@ -381,9 +487,18 @@ def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_si
     runs = {}
     for algo in ("maml", "pretrain"):
         sub = None if out_dir is None else Path(out_dir) / f"sinusoid-{algo}"
-        runs[algo] = train_sinusoid(algo, iterations, meta_batch_size=meta_batch_size, seed=seed, device=device,
-                                    progress=progress, out_dir=sub, init=init, k_shot=k_shot_train,
-                                    n_query=k_shot_train)
+        runs[algo] = train_sinusoid(
+            algo,
+            iterations,
+            meta_batch_size=meta_batch_size,
+            seed=seed,
+            device=device,
+            progress=progress,
+            out_dir=sub,
+            init=init,
+            k_shot=k_shot_train,
+            n_query=k_shot_train,
+        )
     comparison = compare_sinusoid(runs["maml"].learner, runs["pretrain"].learner, num_tasks=num_tasks)
     sharpness = {}
     power_iterations = pick(50, 200)  # power iteration (step_sharpness): the medians settle long before 50
@@ -394,13 +509,25 @@ def sinusoid_paper_experiment(iterations: Optional[int] = None, *, meta_batch_si
         if k == 5:  # the tasks that blow up within 10 steps, and how their curvature evolves along the way
             mask = torch.zeros(num_tasks, dtype=torch.bool)
             mask[comparison["K=5"]["maml"]["diverged_tasks"]] = True
-            sharpness["K=5"]["along_steps"] = sharpness_along_steps(runs["maml"].learner.model, tasks, 0.01, mask,
-                                                                   iterations=power_iterations, at_start=values)
+            sharpness["K=5"]["along_steps"] = sharpness_along_steps(
+                runs["maml"].learner.model, tasks, 0.01, mask, iterations=power_iterations, at_start=values
+            )
     results = {
-        "setting": {"model": "SinusoidMLP 1-40-40-1 ReLU", "iterations": iterations, "meta_batch_size": meta_batch_size,
-                    "k_shot_train": k_shot_train, "n_query_train": k_shot_train, "inner_lr": 0.01, "inner_steps": 1,
-                    "outer_lr": 1e-3, "optimizer": "Adam", "seed": seed, "init": init, "test_tasks": num_tasks,
-                    "test_query_points": 100},
+        "setting": {
+            "model": "SinusoidMLP 1-40-40-1 ReLU",
+            "iterations": iterations,
+            "meta_batch_size": meta_batch_size,
+            "k_shot_train": k_shot_train,
+            "n_query_train": k_shot_train,
+            "inner_lr": 0.01,
+            "inner_steps": 1,
+            "outer_lr": 1e-3,
+            "optimizer": "Adam",
+            "seed": seed,
+            "init": init,
+            "test_tasks": num_tasks,
+            "test_query_points": 100,
+        },
         "comparison": comparison,
         "maml_step_sharpness": sharpness,
         "histories": {algo: history_curve(r.history) for algo, r in runs.items()},
@@ -418,12 +545,18 @@ def sharpness_summary(values: Tensor) -> dict[str, Any]:
     the values themselves (rounded) for a histogram."""
     v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
     q = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
-    return {"quantiles_10_50_90": [round(float(x), 3) for x in v.quantile(q)], "max": round(float(v.max()), 3),
-            "share_above_1": round(float((v > 1).double().mean()), 4), "share_above_2": round(float((v > 2).double().mean()), 4),
-            "values": [round(float(x), 3) for x in v]}
+    return {
+        "quantiles_10_50_90": [round(float(x), 3) for x in v.quantile(q)],
+        "max": round(float(v.max()), 3),
+        "share_above_1": round(float((v > 1).double().mean()), 4),
+        "share_above_2": round(float((v > 2).double().mean()), 4),
+        "values": [round(float(x), 3) for x in v],
+    }
 
 
-def load_paper_runs(name: str = "sinusoid_paper_full", directory: str | Path | None = None) -> dict[str, dict[str, Any]]:
+def load_paper_runs(
+    name: str = "sinusoid_paper_full", directory: str | Path | None = None
+) -> dict[str, dict[str, Any]]:
     """``{label: results}`` of every saved full-scale run: ``<name>.json`` (seed 0, PyTorch init, training
     K=10) and its variants ``<name>_seed1``, ``<name>_reference_init``, ``<name>_train_k5``, ... (ch02).
 
@@ -439,8 +572,10 @@ def load_paper_runs(name: str = "sinusoid_paper_full", directory: str | Path | N
         if not data or "comparison" not in data or not isinstance(setting.get("iterations"), int):
             continue  # another experiment's file, or a partial run (its iterations are per algorithm)
         key = (setting.get("init", "pytorch") != "pytorch", setting.get("k_shot_train", 10), setting.get("seed", 0))
-        label = (f"seed {setting.get('seed', 0)}, {setting.get('init', 'pytorch')} init, "
-                 f"train K={setting.get('k_shot_train', 10)}")
+        label = (
+            f"seed {setting.get('seed', 0)}, {setting.get('init', 'pytorch')} init, "
+            f"train K={setting.get('k_shot_train', 10)}"
+        )
         runs.append((key, label, data))
     return {label: data for _, label, data in sorted(runs, key=lambda r: r[0])}
 
@@ -455,12 +590,28 @@ def variants_table(runs: Mapping[str, Mapping[str, Any]], k_shot: int = 5, steps
         n = r["comparison"][f"K={k_shot}"].get("num_tasks", "?")
         sharp = r.get("maml_step_sharpness", {}).get(f"K={k_shot}")
         joined = lambda key: " / ".join(mse_cell(entry[key][s]) for s in steps) if key in entry else "-"  # noqa: E731
-        rows.append([label, joined("mean"), joined("median"), joined("mean_not_diverged"),
-                     f"{entry['diverged'][steps[-1]]}/{n}" if "diverged" in entry else "-",
-                     f"{sharp['quantiles_10_50_90'][1]:.2f} ({100 * sharp['share_above_2']:.0f}% > 2)" if sharp else "-"])
+        rows.append(
+            [
+                label,
+                joined("mean"),
+                joined("median"),
+                joined("mean_not_diverged"),
+                f"{entry['diverged'][steps[-1]]}/{n}" if "diverged" in entry else "-",
+                f"{sharp['quantiles_10_50_90'][1]:.2f} ({100 * sharp['share_above_2']:.0f}% > 2)" if sharp else "-",
+            ]
+        )
     label = "/".join(str(s) for s in steps)
-    return format_table(rows, ["run", f"mean, {label} steps", "median", "mean, tasks not diverged",
-                               f"diverged at {steps[-1]}", "median alpha*lambda_max"])
+    return format_table(
+        rows,
+        [
+            "run",
+            f"mean, {label} steps",
+            "median",
+            "mean, tasks not diverged",
+            f"diverged at {steps[-1]}",
+            "median alpha*lambda_max",
+        ],
+    )
 
 
 def mse_cell(mean: float, ci95: Optional[float] = None) -> str:
@@ -483,18 +634,38 @@ def paper_table(results: Mapping[str, Any], label: str = "this run", k_shot: int
     for i, s in enumerate(PAPER_SINUSOID["steps"]):
         median = f"{m['median'][s]:.2f}" if "median" in m else "-"
         diverged = f"{m['diverged'][s]}/{tasks}" if "diverged" in m else "-"
-        rows.append([s, mse_cell(m["mean"][s], m["ci95"][s]), median, diverged, f"{PAPER_SINUSOID['maml'][i]:.2f}",
-                     mse_cell(p["mean"][s], p["ci95"][s]), f"{PAPER_SINUSOID['pretrained'][i]:.2f}"])
-    return format_table(rows, ["grad steps", f"MAML mean ({label})", "median", "diverged", "MAML (paper)",
-                               f"pretrained mean ({label})", "pretrained (paper)"])
+        rows.append(
+            [
+                s,
+                mse_cell(m["mean"][s], m["ci95"][s]),
+                median,
+                diverged,
+                f"{PAPER_SINUSOID['maml'][i]:.2f}",
+                mse_cell(p["mean"][s], p["ci95"][s]),
+                f"{PAPER_SINUSOID['pretrained'][i]:.2f}",
+            ]
+        )
+    return format_table(
+        rows,
+        [
+            "grad steps",
+            f"MAML mean ({label})",
+            "median",
+            "diverged",
+            "MAML (paper)",
+            f"pretrained mean ({label})",
+            "pretrained (paper)",
+        ],
+    )
 
 
 def _plain_params(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach() for k, v in model.named_parameters()}
 
 
-def finetune_params(model: nn.Module, x: Tensor, y: Tensor, inner_lr: float, steps: int,
-                    params: Optional[Mapping[str, Tensor]] = None) -> list[dict[str, Tensor]]:
+def finetune_params(
+    model: nn.Module, x: Tensor, y: Tensor, inner_lr: float, steps: int, params: Optional[Mapping[str, Tensor]] = None
+) -> list[dict[str, Tensor]]:
     """Plain SGD fine-tuning of a regression ``model`` on ``(x, y)`` (one task, MSE): the parameters
     after 0, 1, ..., ``steps`` steps. Used for plots, widgets and task embeddings."""
     p = {k: v.detach().clone() for k, v in (params or _plain_params(model)).items()}
@@ -509,8 +680,14 @@ def finetune_params(model: nn.Module, x: Tensor, y: Tensor, inner_lr: float, ste
     return out
 
 
-def sinusoid_predictions(model: nn.Module, support_x: Tensor, support_y: Tensor, x_grid: Tensor, inner_lr: float,
-                         steps: Sequence[int] = (0, 1, 10)) -> dict[int, Tensor]:
+def sinusoid_predictions(
+    model: nn.Module,
+    support_x: Tensor,
+    support_y: Tensor,
+    x_grid: Tensor,
+    inner_lr: float,
+    steps: Sequence[int] = (0, 1, 10),
+) -> dict[int, Tensor]:
     """Predictions on ``x_grid`` ``[M, 1]`` after each number of fine-tuning steps in ``steps``."""
     path = finetune_params(model, support_x, support_y, inner_lr, max(steps))
     with torch.no_grad():
@@ -522,7 +699,6 @@ def sinusoid_task_embedding(model: nn.Module, tasks, inner_lr: float = 0.01, ste
 
     Tasks that need similar corrections land close together (the "task embedding" of section 2).
     """
-    from .algorithms.core import grad_func, sgd_steps
 
     theta = _plain_params(model)
 
@@ -561,22 +737,28 @@ def pca_2d(x: Tensor, k: int = 2) -> tuple[Tensor, Tensor]:
 
 def load_omniglot_splits(image_size: int = 28, rotations: bool = True, device: torch.device | str | None = None):
     """``{"train": ..., "test": ...}`` Omniglot splits (Vinyals: train characters vs unseen test characters)."""
-    from .data import load_omniglot
 
     device = resolve_device(device or "cpu")
     return {s: load_omniglot(s, image_size=image_size, rotations=rotations).to(device) for s in ("train", "test")}
 
 
-def scratch_baseline(test_sampler, num_tasks: int = 100, *, steps: int = 100, lr: float = 0.1, hidden: int = 32,
-                     image_size: int = 28, seed: int = 0, batch_size: int = 25) -> dict[str, Any]:
+def scratch_baseline(
+    test_sampler,
+    num_tasks: int = 100,
+    *,
+    steps: int = 100,
+    lr: float = 0.1,
+    hidden: int = 32,
+    image_size: int = 28,
+    seed: int = 0,
+    batch_size: int = 25,
+) -> dict[str, Any]:
     """Train a fresh Conv4 on each task's support set only (no prior experience), then test on its queries.
 
     Every task starts from the same random initialisation (seeded) and takes ``steps`` plain SGD steps of
     size ``lr`` on the N*K support images (``make_learner("maml", ...).evaluate`` without meta-training:
     gradient descent from a random init). Returns ``{"mean", "ci95", "per_task"}`` of query accuracy.
     """
-    from .algorithms import make_learner
-    from .models import Conv4
 
     seed_everything(seed)
     model = Conv4(in_channels=1, n_out=test_sampler.n_way, hidden=hidden, image_size=image_size).to(test_sampler.device)
@@ -591,6 +773,111 @@ def scratch_baseline(test_sampler, num_tasks: int = 100, *, steps: int = 100, lr
     return {"mean": m, "ci95": c, "per_task": accs}
 
 
+SCRATCH_RUN = "scratch-5w5s"  # chapter 01's from-scratch baseline, saved beside the shipped runs
+
+
+def scratch_run(
+    num_tasks: int = 600,
+    *,
+    n_way: int = 5,
+    k_shot: int = 5,
+    n_query: int = 5,
+    steps: int = 100,
+    lr: float = 0.1,
+    hidden: int = 64,
+    image_size: int = 28,
+    device: str = "cpu",
+    out_dir: str | Path | None = None,
+) -> Path:
+    """Chapter 01's from-scratch baseline at full scale: :func:`scratch_baseline` on ``num_tasks`` tasks of unseen
+    characters (the protocol's fixed test tasks), saved as ``results/omniglot/scratch-5w5s/results.json`` in the
+    format of the shipped runs (no weights: nothing is meta-trained). ``mlcourse scratch-baseline``."""
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    sampler = EpisodeSampler(
+        load_omniglot_splits(image_size, device=dev)["test"], n_way, k_shot, n_query, seed=TEST_SEED
+    )
+    result = scratch_baseline(sampler, num_tasks, steps=steps, lr=lr, hidden=hidden, image_size=image_size)
+    wall = time.perf_counter() - start
+    mean, ci95, std = confidence_interval(result["per_task"])
+    config = {
+        "algo": "scratch",
+        "data": "omniglot",
+        "split_scheme": "vinyals",
+        "n_way": n_way,
+        "k_shot": k_shot,
+        "n_query": n_query,
+        "inner_steps": steps,
+        "test_inner_steps": steps,
+        "inner_lr": lr,
+        "hidden": hidden,
+        "image_size": image_size,
+        "test_tasks": num_tasks,
+    }
+    command = (
+        f"mlcourse scratch-baseline --tasks {num_tasks} --n-way {n_way} --k-shot {k_shot} --n-query {n_query} "
+        f"--steps {steps} --lr {lr} --hidden {hidden} --image-size {image_size} --device {device}"
+    )
+    results = {
+        "config": config,
+        "test": {
+            "metric": "accuracy",
+            "mean": mean,
+            "ci95": ci95,
+            "std": std,
+            "num_tasks": num_tasks,
+            "inner_steps": steps,
+            "per_task": result["per_task"],
+        },
+        "iterations": 0,
+        "device": device_name(dev),
+        "wall_time_s": round(wall, 1),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": str(torch.__version__),
+        "weights": None,
+        "command": command,
+        "note": "a fresh Conv-4 (one seeded initialisation) trained by SGD on each task's support set alone",
+    }
+    out = Path(out_dir) if out_dir is not None else shipped.SHIPPED_DIR / SCRATCH_RUN
+    return save_results(out / "results.json", results)
+
+
+def add_scratch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``mlcourse scratch-baseline`` (chapter 01)."""
+    parser.add_argument("--tasks", type=int, default=600, help="test tasks (default 600)")
+    parser.add_argument("--n-way", type=int, default=5)
+    parser.add_argument("--k-shot", type=int, default=5)
+    parser.add_argument("--n-query", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=100, help="SGD steps on each support set")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=28)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None, help="default results/omniglot/scratch-5w5s")
+    return parser
+
+
+def run_scratch(args: argparse.Namespace) -> int:
+    """``mlcourse scratch-baseline``: write chapter 01's from-scratch baseline (see :func:`scratch_run`)."""
+    path = scratch_run(
+        args.tasks,
+        n_way=args.n_way,
+        k_shot=args.k_shot,
+        n_query=args.n_query,
+        steps=args.steps,
+        lr=args.lr,
+        hidden=args.hidden,
+        image_size=args.image_size,
+        device=args.device,
+        out_dir=args.out,
+    )
+    test = load_results(path)["test"]
+    print(
+        f"from scratch: {100 * test['mean']:.2f} % ± {100 * test['ci95']:.2f} % on {test['num_tasks']} tasks; wrote {path}"
+    )
+    return 0
+
+
 def run_dir(chapter: str, name: str) -> Optional[Path]:
     """``runs/<chapter>/<name>`` in full mode, ``None`` in fast mode (chapters 01 and 03).
 
@@ -603,29 +890,58 @@ def run_dir(chapter: str, name: str) -> Optional[Path]:
     return None if fast_mode() else REPO_ROOT / "runs" / chapter / name
 
 
-def omniglot_config(algo: str, *, iterations: int, n_way: int = 5, k_shot: int = 5, n_query: int = 5,
-                    meta_batch_size: int = 8, inner_lr: Optional[float] = None, inner_steps: Optional[int] = None,
-                    test_inner_steps: Optional[int] = None, outer_lr: float = 1e-3, hidden: int = 32,
-                    image_size: int = 28, test_tasks: int = 200, seed: int = 0, device: str = "cpu",
-                    first_order: bool = False, out_dir: Optional[str | Path] = None):
+def omniglot_config(
+    algo: str,
+    *,
+    iterations: int,
+    n_way: int = 5,
+    k_shot: int = 5,
+    n_query: int = 5,
+    meta_batch_size: int = 8,
+    inner_lr: Optional[float] = None,
+    inner_steps: Optional[int] = None,
+    test_inner_steps: Optional[int] = None,
+    outer_lr: float = 1e-3,
+    hidden: int = 32,
+    image_size: int = 28,
+    test_tasks: int = 200,
+    seed: int = 0,
+    device: str = "cpu",
+    first_order: bool = False,
+    out_dir: Optional[str | Path] = None,
+):
     """The ``TrainConfig`` of :func:`train_omniglot` (chapters 01 and 03; docs/FULL_SCALE.md prints it as commands).
 
     Inner settings default per family: gradient-based (maml, fomaml, metasgd, anil) alpha=0.4, 1 step in
     training, 3 at test (MAML paper); reptile 5 steps of 0.1 (support only); pretrain: a linear probe
     fitted with 50 steps of 0.5 on frozen features; protonet/matchingnet have no inner loop.
     """
-    from .train import TrainConfig
 
     family = {"reptile": (0.1, 5, 10), "pretrain": (0.5, 1, 50)}.get(algo, (0.4, 1, 3))
-    return TrainConfig(algo=algo, data="omniglot", n_way=n_way, k_shot=k_shot, n_query=n_query,
-                       inner_lr=inner_lr if inner_lr is not None else family[0],
-                       inner_steps=inner_steps if inner_steps is not None else family[1],
-                       test_inner_steps=test_inner_steps if test_inner_steps is not None else family[2],
-                       outer_lr=outer_lr, meta_batch_size=meta_batch_size, iterations=iterations,
-                       eval_every=max(1, iterations), val_tasks=0, test_tasks=test_tasks, seed=seed, device=device,
-                       image_size=image_size, hidden=hidden, first_order=first_order,
-                       out_dir=None if out_dir is None else str(out_dir), log_every=max(1, iterations // 100),
-                       checkpoint_every=max(1, min(500, iterations)))
+    return TrainConfig(
+        algo=algo,
+        data="omniglot",
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        inner_lr=inner_lr if inner_lr is not None else family[0],
+        inner_steps=inner_steps if inner_steps is not None else family[1],
+        test_inner_steps=test_inner_steps if test_inner_steps is not None else family[2],
+        outer_lr=outer_lr,
+        meta_batch_size=meta_batch_size,
+        iterations=iterations,
+        eval_every=max(1, iterations),
+        val_tasks=0,
+        test_tasks=test_tasks,
+        seed=seed,
+        device=device,
+        image_size=image_size,
+        hidden=hidden,
+        first_order=first_order,
+        out_dir=None if out_dir is None else str(out_dir),
+        log_every=max(1, iterations // 100),
+        checkpoint_every=max(1, min(500, iterations)),
+    )
 
 
 def train_omniglot(algo: str, *, progress: bool = True, **settings: Any):
@@ -634,17 +950,14 @@ def train_omniglot(algo: str, *, progress: bool = True, **settings: Any):
     ``settings`` are :func:`omniglot_config`'s. With an ``out_dir`` (full mode: :func:`run_dir`) the run is
     resumed or reused from there, and the equivalent ``mlcourse train`` command is printed first.
     """
-    from .train import train
 
     config = omniglot_config(algo, **settings)
     if config.out_dir is not None:
-        from .cli import train_command
-
-        print(f"{algo}: run directory {config.out_dir} (resumed or reused when it holds this run); from a terminal:\n  "
-              f"{train_command(config)}")
+        print(
+            f"{algo}: run directory {config.out_dir} (resumed or reused when it holds this run); from a terminal:\n  "
+            f"{train_command(config)}"
+        )
         if not (Path(config.out_dir) / "results.json").exists():  # nothing silently starts an hour of work
-            from .train import expected_training_time, measure_step_time
-
             print("  " + expected_training_time(config, measure_step_time(config)))
     return train(config, progress=progress)
 
@@ -652,19 +965,24 @@ def train_omniglot(algo: str, *, progress: bool = True, **settings: Any):
 ARTICLE_VS_MAML = "ch04_article_vs_maml"  # results/ch04_article_vs_maml.json: the full-size run of chapter 04
 
 
-def article_vs_maml(iterations: int, *, test_tasks: int = 1000, k_shot: int = 10, alpha: float = 0.01,
-                    meta_batch_size: int = 25, max_steps: int = 10, seed: int = 0,
-                    device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
+def article_vs_maml(
+    iterations: int,
+    *,
+    test_tasks: int = 1000,
+    k_shot: int = 10,
+    alpha: float = 0.01,
+    meta_batch_size: int = 25,
+    max_steps: int = 10,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Chapter 04, section 7: the article's rule against MAML on the MAML paper's sinusoid benchmark.
 
     Both rules start from the same initialisation (``seed``) and get the same budget; only the meta-gradient
     differs. Returns ``{"models", "histories", "curves", "wall_time_s", "settings"}`` where ``curves[name]`` is
     the held-out query MSE after 0..``max_steps`` SGD steps of ``alpha`` on ``test_tasks`` new tasks.
     """
-    from . import bilevel as B
-    from .algorithms import make_learner
-    from .data.sinusoid import SinusoidTasks
-    from .models import SinusoidMLP
 
     device = resolve_device(device)
     sine = SinusoidTasks()
@@ -675,25 +993,45 @@ def article_vs_maml(iterations: int, *, test_tasks: int = 1000, k_shot: int = 10
         models[name] = SinusoidMLP().to(device)
         learner = make_learner(name, models[name], inner_lr=alpha, inner_steps=1)
         start = time.perf_counter()
-        histories[name] = B.meta_train(learner, sample, iterations, outer_lr=1e-3, seed=seed, desc=name, progress=progress)
+        histories[name] = B.meta_train(
+            learner, sample, iterations, outer_lr=1e-3, seed=seed, desc=name, progress=progress
+        )
         wall[name] = time.perf_counter() - start
     test_batch = sine.sample(test_tasks, k_shot, 100, generator=torch.Generator().manual_seed(2024), device=device)
     curves = {name: B.adaptation_curve(m, test_batch, alpha, max_steps).cpu() for name, m in models.items()}
-    settings = dict(iterations=iterations, test_tasks=test_tasks, k_shot=k_shot, alpha=alpha,
-                    meta_batch_size=meta_batch_size, seed=seed)
+    settings = dict(
+        iterations=iterations,
+        test_tasks=test_tasks,
+        k_shot=k_shot,
+        alpha=alpha,
+        meta_batch_size=meta_batch_size,
+        seed=seed,
+    )
     return {"models": models, "histories": histories, "curves": curves, "wall_time_s": wall, "settings": settings}
 
 
-def save_article_vs_maml(run: Mapping[str, Any], device: torch.device | str = "cpu", directory: str | Path | None = None) -> Path:
+def save_article_vs_maml(
+    run: Mapping[str, Any], device: torch.device | str = "cpu", directory: str | Path | None = None
+) -> Path:
     """Write a full-size :func:`article_vs_maml` run to ``results/ch04_article_vs_maml.json`` (curves, wall times)."""
-    payload = {"settings": run["settings"], "curves": {k: [float(x) for x in v] for k, v in run["curves"].items()},
-               "wall_time_by_rule_s": {k: round(v, 1) for k, v in run["wall_time_s"].items()}}
-    return save_result(ARTICLE_VS_MAML, payload, device, directory=directory,
-                       wall_time_s=sum(run["wall_time_s"].values()))
+    payload = {
+        "settings": run["settings"],
+        "curves": {k: [float(x) for x in v] for k, v in run["curves"].items()},
+        "wall_time_by_rule_s": {k: round(v, 1) for k, v in run["wall_time_s"].items()},
+    }
+    return save_result(
+        ARTICLE_VS_MAML, payload, device, directory=directory, wall_time_s=sum(run["wall_time_s"].values())
+    )
 
 
-def shipped_omniglot(names: Sequence[str], *, retrain: bool = False, num_tasks: int = 600,
-                     device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
+def shipped_omniglot(
+    names: Sequence[str],
+    *,
+    retrain: bool = False,
+    num_tasks: int = 600,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Full mode of chapters 01, 03 and 05: the shipped Omniglot runs (``results/omniglot``), re-evaluated.
 
     ``retrain=False`` (the default): each shipped run's fp32 weights are tested on ``num_tasks`` *fresh* test
@@ -702,15 +1040,14 @@ def shipped_omniglot(names: Sequence[str], *, retrain: bool = False, num_tasks: 
     configuration into ``runs/omniglot/<name>`` (resumable); one step is measured first and the expected time
     printed. Returns ``{name: EvalResult or TrainResult}``.
     """
-    from . import shipped
-    from .cli import train_command  # noqa: PLC0415 - printing the command of a run
-    from .train import TrainConfig, build_experiment, expected_training_time, measure_step_time, train
 
     runs = shipped.shipped_runs()
     missing = [n for n in names if n not in runs]
     if missing:
-        raise FileNotFoundError(f"shipped run(s) {', '.join(missing)} not found under {shipped.SHIPPED_DIR}; "
-                                f"known: {', '.join(runs) or 'none'}")
+        raise FileNotFoundError(
+            f"shipped run(s) {', '.join(missing)} not found under {shipped.SHIPPED_DIR}; "
+            f"known: {', '.join(runs) or 'none'}"
+        )
     out: dict[str, Any] = {}
     for name in names:
         committed = runs[name]
@@ -718,13 +1055,16 @@ def shipped_omniglot(names: Sequence[str], *, retrain: bool = False, num_tasks: 
             start = time.perf_counter()
             result = shipped.reevaluate(name, num_tasks, device=device, progress=progress)
             same = shipped.agrees(result, committed["test"])
-            print(f"{name}: fresh {num_tasks} test tasks {100 * result.mean:.2f} ± {100 * result.ci95:.2f} % "
-                  f"(committed {100 * committed['test']['mean']:.2f} ± {100 * committed['test']['ci95']:.2f} %: "
-                  f"{'agrees' if same else 'DIFFERS'}), {time.perf_counter() - start:.0f} s")
+            print(
+                f"{name}: fresh {num_tasks} test tasks {100 * result.mean:.2f} ± {100 * result.ci95:.2f} % "
+                f"(committed {100 * committed['test']['mean']:.2f} ± {100 * committed['test']['ci95']:.2f} %: "
+                f"{'agrees' if same else 'DIFFERS'}), {time.perf_counter() - start:.0f} s"
+            )
             out[name] = result
             continue
         config = TrainConfig.from_dict(committed["config"]).replace(
-            device=str(device), out_dir=str(REPO_ROOT / "runs" / "omniglot" / name))
+            device=str(device), out_dir=str(REPO_ROOT / "runs" / "omniglot" / name)
+        )
         seconds = measure_step_time(config)
         print(expected_training_time(config, seconds))
         print(f"  from a terminal: {train_command(config)}")
@@ -732,43 +1072,77 @@ def shipped_omniglot(names: Sequence[str], *, retrain: bool = False, num_tasks: 
     return out
 
 
-def omniglot_train_accuracy(learner: nn.Module, train_sampler, num_tasks: int = 100, inner_steps: Optional[int] = None) -> tuple[float, float]:
+def omniglot_train_accuracy(
+    learner: nn.Module, train_sampler, num_tasks: int = 100, inner_steps: Optional[int] = None
+) -> tuple[float, float]:
     """Accuracy on new tasks drawn from the *training* characters (meta-training tasks' distribution)."""
-    from .train import evaluate
 
     r = evaluate(learner, train_sampler, num_tasks, inner_steps=inner_steps)
     return r.mean, r.ci95
 
 
 __all__ = [
-    "RESULTS_DIR", "PAPER_SINUSOID", "PRETRAIN_STEP", "result_path", "save_result", "load_result", "format_table",
-    "mean_ci", "inner_lr_set", "sinusoid_tasks", "train_sinusoid", "history_curve", "adaptation_curve",
-    "shots_curve", "compare_sinusoid", "maml_beats_pretrained", "SinusoidPaper", "sinusoid_paper_experiment",
-    "paper_table", "finetune_params", "sinusoid_predictions", "sinusoid_task_embedding", "pca_2d",
-    "load_omniglot_splits", "scratch_baseline", "train_omniglot", "omniglot_train_accuracy", "shipped_omniglot",
-    "article_vs_maml", "save_article_vs_maml", "ARTICLE_VS_MAML",
+    "RESULTS_DIR",
+    "PAPER_SINUSOID",
+    "PRETRAIN_STEP",
+    "result_path",
+    "save_result",
+    "load_result",
+    "format_table",
+    "mean_ci",
+    "inner_lr_set",
+    "sinusoid_tasks",
+    "train_sinusoid",
+    "history_curve",
+    "adaptation_curve",
+    "shots_curve",
+    "compare_sinusoid",
+    "maml_beats_pretrained",
+    "SinusoidPaper",
+    "sinusoid_paper_experiment",
+    "paper_table",
+    "finetune_params",
+    "sinusoid_predictions",
+    "sinusoid_task_embedding",
+    "pca_2d",
+    "load_omniglot_splits",
+    "scratch_baseline",
+    "train_omniglot",
+    "omniglot_train_accuracy",
+    "shipped_omniglot",
+    "article_vs_maml",
+    "save_article_vs_maml",
+    "ARTICLE_VS_MAML",
 ]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m mlcourse.experiments sinusoid-paper [--fast] [--threads N]``: the full-scale sinusoid run
-    behind ``results/sinusoid_paper_full.json`` (resumable: checkpoints in ``runs/sinusoid-paper-full``)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m mlcourse.experiments")
-    parser.add_argument("experiment", choices=["sinusoid-paper", "article-vs-maml"])
-    parser.add_argument("--iterations", type=int, default=None, help="default 70,000 (sinusoid-paper), 20,000 (article-vs-maml)")
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``mlcourse sinusoid-paper`` and ``mlcourse article-vs-maml`` (chapters 02 and 04)."""
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="default 70,000 (sinusoid-paper), 20,000 (article-vs-maml)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="training seed (test tasks are the same for every seed)")
+    return parser
+
+
+def add_sinusoid_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options only ``mlcourse sinusoid-paper`` has."""
+    add_arguments(parser)
     parser.add_argument("--init", choices=INITS, default="pytorch", help="reference: the MAML authors' initialisation")
     parser.add_argument("--k-shot-train", type=int, default=10, help="support (= query) points per training task")
     parser.add_argument("--out", default=None, help="default runs/sinusoid-paper-full (seed 0), ...-seedN otherwise")
     parser.add_argument("--save-as", default=None, help="default sinusoid_paper_full (seed 0), ..._seedN otherwise")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mlcourse sinusoid-paper`` (the full-scale sinusoid run behind ``results/sinusoid_paper_full.json``, resumable:
+    checkpoints in ``runs/sinusoid-paper-full``) and ``mlcourse article-vs-maml`` (chapter 04's full-size run)."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.experiment == "article-vs-maml":  # chapter 04's full-size run -> results/ch04_article_vs_maml.json
+    if args.command == "article-vs-maml":  # chapter 04's full-size run -> results/ch04_article_vs_maml.json
         run = article_vs_maml(args.iterations or 20_000, test_tasks=1000, seed=args.seed, device=args.device)
         print(f"saved {save_article_vs_maml(run, args.device)}")
         return 0
@@ -778,15 +1152,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     suffix += "" if args.k_shot_train == 10 else f"-train-k{args.k_shot_train}"
     out = args.out or str(REPO_ROOT / "runs" / f"sinusoid-paper-full{suffix}")
     save_as = args.save_as or f"sinusoid_paper_full{suffix.replace('-', '_')}"
-    result = sinusoid_paper_experiment(args.iterations, meta_batch_size=25, num_tasks=1000, device=args.device,
-                                       out_dir=out, save_as=save_as, progress=True, seed=args.seed, init=args.init,
-                                       k_shot_train=args.k_shot_train)
+    result = sinusoid_paper_experiment(
+        args.iterations,
+        meta_batch_size=25,
+        num_tasks=1000,
+        device=args.device,
+        out_dir=out,
+        save_as=save_as,
+        progress=True,
+        seed=args.seed,
+        init=args.init,
+        k_shot_train=args.k_shot_train,
+    )
     print(paper_table(result.results, "this run"))
     print({k: v for k, v in result.results["maml_beats_pretrained"].items()})
-    print("alpha * lambda_max of MAML's support losses:",
-          {k: v["quantiles_10_50_90"] for k, v in result.results["maml_step_sharpness"].items()})
+    print(
+        "alpha * lambda_max of MAML's support losses:",
+        {k: v["quantiles_10_50_90"] for k, v in result.results["maml_step_sharpness"].items()},
+    )
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -6,15 +6,18 @@
 3. ``conv4_forward_flops``: the forward FLOPs of one image through Conv-4 (convolutions and the head),
    counted by hand; checked against ``torch.utils.flop_counter.FlopCounterMode``.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import torch
 
-from mlcourse import scaling as S
+from mlcourse.course import ch08_scaling as S
+from mlcourse.models import Conv4
 
 # --------------------------------------------------------------------------------------------------
 # Exercise 1: MAML's memory with K inner steps
@@ -54,8 +57,12 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
 
 
-EX2_CASES = [([1, 2, 4, 8], [3.0, 6.0, 12.0, 24.0]), ([2, 4, 8, 16], [1.0, 4.1, 15.8, 64.5]),
-             ([1, 2, 5, 10, 20], [10.0, 10.5, 12.0, 15.0, 21.0]), ([8, 16, 32], [5.0, 5.0, 5.0])]
+EX2_CASES = [
+    ([1, 2, 4, 8], [3.0, 6.0, 12.0, 24.0]),
+    ([2, 4, 8, 16], [1.0, 4.1, 15.8, 64.5]),
+    ([1, 2, 5, 10, 20], [10.0, 10.5, 12.0, 15.0, 21.0]),
+    ([8, 16, 32], [5.0, 5.0, 5.0]),
+]
 
 
 def check_loglog_slope(answer: Optional[Callable[[Sequence[float], Sequence[float]], float]]) -> bool:
@@ -92,8 +99,6 @@ def conv4_forward_flops(hidden: int, image_size: int = 28, in_channels: int = 1,
 def measured_conv4_flops(hidden: int, image_size: int = 28, in_channels: int = 1, n_way: int = 5) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mlcourse.models import Conv4
-
     model = Conv4(in_channels=in_channels, n_out=n_way, hidden=hidden, image_size=image_size)
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, in_channels, image_size, image_size))
@@ -106,8 +111,10 @@ EX3_CASES = [(8, 28, 1, 5), (64, 28, 1, 5), (64, 32, 3, 5), (32, 84, 3, 5)]
 def check_conv4_forward_flops(answer: Optional[Callable[[int, int, int, int], int]]) -> bool:
     """Grade ``answer(hidden, image_size, in_channels, n_way) -> FLOPs`` against FlopCounterMode (exact)."""
     if answer is None:
-        print("no answer yet. FlopCounterMode counts (hidden, size, channels, ways) -> FLOPs per image: "
-              + ", ".join(f"{c} -> {measured_conv4_flops(*c):,}" for c in EX3_CASES))
+        print(
+            "no answer yet. FlopCounterMode counts (hidden, size, channels, ways) -> FLOPs per image: "
+            + ", ".join(f"{c} -> {measured_conv4_flops(*c):,}" for c in EX3_CASES)
+        )
         return False
     ok = True
     for c in EX3_CASES:
@@ -115,5 +122,7 @@ def check_conv4_forward_flops(answer: Optional[Callable[[int, int, int, int], in
         got = int(answer(*c))
         passed = got == want
         ok &= passed
-        print(f"hidden={c[0]}, {c[2]}x{c[1]}x{c[1]}: expected {want:,}, got {got:,}: {'correct' if passed else 'not yet'}")
+        print(
+            f"hidden={c[0]}, {c[2]}x{c[1]}x{c[1]}: expected {want:,}, got {got:,}: {'correct' if passed else 'not yet'}"
+        )
     return ok

@@ -3,6 +3,7 @@
 1. ``check_confidence_interval``: the few-shot evaluation protocol's mean +- 95% CI over test tasks.
 2. ``check_nearest_centroid``: a no-learning baseline, nearest class mean in pixel space, on one task.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import grade
+from mlcourse.course.exercises._common import grade
 
 
 # --- exercise 1 ------------------------------------------------------------------------------------
@@ -47,8 +48,10 @@ def check_nearest_centroid(answer: Any, task) -> Any:
 
     Also prints the accuracy those predictions reach on the task's queries.
     """
-    sx, sy, qx, qy = (t[0] if t.dim() > 1 and t.shape[0] == 1 else t for t in
-                      (task.support_x, task.support_y, task.query_x, task.query_y))
+    sx, sy, qx, qy = (
+        t[0] if t.dim() > 1 and t.shape[0] == 1 else t
+        for t in (task.support_x, task.support_y, task.query_x, task.query_y)
+    )
     reference = nearest_centroid_predict(sx, sy, qx)
     result = grade("nearest centroid", answer, reference, atol=0)
     predictions = reference if answer is None else torch.as_tensor(answer).reshape(-1)
@@ -57,5 +60,10 @@ def check_nearest_centroid(answer: Any, task) -> Any:
     return result
 
 
-__all__ = ["exercise_accuracies", "confidence_interval", "check_confidence_interval", "nearest_centroid_predict",
-           "check_nearest_centroid"]
+__all__ = [
+    "exercise_accuracies",
+    "confidence_interval",
+    "check_confidence_interval",
+    "nearest_centroid_predict",
+    "check_nearest_centroid",
+]

@@ -3,6 +3,7 @@
 1. ``check_inner_step``: one inner-loop (fast adaptation) step for a linear model, by hand.
 2. ``check_meta_gradient``: MAML's meta-gradient for quadratic task losses, with its second-order factor.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import grade
+from mlcourse.course.exercises._common import grade
 
 
 # --- exercise 1 ------------------------------------------------------------------------------------
@@ -37,8 +38,12 @@ def check_inner_step(answer: Any = None) -> Any:
 # --- exercise 2 ------------------------------------------------------------------------------------
 def meta_gradient_inputs() -> dict[str, Any]:
     """Three 1-D tasks ``L_t(theta) = a_t / 2 * (theta - c_t)^2`` (curvature a_t, optimum c_t), theta, alpha."""
-    return {"a": torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64),
-            "c": torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64), "theta": 0.0, "alpha": 0.2}
+    return {
+        "a": torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64),
+        "c": torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64),
+        "theta": 0.0,
+        "alpha": 0.2,
+    }
 
 
 def meta_gradient(a: Tensor, c: Tensor, theta: float, alpha: float) -> float:
@@ -56,5 +61,11 @@ def check_meta_gradient(answer: Any = None) -> Any:
     return grade("meta-gradient", answer, meta_gradient(**meta_gradient_inputs()))
 
 
-__all__ = ["inner_step_inputs", "inner_step", "check_inner_step", "meta_gradient_inputs", "meta_gradient",
-           "check_meta_gradient"]
+__all__ = [
+    "inner_step_inputs",
+    "inner_step",
+    "check_inner_step",
+    "meta_gradient_inputs",
+    "meta_gradient",
+    "check_meta_gradient",
+]

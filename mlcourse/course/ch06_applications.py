@@ -18,14 +18,16 @@ seconds in fast mode (honest stand-ins: no medical, financial or user data ships
 4. **Cross-domain transfer** — the Omniglot-trained embedding tested within the training domain, on new
    alphabets, and under synthetic image shifts (:func:`shift_images`: inverted contrast, shrunk characters,
    pixel noise), :func:`cross_domain_table`.
-5. **Meta-reinforcement learning** — see :mod:`mlcourse.rl` (2-D navigation, MAML with policy gradients);
+5. **Meta-reinforcement learning** — see :mod:`mlcourse.course.ch06_rl` (2-D navigation, MAML with policy gradients);
    plots here: :func:`rl_returns_figure`, :func:`trajectory_figure`.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -35,27 +37,21 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .data.tasks import TaskBatch
+from mlcourse.algorithms import make_learner
+from mlcourse.config import seed_everything
+from mlcourse.course.ch04_bilevel import meta_train
+from mlcourse.course.display import live_figure
+from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
+from mlcourse.data.tasks import TaskBatch
+from mlcourse.models import Conv4
+from mlcourse.stats import mean_ci
+from mlcourse.train import TrainConfig, train
 
 Params = dict[str, Tensor]
 
 
-def mean_ci(values: Any) -> tuple[float, float]:
-    """Mean and 95% confidence half-width ``1.96 * std / sqrt(n)`` (the few-shot protocol; one formula for the
-    package: :func:`mlcourse.train.confidence_interval`)."""
-    from .train import confidence_interval
-
-    mean, ci95, _ = confidence_interval(values if isinstance(values, Tensor) else list(values))
-    return mean, ci95
-
-
-# ==================================================================================================
-# 1. few-shot learning on unseen alphabets (Omniglot, Lake split)
-
-
 def load_lake_split(image_size: int = 28, device: torch.device | str | None = None):
     """``(background, evaluation)`` Omniglot datasets (964 / 659 characters, no rotations)."""
-    from .data import load_omniglot
 
     bg = load_omniglot("background", image_size=image_size, rotations=False)
     ev = load_omniglot("evaluation", image_size=image_size, rotations=False)
@@ -64,26 +60,50 @@ def load_lake_split(image_size: int = 28, device: torch.device | str | None = No
     return bg, ev
 
 
-def train_fewshot(iterations: int, *, algo: str = "protonet", n_way: int = 5, k_shot: int = 1, n_query: int = 5,
-                  meta_batch_size: int = 2, hidden: int = 32, outer_lr: float = 3e-3, seed: int = 0,
-                  device: str = "cpu", progress: bool = True):
+def train_fewshot(
+    iterations: int,
+    *,
+    algo: str = "protonet",
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 5,
+    meta_batch_size: int = 2,
+    hidden: int = 32,
+    outer_lr: float = 3e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+):
     """Meta-train on the Omniglot background alphabets with :func:`mlcourse.train.train` (Lake split, no
     rotations, no validation/test inside the loop). Returns the ``TrainResult`` (``.learner``, ``.history``)."""
-    from .train import TrainConfig, train
 
-    config = TrainConfig(algo=algo, data="omniglot", split_scheme="lake", n_way=n_way, k_shot=k_shot, n_query=n_query,
-                         meta_batch_size=meta_batch_size, iterations=iterations, outer_lr=outer_lr, hidden=hidden,
-                         rotations=False, val_tasks=0, test_tasks=0, eval_every=max(1, iterations), seed=seed,
-                         device=device, log_every=max(1, iterations // 50), checkpoint_every=max(1, iterations))
+    config = TrainConfig(
+        algo=algo,
+        data="omniglot",
+        split_scheme="lake",
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        meta_batch_size=meta_batch_size,
+        iterations=iterations,
+        outer_lr=outer_lr,
+        hidden=hidden,
+        rotations=False,
+        val_tasks=0,
+        test_tasks=0,
+        eval_every=max(1, iterations),
+        seed=seed,
+        device=device,
+        log_every=max(1, iterations // 50),
+        checkpoint_every=max(1, iterations),
+    )
     return train(config, progress=progress)
 
 
-def untrained_learner(algo: str = "protonet", *, n_way: int = 5, hidden: int = 32, seed: int = 0,
-                      device: str | torch.device = "cpu"):
+def untrained_learner(
+    algo: str = "protonet", *, n_way: int = 5, hidden: int = 32, seed: int = 0, device: str | torch.device = "cpu"
+):
     """The same learner with a random (not meta-trained) Conv4, initialised like :func:`train_fewshot`'s."""
-    from .algorithms import make_learner
-    from .config import seed_everything
-    from .models import Conv4
 
     seed_everything(seed)
     return make_learner(algo, Conv4(in_channels=1, n_out=n_way, hidden=hidden).to(device))
@@ -102,14 +122,30 @@ def pixel_prototype_predictions(support_x: Tensor, support_y: Tensor, query_x: T
 def pixel_prototype_accuracy(batch: TaskBatch) -> Tensor:
     """Per-task query accuracy ``[T]`` of :func:`pixel_prototype_predictions`."""
     n = batch.n_way
-    return torch.stack([(pixel_prototype_predictions(batch.support_x[t], batch.support_y[t], batch.query_x[t], n)
-                         == batch.query_y[t]).double().mean() for t in range(batch.num_tasks)])
+    return torch.stack(
+        [
+            (
+                pixel_prototype_predictions(batch.support_x[t], batch.support_y[t], batch.query_x[t], n)
+                == batch.query_y[t]
+            )
+            .double()
+            .mean()
+            for t in range(batch.num_tasks)
+        ]
+    )
 
 
-def fixed_tasks(dataset, num_tasks: int, *, n_way: int = 5, k_shot: int = 1, n_query: int = 5, seed: int = 2026,
-                device: torch.device | str | None = None) -> TaskBatch:
+def fixed_tasks(
+    dataset,
+    num_tasks: int,
+    *,
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 5,
+    seed: int = 2026,
+    device: torch.device | str | None = None,
+) -> TaskBatch:
     """``num_tasks`` tasks of ``dataset`` drawn with a fixed seed (every model is scored on the same tasks)."""
-    from .data import EpisodeSampler
 
     return EpisodeSampler(dataset, n_way, k_shot, n_query, device=device, seed=seed).sample(num_tasks)
 
@@ -123,11 +159,24 @@ def fewshot_accuracy(learner: Optional[nn.Module], batch: TaskBatch, *, chunk: i
         return pixel_prototype_accuracy(batch)
     out = []
     vectorise = learner.vectorise
-    learner.vectorise = vectorise and batch.query_x.device.type != "cpu"  # on a CPU the per-task loop is ~2x faster than vmap for convolutions
+    learner.vectorise = (
+        vectorise and batch.query_x.device.type != "cpu"
+    )  # on a CPU the per-task loop is ~2x faster than vmap for convolutions
     try:
         for start in range(0, batch.num_tasks, chunk):
-            part = TaskBatch(*(None if v is None else v[start:start + chunk] for v in
-                               (batch.support_x, batch.support_y, batch.query_x, batch.query_y, batch.classes, batch.task_params)))
+            part = TaskBatch(
+                *(
+                    None if v is None else v[start : start + chunk]
+                    for v in (
+                        batch.support_x,
+                        batch.support_y,
+                        batch.query_x,
+                        batch.query_y,
+                        batch.classes,
+                        batch.task_params,
+                    )
+                )
+            )
             out.append(learner.evaluate(part)["query_accuracy"].double().cpu())
     finally:
         learner.vectorise = vectorise
@@ -136,21 +185,20 @@ def fewshot_accuracy(learner: Optional[nn.Module], batch: TaskBatch, *, chunk: i
 
 @torch.no_grad()
 def learner_predictions(learner: nn.Module, batch: TaskBatch, task: int = 0) -> Tensor:
-    """Predicted query labels of one task for a ProtoNet learner (``learner.logits``)."""
+    """Predicted query labels of one task (``learner.predict(learner.adapt(task), query)``)."""
     one = batch.task(task)
-    meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in learner.meta_state().items()}
-    inputs = {k: v[0] for k, v in learner.task_inputs(one).items()}
-    return learner.logits(meta, inputs, one.n_way).argmax(-1)
+    return learner.predict(learner.adapt(one), one.query_x)[0].argmax(-1)
 
 
-def prediction_figure(batch: TaskBatch, predictions: Mapping[str, Tensor], task: int = 0, max_query: int = 10,
-                      title: str = "") -> Figure:
+def prediction_figure(
+    batch: TaskBatch, predictions: Mapping[str, Tensor], task: int = 0, max_query: int = 10, title: str = ""
+) -> Figure:
     """One task: its support images (top row, one per class) and ``max_query`` queries, each captioned with
     every model's predicted class (green = right, red = wrong)."""
     sx, sy = batch.support_x[task].cpu(), batch.support_y[task].cpu()
     qx, qy = batch.query_x[task].cpu(), batch.query_y[task].cpu()
     n = int(sy.max()) + 1
-    order = torch.arange(qx.shape[0])[: max_query]
+    order = torch.arange(qx.shape[0])[:max_query]
     cols = max(n, len(order))
     fig, axes = plt.subplots(2, cols, figsize=(1.25 * cols, 3.3), squeeze=False)
     for ax in axes.ravel():
@@ -213,8 +261,11 @@ def shift_images(images: Tensor, kind: str = "none", *, seed: int = 0) -> Tensor
     raise ValueError(f"unknown shift {kind!r}; allowed: {', '.join(SHIFTS)}")
 
 
-def cross_domain_table(models: Mapping[str, Optional[nn.Module]], domains: Mapping[str, tuple[TaskBatch, str]],
-                       known: Optional[Mapping[tuple[str, str], tuple[float, float]]] = None) -> dict[str, dict[str, tuple[float, float]]]:
+def cross_domain_table(
+    models: Mapping[str, Optional[nn.Module]],
+    domains: Mapping[str, tuple[TaskBatch, str]],
+    known: Optional[Mapping[tuple[str, str], tuple[float, float]]] = None,
+) -> dict[str, dict[str, tuple[float, float]]]:
     """``{model: {domain: (mean accuracy, ci95)}}``; ``domains`` maps a name to ``(tasks, shift kind)``;
     a model ``None`` is the pixel-prototype baseline; ``known[(model, domain)]`` reuses a result computed
     earlier on the same tasks."""
@@ -238,7 +289,9 @@ def cross_domain_figure(table: Mapping[str, Mapping[str, tuple[float, float]]], 
     for i, m in enumerate(models):
         means = [table[m][d][0] for d in domains]
         errs = [table[m][d][1] for d in domains]
-        ax.bar(np.arange(len(domains)) + (i - (len(models) - 1) / 2) * width, means, width, yerr=errs, capsize=3, label=m)
+        ax.bar(
+            np.arange(len(domains)) + (i - (len(models) - 1) / 2) * width, means, width, yerr=errs, capsize=3, label=m
+        )
     ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
     ax.set_xticks(range(len(domains)), domains, fontsize=8)
     ax.set_ylabel("5-way 1-shot query accuracy")
@@ -266,10 +319,11 @@ def drift_schedule(num_windows: int = 40) -> Tensor:
     return torch.stack([amplitude, phase], dim=1)
 
 
-def drift_stream(schedule: Tensor, k_shot: int = 10, n_query: int = 100, *, noise: float = 0.0, seed: int = 0) -> TaskBatch:
+def drift_stream(
+    schedule: Tensor, k_shot: int = 10, n_query: int = 100, *, noise: float = 0.0, seed: int = 0
+) -> TaskBatch:
     """One regression task per window: ``k_shot`` observed points (x ~ U[-5, 5], optional label noise) and
     ``n_query`` evaluation points on a grid of [-5, 5]. ``task_params`` = the schedule."""
-    from .data import SinusoidTasks
 
     g = torch.Generator().manual_seed(seed)
     w = schedule.shape[0]
@@ -296,8 +350,9 @@ ONLINE_MODES = ("reset", "continual", "frozen")
 
 
 @torch.no_grad()
-def online_errors(model: nn.Module, stream: TaskBatch, *, inner_lr: float = 0.01, steps: int = 5, mode: str = "reset",
-                  lag: int = 1) -> Tensor:
+def online_errors(
+    model: nn.Module, stream: TaskBatch, *, inner_lr: float = 0.01, steps: int = 5, mode: str = "reset", lag: int = 1
+) -> Tensor:
     """Query MSE per window ``[W]`` of a model that adapts online.
 
     At window ``t`` the model has seen the K points of window ``t - lag`` (``lag=0``: of window ``t`` itself)
@@ -335,18 +390,39 @@ DRIFT_RUNS = {  # label: (model key, mode)
 }
 
 
-def drift_errors(models: Mapping[str, nn.Module], *, k_shot: int = 10, inner_lr: float = 0.01, steps: int = 5,
-                 num_windows: int = 40, lag: int = 1, seed: int = 0) -> dict[str, Tensor]:
+def drift_errors(
+    models: Mapping[str, nn.Module],
+    *,
+    k_shot: int = 10,
+    inner_lr: float = 0.01,
+    steps: int = 5,
+    num_windows: int = 40,
+    lag: int = 1,
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """The four curves of :data:`DRIFT_RUNS` for ``models = {"maml": ..., "pretrained": ...}``."""
     stream = drift_stream(drift_schedule(num_windows), k_shot, seed=seed)
-    return {label: online_errors(models[key], stream, inner_lr=inner_lr, steps=steps, mode=mode, lag=lag)
-            for label, (key, mode) in DRIFT_RUNS.items() if key in models}
+    return {
+        label: online_errors(models[key], stream, inner_lr=inner_lr, steps=steps, mode=mode, lag=lag)
+        for label, (key, mode) in DRIFT_RUNS.items()
+        if key in models
+    }
 
 
-def drift_figure(models: Mapping[str, nn.Module], *, k_shot: int = 10, inner_lr: float = 0.01, steps: int = 5,
-                 num_windows: int = 40, lag: int = 1, seed: int = 0) -> Figure:
+def drift_figure(
+    models: Mapping[str, nn.Module],
+    *,
+    k_shot: int = 10,
+    inner_lr: float = 0.01,
+    steps: int = 5,
+    num_windows: int = 40,
+    lag: int = 1,
+    seed: int = 0,
+) -> Figure:
     """Left: the drifting amplitude and phase. Right: query MSE per window for each adaptation strategy."""
-    errors = drift_errors(models, k_shot=k_shot, inner_lr=inner_lr, steps=steps, num_windows=num_windows, lag=lag, seed=seed)
+    errors = drift_errors(
+        models, k_shot=k_shot, inner_lr=inner_lr, steps=steps, num_windows=num_windows, lag=lag, seed=seed
+    )
     sched = drift_schedule(num_windows)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1, 2]})
     ax1.plot(sched[:, 0], label="amplitude A(t)")
@@ -361,25 +437,36 @@ def drift_figure(models: Mapping[str, nn.Module], *, k_shot: int = 10, inner_lr:
     ax2.set_yscale("log")
     ax2.set_xlabel("time window t")
     ax2.set_ylabel("query MSE of window t")
-    ax2.set_title(f"adapt on the previous window's K={k_shot} points, α={inner_lr:.3g}, {steps} step(s)" if lag == 1
-                  else f"K={k_shot}, α={inner_lr:.3g}, {steps} step(s), lag {lag}")
-    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)  # below: hides no curve
+    ax2.set_title(
+        f"adapt on the previous window's K={k_shot} points, α={inner_lr:.3g}, {steps} step(s)"
+        if lag == 1
+        else f"K={k_shot}, α={inner_lr:.3g}, {steps} step(s), lag {lag}"
+    )
+    ax2.legend(
+        fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False
+    )  # below: hides no curve
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def drift_widget(models: Mapping[str, nn.Module], *, inner_lr: float = 0.01, k_shot: int = 10, steps: int = 5,
-                 num_windows: int = 40, display: bool = True):
+def drift_widget(
+    models: Mapping[str, nn.Module],
+    *,
+    inner_lr: float = 0.01,
+    k_shot: int = 10,
+    steps: int = 5,
+    num_windows: int = 40,
+    display: bool = True,
+):
     """Sliders "α (inner lr)", "shots K", "inner steps"; redraws :func:`drift_figure` (no training: the
     models are only re-adapted). Draws once with the defaults."""
     import ipywidgets as w
 
-    from .widgets import live_figure
-
     controls = {
-        "inner_lr": w.FloatLogSlider(value=inner_lr, base=10, min=-3, max=-0.5, step=0.1, description="α (inner lr)",
-                                     readout_format=".3g"),
+        "inner_lr": w.FloatLogSlider(
+            value=inner_lr, base=10, min=-3, max=-0.5, step=0.1, description="α (inner lr)", readout_format=".3g"
+        ),
         "k_shot": w.IntSlider(value=k_shot, min=1, max=40, description="shots K"),
         "steps": w.IntSlider(value=steps, min=0, max=20, description="inner steps"),
     }
@@ -430,39 +517,65 @@ class PreferenceUsers:
         """Noise-free ratings ``[T, M, 1]`` of items ``x [T, M, dim]`` by users ``[T, latent + 1]`` (z, c)."""
         w = self.w0 + users[:, : self.latent] @ self.mix.T  # [T, dim]
         score = torch.einsum("tmd,td->tm", x, w) / math.sqrt(self.dim)
-        return (2 * torch.tanh(score) + users[:, self.latent:]).unsqueeze(-1)
+        return (2 * torch.tanh(score) + users[:, self.latent :]).unsqueeze(-1)
 
-    def sample(self, num_users: int, k_shot: int, n_query: int = 50, generator: Optional[torch.Generator] = None) -> TaskBatch:
+    def sample(
+        self, num_users: int, k_shot: int, n_query: int = 50, generator: Optional[torch.Generator] = None
+    ) -> TaskBatch:
         """``num_users`` tasks: ``k_shot`` rated items (support) and ``n_query`` items to predict (query)."""
-        users = torch.cat([torch.randn(num_users, self.latent, generator=generator),
-                           0.5 * torch.randn(num_users, 1, generator=generator)], dim=1)
+        users = torch.cat(
+            [
+                torch.randn(num_users, self.latent, generator=generator),
+                0.5 * torch.randn(num_users, 1, generator=generator),
+            ],
+            dim=1,
+        )
         x = torch.randn(num_users, k_shot + n_query, self.dim, generator=generator)
         y = self.ratings(x, users) + self.noise * torch.randn(num_users, k_shot + n_query, 1, generator=generator)
-        return TaskBatch(support_x=x[:, :k_shot], support_y=y[:, :k_shot], query_x=x[:, k_shot:],
-                         query_y=y[:, k_shot:], task_params=users)
+        return TaskBatch(
+            support_x=x[:, :k_shot],
+            support_y=y[:, :k_shot],
+            query_x=x[:, k_shot:],
+            query_y=y[:, k_shot:],
+            task_params=users,
+        )
 
 
-def train_personalisation(algo: str, iterations: int, *, users: Optional[PreferenceUsers] = None, k_shot: int = 10,
-                          meta_batch_size: int = 16, inner_lr: float = 0.1, outer_lr: float = 3e-3, seed: int = 0,
-                          progress: bool = True) -> nn.Module:
+def train_personalisation(
+    algo: str,
+    iterations: int,
+    *,
+    users: Optional[PreferenceUsers] = None,
+    k_shot: int = 10,
+    meta_batch_size: int = 16,
+    inner_lr: float = 0.1,
+    outer_lr: float = 3e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
     """Meta-train (``algo="maml"``) or jointly train (``"pretrain"``: the global model) a
     :class:`PreferenceMLP` on users drawn from ``users``; returns the learner."""
-    from .algorithms import make_learner
-    from .bilevel import meta_train
-    from .config import seed_everything
 
     users = users or PreferenceUsers()
     seed_everything(seed)
     model = PreferenceMLP(users.dim)
     learner = make_learner(algo, model, inner_lr=inner_lr, inner_steps=1)
-    meta_train(learner, lambda g: users.sample(meta_batch_size, k_shot, k_shot, generator=g), iterations,
-               outer_lr=outer_lr, seed=seed, progress=progress, desc=f"{algo} users")
+    meta_train(
+        learner,
+        lambda g: users.sample(meta_batch_size, k_shot, k_shot, generator=g),
+        iterations,
+        outer_lr=outer_lr,
+        seed=seed,
+        progress=progress,
+        desc=f"{algo} users",
+    )
     return learner
 
 
 def ridge_per_user(batch: TaskBatch, l2: float = 1.0) -> Tensor:
     """Per-user query MSE ``[T]`` of a linear model (with bias) fitted on that user's K ratings only
     (ridge regression, no knowledge of other users)."""
+
     def design(x: Tensor) -> Tensor:
         return torch.cat([x, torch.ones(*x.shape[:-1], 1, dtype=x.dtype)], dim=-1)
 
@@ -472,9 +585,15 @@ def ridge_per_user(batch: TaskBatch, l2: float = 1.0) -> Tensor:
     return ((xq @ w - batch.query_y.double()) ** 2).mean((1, 2))
 
 
-def personalisation_curve(learners: Mapping[str, nn.Module], shots: Sequence[int] = (1, 2, 5, 10, 20), *,
-                          users: Optional[PreferenceUsers] = None, steps: int = 5, num_users: int = 300,
-                          seed: int = 7) -> dict[str, dict[str, list[float]]]:
+def personalisation_curve(
+    learners: Mapping[str, nn.Module],
+    shots: Sequence[int] = (1, 2, 5, 10, 20),
+    *,
+    users: Optional[PreferenceUsers] = None,
+    steps: int = 5,
+    num_users: int = 300,
+    seed: int = 7,
+) -> dict[str, dict[str, list[float]]]:
     """Query MSE (mean, ci95 over ``num_users`` new users) against the number of ratings K per user for:
     each learner without adaptation ("global"), each learner after ``steps`` SGD steps on the user's K
     ratings, and per-user ridge regression. Returns ``{curve: {"mean": [...], "ci95": [...]}}``."""
@@ -491,7 +610,10 @@ def personalisation_curve(learners: Mapping[str, nn.Module], shots: Sequence[int
         batch = users.sample(num_users, int(k), 50, generator=torch.Generator().manual_seed(seed))
         for name, learner in learners.items():
             add(f"{name}, no adaptation", learner.evaluate(batch, inner_steps=0)["query_loss"])
-            add(f"{name}, {steps} steps on the user's K ratings", learner.evaluate(batch, inner_steps=steps)["query_loss"])
+            add(
+                f"{name}, {steps} steps on the user's K ratings",
+                learner.evaluate(batch, inner_steps=steps)["query_loss"],
+            )
         add("per-user linear model (ridge, K ratings only)", ridge_per_user(batch))
     return curves
 
@@ -514,7 +636,7 @@ def personalisation_figure(curves: Mapping[str, Mapping[str, list[float]]], shot
 
 
 # ==================================================================================================
-# 5. meta-RL plots (the computation is in mlcourse.rl)
+# 5. meta-RL plots (the computation is in mlcourse.course.ch06_rl)
 
 
 def rl_returns_figure(results: Mapping[str, Mapping[str, list[float]]], title: str = "") -> Figure:
@@ -535,7 +657,11 @@ def rl_returns_figure(results: Mapping[str, Mapping[str, list[float]]], title: s
     return fig
 
 
-def trajectory_figure(paths: Mapping[str, Sequence[Tensor]], goal: Tensor, step_labels: Sequence[str] = ("before adaptation", "after 1 step")) -> Figure:
+def trajectory_figure(
+    paths: Mapping[str, Sequence[Tensor]],
+    goal: Tensor,
+    step_labels: Sequence[str] = ("before adaptation", "after 1 step"),
+) -> Figure:
     """For each policy (a row... one panel per policy): trajectories ``[N, H + 1, 2]`` before and after
     adaptation (one colour per adaptation stage) and the goal."""
     fig, axes = plt.subplots(1, len(paths), figsize=(4.2 * len(paths), 4.0), squeeze=False)
@@ -544,8 +670,14 @@ def trajectory_figure(paths: Mapping[str, Sequence[Tensor]], goal: Tensor, step_
         for s, p in enumerate(stages):
             p = p.cpu().numpy()
             for n in range(p.shape[0]):
-                ax.plot(p[n, :, 0], p[n, :, 1], color=colours[s % 4], alpha=0.6, lw=1,
-                        label=step_labels[s] if n == 0 and s < len(step_labels) else None)
+                ax.plot(
+                    p[n, :, 0],
+                    p[n, :, 1],
+                    color=colours[s % 4],
+                    alpha=0.6,
+                    lw=1,
+                    label=step_labels[s] if n == 0 and s < len(step_labels) else None,
+                )
         g = goal.cpu().numpy()
         ax.scatter([0], [0], marker="s", color="black", s=30, label="start", zorder=5)
         ax.scatter([g[0]], [g[1]], marker="*", color="red", s=200, label="goal", zorder=5)
@@ -559,10 +691,35 @@ def trajectory_figure(paths: Mapping[str, Sequence[Tensor]], goal: Tensor, step_
 
 
 __all__ = [
-    "mean_ci", "load_lake_split", "train_fewshot", "untrained_learner", "pixel_prototype_predictions",
-    "pixel_prototype_accuracy", "fixed_tasks", "fewshot_accuracy", "learner_predictions", "prediction_figure",
-    "SHIFTS", "shift_images", "cross_domain_table", "cross_domain_figure",
-    "drift_schedule", "drift_stream", "sgd_adapt", "online_errors", "ONLINE_MODES", "DRIFT_RUNS", "drift_errors",
-    "drift_figure", "drift_widget", "PreferenceMLP", "PreferenceUsers", "train_personalisation", "ridge_per_user",
-    "personalisation_curve", "personalisation_figure", "rl_returns_figure", "trajectory_figure",
+    "mean_ci",
+    "load_lake_split",
+    "train_fewshot",
+    "untrained_learner",
+    "pixel_prototype_predictions",
+    "pixel_prototype_accuracy",
+    "fixed_tasks",
+    "fewshot_accuracy",
+    "learner_predictions",
+    "prediction_figure",
+    "SHIFTS",
+    "shift_images",
+    "cross_domain_table",
+    "cross_domain_figure",
+    "drift_schedule",
+    "drift_stream",
+    "sgd_adapt",
+    "online_errors",
+    "ONLINE_MODES",
+    "DRIFT_RUNS",
+    "drift_errors",
+    "drift_figure",
+    "drift_widget",
+    "PreferenceMLP",
+    "PreferenceUsers",
+    "train_personalisation",
+    "ridge_per_user",
+    "personalisation_curve",
+    "personalisation_figure",
+    "rl_returns_figure",
+    "trajectory_figure",
 ]

@@ -13,30 +13,53 @@ beats fine-tuning. This module runs that comparison through :func:`mlcourse.trai
   MAML + attention, MAML + Meta-SGD, each evaluated as mean accuracy +- 95% CI over ``test_tasks`` tasks
   (600 in full mode; fewer in fast mode, and the table says so);
 * :func:`load_project_results`, :func:`results_table`, :data:`PUBLISHED` — full-scale ``results.json``
-  files (``mlcourse train`` or ``python -m mlcourse.project``) found under ``results/`` or ``runs/``, with
+  files (``mlcourse train`` or ``mlcourse cifar-grid``) found under ``results/`` or ``runs/``, with
   their device and wall time, next to the published numbers (with their sources);
 * :func:`adaptation_curve`, :func:`short_run`, :func:`hyperparameter_figure`,
   :func:`hyperparameter_widget` — the α / β / K widget (a short real meta-training, then adaptation on
   test tasks);
-* ``python -m mlcourse.project grid ...`` — the full-scale grid, including MAML + attention (which
+* ``mlcourse cifar-grid ...`` — the full-scale grid, including MAML + attention (which
   ``mlcourse train`` has no flag for); see ``docs/FULL_SCALE.md``.
 """
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import math
 import re
-import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
-from .config import REPO_ROOT, fast_mode, resolve_device, seed_everything
+from mlcourse import models
+from mlcourse.algorithms import make_learner
+from mlcourse.algorithms.core import grad_func
+from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
+from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, seed_everything
+from mlcourse.course import plots
+from mlcourse.course.display import live_figure
+from mlcourse.data import EpisodeSampler, load_omniglot
+from mlcourse.data.cifar100 import CIFAR100_FILES, CIFAR100_FOLDER, CIFAR100_SCHEMES, cifar100_dir, load_cifar100
+from mlcourse.data.download import DataError
+from mlcourse.models import Conv4
+from mlcourse.stats import confidence_interval
+from mlcourse.tables import format_table
+from mlcourse.train import (
+    TEST_SEED,
+    VAL_SEED_OFFSET,
+    Experiment,
+    TrainConfig,
+    device_name,
+    expected_training_time,
+    measure_step_time,
+    train,
+)
 
 DOWNLOAD_COMMAND = ".venv/bin/mlcourse data download cifar100"
 RESULT_DIRS = (REPO_ROOT / "results", REPO_ROOT / "runs")
@@ -46,25 +69,70 @@ FAST_RUN_ITERATIONS = 200
 # --------------------------------------------------------------------------------------------------
 # published numbers (5-way, Conv-4 backbones; accuracy in %, +- 95% CI)
 
-_LEE = ("Lee, Maji, Ravichandran & Soatto, 'Meta-Learning with Differentiable Convex Optimization' "
-        "(MetaOptNet), CVPR 2019, Table 2")
-_BERTINETTO = ("Bertinetto, Henriques, Torr & Vedaldi, 'Meta-learning with differentiable closed-form solvers', "
-               "ICLR 2019")
+_LEE = (
+    "Lee, Maji, Ravichandran & Soatto, 'Meta-Learning with Differentiable Convex Optimization' "
+    "(MetaOptNet), CVPR 2019, Table 2"
+)
+_BERTINETTO = (
+    "Bertinetto, Henriques, Torr & Vedaldi, 'Meta-learning with differentiable closed-form solvers', ICLR 2019"
+)
 _ORESHKIN = "Oreshkin, Rodriguez & Lacoste, 'TADAM', NeurIPS 2018"
 
 PUBLISHED: tuple[dict[str, Any], ...] = (
-    dict(method="MAML", data="CIFAR-FS", k_shot=1, mean=58.9, ci95=1.9, backbone="Conv-4, 32 filters",
-         source=f"{_BERTINETTO} (MAML run with the authors' code); tabulated in {_LEE}"),
-    dict(method="MAML", data="CIFAR-FS", k_shot=5, mean=71.5, ci95=1.0, backbone="Conv-4, 32 filters",
-         source=f"{_BERTINETTO} (MAML run with the authors' code); tabulated in {_LEE}"),
-    dict(method="ProtoNet", data="CIFAR-FS", k_shot=1, mean=55.5, ci95=0.7, backbone="Conv-4, 64 filters",
-         source=f"{_BERTINETTO}; tabulated in {_LEE}"),
-    dict(method="ProtoNet", data="CIFAR-FS", k_shot=5, mean=72.0, ci95=0.6, backbone="Conv-4, 64 filters",
-         source=f"{_BERTINETTO}; tabulated in {_LEE}"),
-    dict(method="ProtoNet", data="FC100", k_shot=1, mean=35.3, ci95=0.6, backbone="Conv-4, 64 filters (as listed by Lee et al.)",
-         source=f"{_ORESHKIN}; tabulated in {_LEE}"),
-    dict(method="ProtoNet", data="FC100", k_shot=5, mean=48.6, ci95=0.6, backbone="Conv-4, 64 filters (as listed by Lee et al.)",
-         source=f"{_ORESHKIN}; tabulated in {_LEE}"),
+    dict(
+        method="MAML",
+        data="CIFAR-FS",
+        k_shot=1,
+        mean=58.9,
+        ci95=1.9,
+        backbone="Conv-4, 32 filters",
+        source=f"{_BERTINETTO} (MAML run with the authors' code); tabulated in {_LEE}",
+    ),
+    dict(
+        method="MAML",
+        data="CIFAR-FS",
+        k_shot=5,
+        mean=71.5,
+        ci95=1.0,
+        backbone="Conv-4, 32 filters",
+        source=f"{_BERTINETTO} (MAML run with the authors' code); tabulated in {_LEE}",
+    ),
+    dict(
+        method="ProtoNet",
+        data="CIFAR-FS",
+        k_shot=1,
+        mean=55.5,
+        ci95=0.7,
+        backbone="Conv-4, 64 filters",
+        source=f"{_BERTINETTO}; tabulated in {_LEE}",
+    ),
+    dict(
+        method="ProtoNet",
+        data="CIFAR-FS",
+        k_shot=5,
+        mean=72.0,
+        ci95=0.6,
+        backbone="Conv-4, 64 filters",
+        source=f"{_BERTINETTO}; tabulated in {_LEE}",
+    ),
+    dict(
+        method="ProtoNet",
+        data="FC100",
+        k_shot=1,
+        mean=35.3,
+        ci95=0.6,
+        backbone="Conv-4, 64 filters (as listed by Lee et al.)",
+        source=f"{_ORESHKIN}; tabulated in {_LEE}",
+    ),
+    dict(
+        method="ProtoNet",
+        data="FC100",
+        k_shot=5,
+        mean=48.6,
+        ci95=0.6,
+        backbone="Conv-4, 64 filters (as listed by Lee et al.)",
+        source=f"{_ORESHKIN}; tabulated in {_LEE}",
+    ),
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -89,8 +157,9 @@ class DataChoice:
     def label(self) -> str:
         if self.data == "omniglot":
             return "Omniglot (Vinyals split, 28x28, rotations as new classes)"
-        return {"article": "CIFAR-100, the article's 80/20 class split", "cifar-fs": "CIFAR-FS",
-                "fc100": "FC100"}.get(self.split_scheme, f"CIFAR-100 ({self.split_scheme})")
+        return {"article": "CIFAR-100, the article's 80/20 class split", "cifar-fs": "CIFAR-FS", "fc100": "FC100"}.get(
+            self.split_scheme, f"CIFAR-100 ({self.split_scheme})"
+        )
 
     def describe(self) -> str:
         head = f"data set: {self.label}"
@@ -100,14 +169,14 @@ class DataChoice:
 def cifar100_available(root: str | Path | None = None) -> tuple[bool, str]:
     """``(True, where)`` when CIFAR-100's python files are in the data directory and readable,
     ``(False, why not)`` otherwise. Never downloads."""
-    from .data.cifar100 import CIFAR100_FILES, CIFAR100_FOLDER, cifar100_dir, load_cifar100
-    from .data.download import DataError
 
     folder = cifar100_dir(root) / CIFAR100_FOLDER
     missing = [f for f in CIFAR100_FILES if not (folder / f).is_file()]
     if missing:
-        return False, (f"CIFAR-100 is not on this machine ({folder} lacks {', '.join(missing)}); this machine may be "
-                       f"offline (as in CI). Get it with one command: `{DOWNLOAD_COMMAND}`")
+        return False, (
+            f"CIFAR-100 is not on this machine ({folder} lacks {', '.join(missing)}); this machine may be "
+            f"offline (as in CI). Get it with one command: `{DOWNLOAD_COMMAND}`"
+        )
     try:
         load_cifar100("test", split_scheme="article", root=root, download=False)
     except (DataError, OSError, ValueError) as exc:
@@ -116,17 +185,19 @@ def cifar100_available(root: str | Path | None = None) -> tuple[bool, str]:
     return True, f"CIFAR-100 found in {folder}"
 
 
-def choose_dataset(split_scheme: str = "article", root: str | Path | None = None, *,
-                   prefer: str = "cifar100") -> DataChoice:
+def choose_dataset(
+    split_scheme: str = "article", root: str | Path | None = None, *, prefer: str = "cifar100"
+) -> DataChoice:
     """CIFAR-100 (``split_scheme``: article / cifar-fs / fc100) when present, else Omniglot, and why.
 
     ``prefer="omniglot"`` skips CIFAR-100. Omniglot is downloaded on first use by its loader (or imported
     with ``mlcourse data import omniglot PATH``).
     """
-    from .data.cifar100 import CIFAR100_SCHEMES
 
     if split_scheme not in CIFAR100_SCHEMES:
-        raise ValueError(f"split_scheme={split_scheme!r} is not a CIFAR-100 split; allowed: {', '.join(CIFAR100_SCHEMES)}")
+        raise ValueError(
+            f"split_scheme={split_scheme!r} is not a CIFAR-100 split; allowed: {', '.join(CIFAR100_SCHEMES)}"
+        )
     if prefer not in ("cifar100", "omniglot"):
         raise ValueError(f"prefer={prefer!r}; allowed: cifar100, omniglot")
     root_s = None if root is None else str(root)
@@ -135,19 +206,30 @@ def choose_dataset(split_scheme: str = "article", root: str | Path | None = None
     ok, why = cifar100_available(root)
     if ok:
         return DataChoice("cifar100", split_scheme, why, "cifar100", root_s)
-    return DataChoice("omniglot", "vinyals", f"{why}. Falling back to Omniglot: the same pipeline (samplers, "
-                      "Conv-4, algorithms, evaluation) on another image data set.", "cifar100", root_s)
+    return DataChoice(
+        "omniglot",
+        "vinyals",
+        f"{why}. Falling back to Omniglot: the same pipeline (samplers, "
+        "Conv-4, algorithms, evaluation) on another image data set.",
+        "cifar100",
+        root_s,
+    )
 
 
-def load_splits(choice: DataChoice, *, train_split: str = "train", device: torch.device | str | None = None,
-                image_size: int = 28, validation: Optional[bool] = None) -> dict[str, Any]:
+def load_splits(
+    choice: DataChoice,
+    *,
+    train_split: str = "train",
+    device: torch.device | str | None = None,
+    image_size: int = 28,
+    validation: Optional[bool] = None,
+) -> dict[str, Any]:
     """``{"train", "val", "test"}`` ``ImageClassDataset``s of ``choice`` (loaded once, shared by the grid).
 
     ``train_split="trainval"`` trains on train + val (for the article's split: all 80 training classes,
     as the article did; validation then reuses training classes). Omniglot: Vinyals split with rotations.
     ``validation=False`` skips the val split (default: skipped in fast mode, which does not validate).
     """
-    from .data import load_cifar100, load_omniglot
 
     device = resolve_device(device or "cpu")
     if train_split not in ("train", "trainval"):
@@ -191,7 +273,6 @@ def uniform_distinct_probability(superclass: Tensor, n_way: int) -> float:
 def stratification_report(dataset: Any, n_way: int = 5, num_tasks: int = 500, seed: int = 0) -> dict[str, float]:
     """Fraction of tasks with ``n_way`` distinct superclasses: uniform vs stratified sampler, and the exact
     uniform probability."""
-    from .data import EpisodeSampler
 
     out = {"exact_uniform": uniform_distinct_probability(dataset.superclass, n_way)}
     for name, strat in (("uniform", False), ("stratified", True)):
@@ -235,55 +316,92 @@ EXTRA_VARIANTS: dict[str, Variant] = {
 ALL_VARIANTS = {**VARIANTS, **EXTRA_VARIANTS}
 
 #: fast mode (CI, 2 CPU cores): the same pipeline, tiny sizes; full mode: a real run (600 test tasks)
-FAST_SIZES = dict(iterations=8, meta_batch_size=4, n_query=5, test_tasks=25, val_tasks=0, hidden=16,
-                  eval_batch_size=25)
-FULL_SIZES = dict(iterations=1000, meta_batch_size=4, n_query=15, test_tasks=600, val_tasks=50, eval_every=500,
-                  hidden=32)
+FAST_SIZES = dict(iterations=8, meta_batch_size=4, n_query=5, test_tasks=25, val_tasks=0, hidden=16, eval_batch_size=25)
+FULL_SIZES = dict(
+    iterations=1000, meta_batch_size=4, n_query=15, test_tasks=600, val_tasks=50, eval_every=500, hidden=32
+)
 
 
-def grid_config(choice: DataChoice, variant: Variant | str, *, n_way: int = 5, k_shot: int = 1,
-                fast: Optional[bool] = None, **overrides: Any):
+def grid_config(
+    choice: DataChoice,
+    variant: Variant | str,
+    *,
+    n_way: int = 5,
+    k_shot: int = 1,
+    fast: Optional[bool] = None,
+    **overrides: Any,
+):
     """The ``TrainConfig`` of one grid cell: the data set's defaults (``TrainConfig.defaults``), the
     variant's overrides, the grid sizes of fast or full mode, then ``overrides``. ``stratified=True``
     records that *training* tasks are superclass-stratified (test tasks stay uniform)."""
-    from .train import TrainConfig
 
     variant = ALL_VARIANTS[variant] if isinstance(variant, str) else variant
     fast = fast_mode() if fast is None else fast
     sizes = dict(FAST_SIZES if fast else FULL_SIZES)
-    settings: dict[str, Any] = {"split_scheme": choice.split_scheme, "n_way": n_way, "k_shot": k_shot,
-                                "stratified": True, "log_every": 5 if fast else 20,
-                                "checkpoint_every": 10**9, **sizes, **dict(variant.overrides), **overrides}
+    settings: dict[str, Any] = {
+        "split_scheme": choice.split_scheme,
+        "n_way": n_way,
+        "k_shot": k_shot,
+        "stratified": True,
+        "log_every": 5 if fast else 20,
+        "checkpoint_every": 10**9,
+        **sizes,
+        **dict(variant.overrides),
+        **overrides,
+    }
     if settings.get("val_tasks", 0) == 0:
         settings.setdefault("eval_every", 10**9)
     config = TrainConfig.defaults(choice.data, variant.algo, fast=False, **settings)
     return config
 
 
-def build_variant(config: Any, datasets: Mapping[str, Any], *, attention: bool = False,
-                  stratified_train: bool = True, device: torch.device | str | None = None):
+def build_variant(
+    config: Any,
+    datasets: Mapping[str, Any],
+    *,
+    attention: bool = False,
+    stratified_train: bool = True,
+    device: torch.device | str | None = None,
+):
     """An :class:`mlcourse.train.Experiment` on preloaded ``datasets`` (what ``build_experiment`` does,
     plus the attention gate and stratified sampling for the training split only)."""
-    from . import models
-    from .algorithms import make_learner
-    from .data import EpisodeSampler
-    from .train import TEST_SEED, VAL_SEED_OFFSET, Experiment
 
     if "val" not in datasets and config.val_tasks > 0:
         raise ValueError(f"val_tasks={config.val_tasks} but no 'val' split was loaded; load it or set val_tasks=0")
     device = resolve_device(device if device is not None else config.device)
     seeds = {"train": config.seed, "val": config.seed + VAL_SEED_OFFSET, "test": TEST_SEED}
-    samplers = {split: EpisodeSampler(datasets[split], config.n_way, config.k_shot, config.n_query,
-                                      stratified=stratified_train and split == "train", device=device,
-                                      seed=seeds[split])
-                for split in ("train", "val", "test") if split in datasets}
+    samplers = {
+        split: EpisodeSampler(
+            datasets[split],
+            config.n_way,
+            config.k_shot,
+            config.n_query,
+            stratified=stratified_train and split == "train",
+            device=device,
+            seed=seeds[split],
+        )
+        for split in ("train", "val", "test")
+        if split in datasets
+    }
     train_set = datasets["train"]
     seed_everything(config.seed)
-    model = models.Conv4(in_channels=int(train_set.images.shape[2]), n_out=config.n_way, hidden=config.hidden,
-                         image_size=int(train_set.images.shape[-1]), attention=attention).to(device)
+    model = models.Conv4(
+        in_channels=int(train_set.images.shape[2]),
+        n_out=config.n_way,
+        hidden=config.hidden,
+        image_size=int(train_set.images.shape[-1]),
+        attention=attention,
+    ).to(device)
     extra = {"num_classes": int(train_set.num_classes)} if config.algo == "pretrain" else {}
-    learner = make_learner(config.algo, model, inner_lr=config.inner_lr, inner_steps=config.inner_steps,
-                           first_order=config.first_order, vectorise=config.vectorise, **extra).to(device)
+    learner = make_learner(
+        config.algo,
+        model,
+        inner_lr=config.inner_lr,
+        inner_steps=config.inner_steps,
+        first_order=config.first_order,
+        vectorise=config.vectorise,
+        **extra,
+    ).to(device)
     return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
 
 
@@ -348,14 +466,26 @@ def per_task_std(grid: GridResult, method: str) -> float:
 def data_label(data: str, split_scheme: Optional[str]) -> str:
     if data == "omniglot":
         return "Omniglot"
-    return {"article": "CIFAR-100 article 80/20", "cifar-fs": "CIFAR-FS", "fc100": "FC100"}.get(split_scheme or "",
-                                                                                                 f"CIFAR-100 {split_scheme}")
+    return {"article": "CIFAR-100 article 80/20", "cifar-fs": "CIFAR-FS", "fc100": "FC100"}.get(
+        split_scheme or "", f"CIFAR-100 {split_scheme}"
+    )
 
 
-def run_grid(choice: DataChoice, datasets: Optional[Mapping[str, Any]] = None, *,
-             variants: Sequence[str] = tuple(VARIANTS), n_way: int = 5, k_shot: int = 1, fast: Optional[bool] = None,
-             progress: bool = True, device: torch.device | str | None = "auto", num_threads: Optional[int] = 1,
-             out_dir: str | Path | None = None, train_split: str = "train", **overrides: Any) -> GridResult:
+def run_grid(
+    choice: DataChoice,
+    datasets: Optional[Mapping[str, Any]] = None,
+    *,
+    variants: Sequence[str] = tuple(VARIANTS),
+    n_way: int = 5,
+    k_shot: int = 1,
+    fast: Optional[bool] = None,
+    progress: bool = True,
+    device: torch.device | str | None = "auto",
+    num_threads: Optional[int] = 1,
+    out_dir: str | Path | None = None,
+    train_split: str = "train",
+    **overrides: Any,
+) -> GridResult:
     """Train and test every variant on ``choice`` with :func:`mlcourse.train.train` (tqdm bars).
 
     All variants share the data splits, the seed (same initial backbone where shapes agree) and the same
@@ -363,8 +493,6 @@ def run_grid(choice: DataChoice, datasets: Optional[Mapping[str, Any]] = None, *
     (resumable; the results file also records ``variant``, ``attention`` and the sampling). ``overrides``
     go to every :func:`grid_config`.
     """
-    from .checkpoint import load_results, save_results
-    from .train import device_name, train
 
     fast = fast_mode() if fast is None else fast
     dev = resolve_device(device)
@@ -378,40 +506,67 @@ def run_grid(choice: DataChoice, datasets: Optional[Mapping[str, Any]] = None, *
         for name in variants:
             variant = ALL_VARIANTS[name]
             run_dir = None if out_dir is None else str(Path(out_dir) / variant.slug)
-            config = grid_config(choice, variant, n_way=n_way, k_shot=k_shot, fast=fast, device=str(dev),
-                                 out_dir=run_dir, **overrides)
+            config = grid_config(
+                choice, variant, n_way=n_way, k_shot=k_shot, fast=fast, device=str(dev), out_dir=run_dir, **overrides
+            )
             exp = build_variant(config, datasets, attention=variant.attention, device=dev)
             if not fast and not (run_dir and (Path(run_dir) / "results.json").exists()):
-                from .train import expected_training_time, measure_step_time
-
                 # a full-scale grid is hours of work on a laptop: say so before it starts
                 print(f"{name}: " + expected_training_time(config, measure_step_time(config, experiment=exp)))
             result = train(config, progress=progress, experiment=exp)
             test = result.test
-            extra = {"variant": name, "attention": variant.attention, "algo": variant.algo,
-                     "train_split": train_split, "train_sampling": "superclass-stratified",
-                     "test_sampling": "uniform", "fast_mode": fast, "hidden": config.hidden,
-                     "test_inner_steps": config.test_inner_steps}
+            extra = {
+                "variant": name,
+                "attention": variant.attention,
+                "algo": variant.algo,
+                "train_split": train_split,
+                "train_sampling": "superclass-stratified",
+                "test_sampling": "uniform",
+                "fast_mode": fast,
+                "hidden": config.hidden,
+                "test_inner_steps": config.test_inner_steps,
+            }
             row_extra = {**extra, "per_task": list(test.per_task), "std": test.std}
             if result.results_path is not None:
                 saved = load_results(result.results_path)
                 saved.update(extra)
                 save_results(result.results_path, saved)
-            rows.append(ResultRow(method=name, data=data_label(choice.data, choice.split_scheme), n_way=n_way,
-                                  k_shot=k_shot, mean=test.mean, ci95=test.ci95, num_tasks=test.num_tasks,
-                                  device=device_name(dev), wall_time_s=result.wall_time_s, iterations=result.step,
-                                  source="this notebook" + (" (fast mode)" if fast else ""), extra=row_extra))
+            rows.append(
+                ResultRow(
+                    method=name,
+                    data=data_label(choice.data, choice.split_scheme),
+                    n_way=n_way,
+                    k_shot=k_shot,
+                    mean=test.mean,
+                    ci95=test.ci95,
+                    num_tasks=test.num_tasks,
+                    device=device_name(dev),
+                    wall_time_s=result.wall_time_s,
+                    iterations=result.step,
+                    source="this notebook" + (" (fast mode)" if fast else ""),
+                    extra=row_extra,
+                )
+            )
             learners[name], experiments[name], histories[name] = result.learner, exp, result.history
-    return GridResult(choice=choice, rows=rows, learners=learners, experiments=experiments, histories=histories,
-                      fast=fast)
+    return GridResult(
+        choice=choice, rows=rows, learners=learners, experiments=experiments, histories=histories, fast=fast
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # results files and tables
 
-_ALGO_LABELS = {"pretrain": "fine-tuning", "protonet": "ProtoNet", "maml": "MAML", "metasgd": "MAML + Meta-SGD",
-                "fomaml": "first-order MAML", "anil": "ANIL", "reptile": "Reptile", "matchingnet": "Matching Nets",
-                "article": "article's rule"}
+_ALGO_LABELS = {
+    "pretrain": "fine-tuning",
+    "protonet": "ProtoNet",
+    "maml": "MAML",
+    "metasgd": "MAML + Meta-SGD",
+    "fomaml": "first-order MAML",
+    "anil": "ANIL",
+    "reptile": "Reptile",
+    "matchingnet": "Matching Nets",
+    "article": "article's rule",
+}
 
 
 def row_from_results(results: Mapping[str, Any], path: str | Path = "") -> Optional[ResultRow]:
@@ -428,23 +583,32 @@ def row_from_results(results: Mapping[str, Any], path: str | Path = "") -> Optio
         if results.get("attention") or config.get("attention"):
             method = method.replace("MAML", "MAML + attention", 1) if "MAML" in method else f"{method} + attention"
     data = results.get("data") or config.get("data", "?")
-    return ResultRow(method=str(method), data=data_label(str(data), config.get("split_scheme")),
-                     n_way=int(config.get("n_way") or 0), k_shot=int(config.get("k_shot") or 0),
-                     mean=float(test["mean"]), ci95=float(test.get("ci95", float("nan"))),
-                     num_tasks=int(test.get("num_tasks") or len(test.get("per_task", [])) or 0),
-                     device=str(results.get("device", "unknown device")),
-                     wall_time_s=None if results.get("wall_time_s") is None else float(results["wall_time_s"]),
-                     iterations=results.get("iterations"), source=str(path),
-                     extra={"date": results.get("date"), "fast_mode": results.get("fast_mode"),
-                            "stratified": config.get("stratified")})
+    return ResultRow(
+        method=str(method),
+        data=data_label(str(data), config.get("split_scheme")),
+        n_way=int(config.get("n_way") or 0),
+        k_shot=int(config.get("k_shot") or 0),
+        mean=float(test["mean"]),
+        ci95=float(test.get("ci95", float("nan"))),
+        num_tasks=int(test.get("num_tasks") or len(test.get("per_task", [])) or 0),
+        device=str(results.get("device", "unknown device")),
+        wall_time_s=None if results.get("wall_time_s") is None else float(results["wall_time_s"]),
+        iterations=results.get("iterations"),
+        source=str(path),
+        extra={
+            "date": results.get("date"),
+            "fast_mode": results.get("fast_mode"),
+            "stratified": config.get("stratified"),
+        },
+    )
 
 
-def load_project_results(directories: Sequence[str | Path] = RESULT_DIRS, *, data: Optional[str] = "cifar100",
-                         include_fast: bool = False) -> tuple[list[ResultRow], list[str]]:
+def load_project_results(
+    directories: Sequence[str | Path] = RESULT_DIRS, *, data: Optional[str] = "cifar100", include_fast: bool = False
+) -> tuple[list[ResultRow], list[str]]:
     """Every ``results.json`` under ``directories`` (recursively) with a classification test result on
     ``data`` (``None``: any). Returns ``(rows, problems)``: unreadable files are reported, not raised.
     Runs made in fast mode are skipped unless ``include_fast``."""
-    from .checkpoint import RESULTS_NAME, ResultsError, load_results
 
     rows: list[ResultRow] = []
     problems: list[str] = []
@@ -461,7 +625,9 @@ def load_project_results(directories: Sequence[str | Path] = RESULT_DIRS, *, dat
             config = results.get("config") or {}
             if data is not None and (results.get("data") or config.get("data")) != data:
                 continue
-            if not include_fast and (results.get("fast_mode") or int(results.get("iterations") or 0) <= FAST_RUN_ITERATIONS):
+            if not include_fast and (
+                results.get("fast_mode") or int(results.get("iterations") or 0) <= FAST_RUN_ITERATIONS
+            ):
                 continue
             row = row_from_results(results, _relative(path))
             if row is not None:
@@ -479,10 +645,22 @@ def _relative(path: Path) -> str:
 
 def published_rows(data: Optional[str] = None) -> list[ResultRow]:
     """:data:`PUBLISHED` as table rows (``data``: "CIFAR-FS" or "FC100" keeps one data set)."""
-    return [ResultRow(method=p["method"], data=p["data"], n_way=5, k_shot=p["k_shot"], mean=p["mean"] / 100,
-                      ci95=p["ci95"] / 100, num_tasks=0, device="", source=f"published, source: {p['source']}",
-                      extra={"backbone": p["backbone"]})
-            for p in PUBLISHED if data is None or p["data"] == data]
+    return [
+        ResultRow(
+            method=p["method"],
+            data=p["data"],
+            n_way=5,
+            k_shot=p["k_shot"],
+            mean=p["mean"] / 100,
+            ci95=p["ci95"] / 100,
+            num_tasks=0,
+            device="",
+            source=f"published, source: {p['source']}",
+            extra={"backbone": p["backbone"]},
+        )
+        for p in PUBLISHED
+        if data is None or p["data"] == data
+    ]
 
 
 def _fmt_time(seconds: Optional[float]) -> str:
@@ -498,16 +676,22 @@ def _fmt_time(seconds: Optional[float]) -> str:
 def results_table(rows: Sequence[ResultRow], *, markdown: bool = False, show_source: bool = True) -> str:
     """A table of ``rows``: method, data, N-way K-shot, accuracy % +- 95% CI, tasks, iterations, device,
     wall time (and source). Plain text for ``print`` or Markdown (``markdown=True``)."""
-    from .experiments import format_table
 
     headers = ["method", "data", "task", "accuracy (95% CI)", "test tasks", "iterations", "device", "wall time"]
     if show_source:
         headers.append("source")
     body = []
     for r in rows:
-        line = [r.method, r.data, f"{r.n_way}-way {r.k_shot}-shot", f"{100 * r.mean:.1f} ± {100 * r.ci95:.1f}%",
-                str(r.num_tasks) if r.num_tasks else "-", "-" if r.iterations is None else str(r.iterations),
-                r.device or "-", _fmt_time(r.wall_time_s)]
+        line = [
+            r.method,
+            r.data,
+            f"{r.n_way}-way {r.k_shot}-shot",
+            f"{100 * r.mean:.1f} ± {100 * r.ci95:.1f}%",
+            str(r.num_tasks) if r.num_tasks else "-",
+            "-" if r.iterations is None else str(r.iterations),
+            r.device or "-",
+            _fmt_time(r.wall_time_s),
+        ]
         if show_source:
             line.append(r.source)
         body.append(line)
@@ -529,8 +713,6 @@ def adaptation_curve(learner: nn.Module, batch: Any, max_steps: int) -> Tensor:
 
     from torch.func import functional_call
 
-    from .algorithms.core import grad_func
-
     meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in learner.meta_state().items()}
 
     def one_task(meta: dict, task: dict) -> Tensor:
@@ -540,9 +722,21 @@ def adaptation_curve(learner: nn.Module, batch: Any, max_steps: int) -> Tensor:
             out = functional_call(learner.model, state["model"], (task["qx"],))
             accs.append((out.argmax(-1) == task["qy"]).to(out.dtype).mean())
             if s < max_steps:
-                state = {**state, "model": learner.adapt(state, task["sx"], task["sy"], 1, False, grad_func, True)}
+                phi = learner.task_adapt(
+                    state,
+                    task["sx"],
+                    task["sy"],
+                    steps=1,
+                    inner_lr=None,
+                    create_graph=False,
+                    grad_fn=grad_func,
+                    classification=True,
+                    n_way=n_way,
+                )
+                state = {**state, "model": {**state["model"], **phi}}  # ANIL adapts the head only
         return torch.stack(accs)
 
+    n_way = batch.n_way
     task = {"sx": batch.support_x, "sy": batch.support_y, "qx": batch.query_x, "qy": batch.query_y}
     with torch.no_grad():
         return torch.func.vmap(partial(one_task), in_dims=(None, 0), randomness="error")(meta, task)
@@ -559,18 +753,28 @@ class ShortRun:
     wall_time_s: float
 
 
-def short_run(datasets: Mapping[str, Any], *, variant: str = "MAML", inner_lr: float = 0.4, outer_lr: float = 1e-3,
-              k_shot: int = 1, n_way: int = 5, iterations: int = 10, meta_batch_size: int = 4, n_query: int = 5,
-              inner_steps: int = 1, test_steps: int = 5, test_tasks: int = 30, hidden: int = 16, seed: int = 0,
-              num_threads: Optional[int] = 1, progress: bool = False) -> ShortRun:
+def short_run(
+    datasets: Mapping[str, Any],
+    *,
+    variant: str = "MAML",
+    inner_lr: float = 0.4,
+    outer_lr: float = 1e-3,
+    k_shot: int = 1,
+    n_way: int = 5,
+    iterations: int = 10,
+    meta_batch_size: int = 4,
+    n_query: int = 5,
+    inner_steps: int = 1,
+    test_steps: int = 5,
+    test_tasks: int = 30,
+    hidden: int = 16,
+    seed: int = 0,
+    num_threads: Optional[int] = 1,
+    progress: bool = False,
+) -> ShortRun:
     """Meta-train ``variant`` (a MAML-family row) from scratch for ``iterations`` steps with α, β, K, then
     adapt it on ``test_tasks`` test tasks (the same tasks for every setting) for 0..``test_steps`` steps."""
     from tqdm.auto import tqdm
-
-    from .algorithms import make_learner
-    from .data import EpisodeSampler
-    from .models import Conv4
-    from .train import TEST_SEED, confidence_interval
 
     v = ALL_VARIANTS[variant]
     if v.algo not in ("maml", "metasgd", "fomaml"):
@@ -580,13 +784,22 @@ def short_run(datasets: Mapping[str, Any], *, variant: str = "MAML", inner_lr: f
     with torch_threads(num_threads if train_set.images.device.type == "cpu" else None):
         sampler = EpisodeSampler(train_set, n_way, k_shot, n_query, stratified=True, seed=seed)
         seed_everything(seed)
-        model = Conv4(in_channels=int(train_set.images.shape[2]), n_out=n_way, hidden=hidden,
-                      image_size=int(train_set.images.shape[-1]), attention=v.attention).to(train_set.images.device)
+        model = Conv4(
+            in_channels=int(train_set.images.shape[2]),
+            n_out=n_way,
+            hidden=hidden,
+            image_size=int(train_set.images.shape[-1]),
+            attention=v.attention,
+        ).to(train_set.images.device)
         learner = make_learner(v.algo, model, inner_lr=inner_lr, inner_steps=inner_steps)
         optimizer = torch.optim.Adam(learner.parameters(), lr=outer_lr)
         losses = []
-        for _ in tqdm(range(iterations), desc=f"{variant} α={inner_lr:.3g} β={outer_lr:.1e} K={k_shot}",
-                      disable=not progress, leave=False):
+        for _ in tqdm(
+            range(iterations),
+            desc=f"{variant} α={inner_lr:.3g} β={outer_lr:.1e} K={k_shot}",
+            disable=not progress,
+            leave=False,
+        ):
             optimizer.zero_grad(set_to_none=True)
             out = learner(sampler.sample(meta_batch_size))
             out.loss.backward()
@@ -595,18 +808,29 @@ def short_run(datasets: Mapping[str, Any], *, variant: str = "MAML", inner_lr: f
         test_sampler = EpisodeSampler(test_set, n_way, k_shot, n_query, seed=TEST_SEED)
         curve = adaptation_curve(learner, test_sampler.sample(test_tasks), test_steps)
     stats = [confidence_interval(curve[:, s].tolist()) for s in range(test_steps + 1)]
-    settings = dict(variant=variant, inner_lr=inner_lr, outer_lr=outer_lr, k_shot=k_shot, iterations=iterations,
-                    test_tasks=test_tasks, meta_batch_size=meta_batch_size, hidden=hidden)
-    return ShortRun(settings=settings, losses=losses, curve_mean=[m for m, _, _ in stats],
-                    curve_ci95=[c for _, c, _ in stats], wall_time_s=time.perf_counter() - start)
+    settings = dict(
+        variant=variant,
+        inner_lr=inner_lr,
+        outer_lr=outer_lr,
+        k_shot=k_shot,
+        iterations=iterations,
+        test_tasks=test_tasks,
+        meta_batch_size=meta_batch_size,
+        hidden=hidden,
+    )
+    return ShortRun(
+        settings=settings,
+        losses=losses,
+        curve_mean=[m for m, _, _ in stats],
+        curve_ci95=[c for _, c, _ in stats],
+        wall_time_s=time.perf_counter() - start,
+    )
 
 
 def hyperparameter_figure(run: ShortRun, reference: Optional[ShortRun] = None, *, n_way: int = 5):
     """Two panels: the short run's meta-training loss; test accuracy vs adaptation steps (95% CI band),
     with ``reference`` (the defaults) drawn for comparison."""
     import matplotlib.pyplot as plt
-
-    from . import plots
 
     s = run.settings
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
@@ -624,31 +848,62 @@ def hyperparameter_figure(run: ShortRun, reference: Optional[ShortRun] = None, *
         r = reference.settings
         label = f"defaults α={r['inner_lr']:.3g}, β={r['outer_lr']:.1e}, K={r['k_shot']}"
         curves[label], errors[label] = reference.curve_mean, reference.curve_ci95
-    plots.adaptation_curves(curves, errors=errors, ylabel="test query accuracy", ax=ax2,
-                            title=f"{s['test_tasks']} test tasks (unseen classes), 95% CI")
+    plots.adaptation_curves(
+        curves,
+        errors=errors,
+        ylabel="test query accuracy",
+        ax=ax2,
+        title=f"{s['test_tasks']} test tasks (unseen classes), 95% CI",
+    )
     ax2.axhline(1 / n_way, color="grey", ls=":", lw=1)
     fig.tight_layout()
     return fig
 
 
-def hyperparameter_widget(datasets: Mapping[str, Any], *, variant: str = "MAML", inner_lr: float = 0.4,
-                          outer_lr: float = 1e-3, k_shot: int = 1, iterations: int = 10, test_tasks: int = 30,
-                          display: bool = True, **run_kwargs: Any):
+def hyperparameter_widget(
+    datasets: Mapping[str, Any],
+    *,
+    variant: str = "MAML",
+    inner_lr: float = 0.4,
+    outer_lr: float = 1e-3,
+    k_shot: int = 1,
+    iterations: int = 10,
+    test_tasks: int = 30,
+    display: bool = True,
+    **run_kwargs: Any,
+):
     """Sliders "α (inner lr)", "β (outer lr)", "shots K" (and the variant): every change re-runs a short
     real meta-training + adaptation (:func:`short_run`) and redraws :func:`hyperparameter_figure`, with
     the default setting's curves for comparison. Draws once with the defaults."""
     import ipywidgets as w
 
-    from .widgets import live_figure
-
     controls = {
-        "inner_lr": w.FloatLogSlider(value=inner_lr, base=10, min=-3, max=0.3, step=0.05, description="α (inner lr)",
-                                     readout_format=".3g", continuous_update=False),
-        "outer_lr": w.FloatLogSlider(value=outer_lr, base=10, min=-5, max=-1, step=0.25, description="β (outer lr)",
-                                     readout_format=".1e", continuous_update=False),
+        "inner_lr": w.FloatLogSlider(
+            value=inner_lr,
+            base=10,
+            min=-3,
+            max=0.3,
+            step=0.05,
+            description="α (inner lr)",
+            readout_format=".3g",
+            continuous_update=False,
+        ),
+        "outer_lr": w.FloatLogSlider(
+            value=outer_lr,
+            base=10,
+            min=-5,
+            max=-1,
+            step=0.25,
+            description="β (outer lr)",
+            readout_format=".1e",
+            continuous_update=False,
+        ),
         "k_shot": w.IntSlider(value=k_shot, min=1, max=10, description="shots K", continuous_update=False),
-        "variant": w.Dropdown(options=[v for v, x in ALL_VARIANTS.items() if x.algo in ("maml", "metasgd")],
-                              value=variant, description="variant"),
+        "variant": w.Dropdown(
+            options=[v for v, x in ALL_VARIANTS.items() if x.algo in ("maml", "metasgd")],
+            value=variant,
+            description="variant",
+        ),
     }
     state: dict[str, Any] = {}
 
@@ -733,11 +988,17 @@ def meta_train(model, train_tasks, test_tasks, alpha, beta, num_updates, device)
 
 #: minimal edits that let the article's code run one line further each time (what each attempt adds)
 ARTICLE_PATCHES: tuple[tuple[str, str, str], ...] = (
-    ("add the missing imports `random` and `F`", "import torch.optim as optim\n",
-     "import torch.optim as optim\nimport random\nimport torch.nn.functional as F\n"),
+    (
+        "add the missing imports `random` and `F`",
+        "import torch.optim as optim\n",
+        "import torch.optim as optim\nimport random\nimport torch.nn.functional as F\n",
+    ),
     ("call the model with one argument", "model(x, adapted_params)", "model(x)"),
-    ("read the gradients from the parameters", "model.grad.data.clone()",
-     "torch.cat([p.grad.flatten() for p in model.parameters()])"),
+    (
+        "read the gradients from the parameters",
+        "model.grad.data.clone()",
+        "torch.cat([p.grad.flatten() for p in model.parameters()])",
+    ),
     ("call step() without an argument", "meta_optimizer.step(meta_grad)", "meta_optimizer.step()"),
 )
 
@@ -796,53 +1057,112 @@ def run_article_code(meta_batch: int = 4, n_way: int = 5, seed: int = 0) -> list
 # command line: the full-scale grid (docs/FULL_SCALE.md)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m mlcourse.project grid --data cifar100 --split cifar-fs --k-shot 1 --out runs/ch05/...``"""
-    parser = argparse.ArgumentParser(prog="python -m mlcourse.project",
-                                     description="Chapter 05's comparison grid at full scale (writes results.json per variant).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("grid", help="train and test the variants")
-    g.add_argument("--data", default="cifar100", choices=["cifar100", "omniglot"])
-    g.add_argument("--split", default="article", choices=["article", "cifar-fs", "fc100"])
-    g.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="VARIANT",
-                   help=f"any of: {', '.join(repr(v) for v in ALL_VARIANTS)}")
-    g.add_argument("--n-way", type=int, default=5)
-    g.add_argument("--k-shot", type=int, default=1)
-    g.add_argument("--iterations", type=int)
-    g.add_argument("--test-tasks", type=int, help="default 600 (fast: 40)")
-    g.add_argument("--meta-batch", type=int)
-    g.add_argument("--hidden", type=int)
-    g.add_argument("--trainval", action="store_true", help="train on train+val (the article's 80 classes)")
-    g.add_argument("--device", default="auto")
-    g.add_argument("--fast", action="store_true")
-    g.add_argument("--out", required=True, help="one sub-folder per variant is written here")
-    args = parser.parse_args(argv)
-    choice = (choose_dataset(args.split, prefer="omniglot") if args.data == "omniglot"
-              else DataChoice("cifar100", args.split, "asked for on the command line"))
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``mlcourse cifar-grid``: chapter 05's comparison grid at full scale (a results.json per variant)."""
+    parser.add_argument("--data", default="cifar100", choices=["cifar100", "omniglot"])
+    parser.add_argument("--split", default="article", choices=["article", "cifar-fs", "fc100"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        metavar="VARIANT",
+        help=f"any of: {', '.join(repr(v) for v in ALL_VARIANTS)}",
+    )
+    parser.add_argument("--n-way", type=int, default=5)
+    parser.add_argument("--k-shot", type=int, default=1)
+    parser.add_argument("--iterations", type=int)
+    parser.add_argument("--test-tasks", type=int, help="default 600 (fast: 40)")
+    parser.add_argument("--meta-batch", type=int)
+    parser.add_argument("--hidden", type=int)
+    parser.add_argument("--trainval", action="store_true", help="train on train+val (the article's 80 classes)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--fast", action="store_true")
+    parser.add_argument("--out", required=True, help="one sub-folder per variant is written here")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mlcourse cifar-grid --data cifar100 --split cifar-fs --k-shot 1 --out runs/ch05/...``"""
+    choice = (
+        choose_dataset(args.split, prefer="omniglot")
+        if args.data == "omniglot"
+        else DataChoice("cifar100", args.split, "asked for on the command line")
+    )
     cifar = args.data == "cifar100"
     overrides: dict[str, Any] = {}
     if not args.fast:  # full scale: MAML's MiniImagenet/CIFAR-FS settings (CIFAR) or the MAML paper's (Omniglot)
-        overrides.update(iterations=60_000, meta_batch_size=4 if cifar else 32, hidden=32 if cifar else 64, n_query=15,
-                         test_tasks=600, val_tasks=100, eval_every=1000, checkpoint_every=1000, log_every=100)
-    for key, value in (("iterations", args.iterations), ("meta_batch_size", args.meta_batch), ("hidden", args.hidden),
-                       ("test_tasks", args.test_tasks)):
+        overrides.update(
+            iterations=60_000,
+            meta_batch_size=4 if cifar else 32,
+            hidden=32 if cifar else 64,
+            n_query=15,
+            test_tasks=600,
+            val_tasks=100,
+            eval_every=1000,
+            checkpoint_every=1000,
+            log_every=100,
+        )
+    for key, value in (
+        ("iterations", args.iterations),
+        ("meta_batch_size", args.meta_batch),
+        ("hidden", args.hidden),
+        ("test_tasks", args.test_tasks),
+    ):
         if value is not None:
             overrides[key] = value
-    grid = run_grid(choice, variants=args.variants, n_way=args.n_way, k_shot=args.k_shot, fast=args.fast,
-                    device=args.device, num_threads=None, out_dir=args.out,
-                    train_split="trainval" if args.trainval else "train", **overrides)
+    grid = run_grid(
+        choice,
+        variants=args.variants,
+        n_way=args.n_way,
+        k_shot=args.k_shot,
+        fast=args.fast,
+        device=args.device,
+        num_threads=None,
+        out_dir=args.out,
+        train_split="trainval" if args.trainval else "train",
+        **overrides,
+    )
     print(grid.table())
     return 0
 
 
 __all__ = [
-    "DOWNLOAD_COMMAND", "PUBLISHED", "DataChoice", "cifar100_available", "choose_dataset", "load_splits",
-    "distinct_superclasses", "uniform_distinct_probability", "stratification_report", "Variant", "VARIANTS",
-    "EXTRA_VARIANTS", "ALL_VARIANTS", "FAST_SIZES", "FULL_SIZES", "grid_config", "build_variant", "torch_threads",
-    "ResultRow", "GridResult", "run_grid", "row_from_results", "load_project_results", "published_rows",
-    "results_table", "data_label", "per_task_std", "adaptation_curve", "ShortRun", "short_run", "hyperparameter_figure",
-    "hyperparameter_widget", "ARTICLE_CODE", "ARTICLE_PATCHES", "ArticleAttempt", "run_article_code", "main",
+    "DOWNLOAD_COMMAND",
+    "PUBLISHED",
+    "DataChoice",
+    "cifar100_available",
+    "choose_dataset",
+    "load_splits",
+    "distinct_superclasses",
+    "uniform_distinct_probability",
+    "stratification_report",
+    "Variant",
+    "VARIANTS",
+    "EXTRA_VARIANTS",
+    "ALL_VARIANTS",
+    "FAST_SIZES",
+    "FULL_SIZES",
+    "grid_config",
+    "build_variant",
+    "torch_threads",
+    "ResultRow",
+    "GridResult",
+    "run_grid",
+    "row_from_results",
+    "load_project_results",
+    "published_rows",
+    "results_table",
+    "data_label",
+    "per_task_std",
+    "adaptation_curve",
+    "ShortRun",
+    "short_run",
+    "hyperparameter_figure",
+    "hyperparameter_widget",
+    "ARTICLE_CODE",
+    "ARTICLE_PATCHES",
+    "ArticleAttempt",
+    "run_article_code",
+    "add_arguments",
+    "run",
 ]
-
-if __name__ == "__main__":
-    sys.exit(main())

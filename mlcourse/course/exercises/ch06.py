@@ -1,22 +1,24 @@
 """Chapter 06 (applications): reference solutions and checkers.
 
 1. ``pixel_prototypes``: the no-learning few-shot baseline, nearest class mean in pixel space; checked
-   against ``mlcourse.applications.pixel_prototype_predictions``.
+   against ``mlcourse.course.ch06_applications.pixel_prototype_predictions``.
 2. ``advantages``: reward-to-go minus the leave-one-out baseline (the unbiased advantage of chapter 06's
-   policy gradient); checked against ``mlcourse.rl.advantages(normalise=False)``.
+   policy gradient); checked against ``mlcourse.course.ch06_rl.advantages(normalise=False)``.
 3. ``gaussian_policy_gradient``: the exact gradient of ``E[-|a - g|^2]`` for ``a ~ N(mu, diag(sigma^2))``
    with respect to ``mu`` and ``log sigma``; checked against autograd of the closed form, and compared with
-   a REINFORCE estimate from samples (the estimator of ``mlcourse.rl`` is unbiased for it).
+   a REINFORCE estimate from samples (the estimator of ``mlcourse.course.ch06_rl`` is unbiased for it).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-from mlcourse import applications as A
-from mlcourse import rl
+from mlcourse.course import ch06_applications as A
+from mlcourse.course import ch06_rl as rl
 
 # --------------------------------------------------------------------------------------------------
 # Exercise 1: nearest class mean in pixel space
@@ -47,8 +49,10 @@ def check_pixel_prototypes(answer: Optional[Callable[[Tensor, Tensor, Tensor, in
     cases = _ex1_cases()
     if answer is None:
         sx, sy, qx, n = cases[0]
-        print(f"no answer yet. Reference predictions on task 1 (5-way 1-shot, 20 queries): "
-              f"{pixel_prototypes(sx, sy, qx, n).tolist()}")
+        print(
+            f"no answer yet. Reference predictions on task 1 (5-way 1-shot, 20 queries): "
+            f"{pixel_prototypes(sx, sy, qx, n).tolist()}"
+        )
         return False
     ok = True
     for i, (sx, sy, qx, n) in enumerate(cases):
@@ -75,11 +79,13 @@ def advantages(rewards: Tensor, gamma: float) -> Tensor:
 
 
 def check_advantages(answer: Optional[Callable[[Tensor, float], Tensor]]) -> bool:
-    """Grade ``answer(rewards [N, H], gamma) -> advantages [N, H]`` against ``mlcourse.rl``."""
+    """Grade ``answer(rewards [N, H], gamma) -> advantages [N, H]`` against ``mlcourse.course.ch06_rl``."""
     g = torch.Generator().manual_seed(1)
-    cases = [(torch.randn(5, 7, generator=g, dtype=torch.float64), 0.9),
-             (-torch.rand(3, 4, generator=g, dtype=torch.float64), 1.0),
-             (torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64), 0.5)]
+    cases = [
+        (torch.randn(5, 7, generator=g, dtype=torch.float64), 0.9),
+        (-torch.rand(3, 4, generator=g, dtype=torch.float64), 1.0),
+        (torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64), 0.5),
+    ]
     if answer is None:
         r, gam = cases[2]
         print(f"no answer yet. Reference for rewards {r.tolist()}, gamma={gam}: {advantages(r, gam).tolist()}")
@@ -104,7 +110,9 @@ def gaussian_policy_gradient(mu: Tensor, log_std: Tensor, goal: Tensor) -> tuple
     return -2 * (mu - goal), -2 * torch.exp(2 * log_std)
 
 
-def reinforce_estimate(mu: Tensor, log_std: Tensor, goal: Tensor, samples: int = 100_000, seed: int = 0) -> tuple[Tensor, Tensor]:
+def reinforce_estimate(
+    mu: Tensor, log_std: Tensor, goal: Tensor, samples: int = 100_000, seed: int = 0
+) -> tuple[Tensor, Tensor]:
     """The score-function (REINFORCE) estimate of the same gradient, with a leave-one-out baseline."""
     g = torch.Generator().manual_seed(seed)
     std = log_std.exp()
@@ -112,23 +120,27 @@ def reinforce_estimate(mu: Tensor, log_std: Tensor, goal: Tensor, samples: int =
     a = mu + std * eps
     r = -((a - goal) ** 2).sum(-1, keepdim=True)
     adv = r - (r.sum() - r) / (samples - 1)
-    score_mu = eps / std               # d log N(a; mu, std) / d mu
-    score_log_std = eps ** 2 - 1       # d log N(a; mu, std) / d log std
+    score_mu = eps / std  # d log N(a; mu, std) / d mu
+    score_log_std = eps**2 - 1  # d log N(a; mu, std) / d log std
     return (adv * score_mu).mean(0), (adv * score_log_std).mean(0)
 
 
 def check_gaussian_policy_gradient(answer: Optional[Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]]) -> bool:
     """Grade ``answer(mu, log_std, goal) -> (dJ/dmu, dJ/dlog_std)`` against autograd of the closed form."""
-    cases = [(torch.tensor([0.1, -0.2]), torch.tensor([-1.0, -2.0]), torch.tensor([0.3, 0.4])),
-             (torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.0, -0.5, -3.0]), torch.tensor([1.0, 0.0, -1.0]))]
+    cases = [
+        (torch.tensor([0.1, -0.2]), torch.tensor([-1.0, -2.0]), torch.tensor([0.3, 0.4])),
+        (torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.0, -0.5, -3.0]), torch.tensor([1.0, 0.0, -1.0])),
+    ]
     cases = [tuple(t.double() for t in c) for c in cases]
     if answer is None:
         mu, ls, goal = cases[0]
         exact = gaussian_policy_gradient(mu, ls, goal)
         est = reinforce_estimate(mu, ls, goal)
-        print(f"no answer yet. Case 1: exact dJ/dmu = {[round(v, 4) for v in exact[0].tolist()]}, dJ/dlog_std = "
-              f"{[round(v, 4) for v in exact[1].tolist()]}; REINFORCE (100,000 samples): "
-              f"{[round(v, 4) for v in est[0].tolist()]}, {[round(v, 4) for v in est[1].tolist()]}")
+        print(
+            f"no answer yet. Case 1: exact dJ/dmu = {[round(v, 4) for v in exact[0].tolist()]}, dJ/dlog_std = "
+            f"{[round(v, 4) for v in exact[1].tolist()]}; REINFORCE (100,000 samples): "
+            f"{[round(v, 4) for v in est[0].tolist()]}, {[round(v, 4) for v in est[1].tolist()]}"
+        )
         return False
     ok = True
     for i, (mu, ls, goal) in enumerate(cases):

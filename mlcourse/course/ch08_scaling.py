@@ -13,25 +13,40 @@ ways, meta-batch size and network width grow, with log-log growth exponents.
 Algorithms: ``maml`` (second order), ``fomaml``, ``reptile``, ``anil`` (second order, head only),
 ``metasgd`` (second order), ``protonet`` (no inner loop; ``inner_steps`` does not apply).
 """
+
 from __future__ import annotations
 
+import argparse
+import datetime as _dt
+import json
 import math
 import statistics
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
-from mlcourse import bench
+from mlcourse import bench, distributed
+from mlcourse.algorithms import make_learner
+from mlcourse.atomic import write_json
+from mlcourse.config import REPO_ROOT, resolve_device
+from mlcourse.course.display import live_figure
 
 if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn (the GPU machine may not have it)
     from matplotlib.figure import Figure
 
 SCALING_ALGORITHMS = ("maml", "fomaml", "reptile", "anil", "metasgd", "protonet")
 AXES = ("inner_steps", "k_shot", "n_way", "meta_batch", "hidden")
-AXIS_LABELS = {"inner_steps": "inner steps K", "k_shot": "shots per class", "n_way": "ways N",
-               "meta_batch": "meta-batch size (tasks)", "hidden": "Conv-4 width (filters)"}
+AXIS_LABELS = {
+    "inner_steps": "inner steps K",
+    "k_shot": "shots per class",
+    "n_way": "ways N",
+    "meta_batch": "meta-batch size (tasks)",
+    "hidden": "Conv-4 width (filters)",
+}
 
 
 @dataclass(frozen=True)
@@ -48,17 +63,34 @@ class Point:
     channels: int = 1
 
     def shape(self) -> bench.Shape:
-        return bench.Shape(n_way=self.n_way, k_shot=self.k_shot, n_query=self.n_query, tasks=self.meta_batch,
-                           inner_steps=self.inner_steps, hidden=self.hidden, image_size=self.image_size,
-                           channels=self.channels)
+        return bench.Shape(
+            n_way=self.n_way,
+            k_shot=self.k_shot,
+            n_query=self.n_query,
+            tasks=self.meta_batch,
+            inner_steps=self.inner_steps,
+            hidden=self.hidden,
+            image_size=self.image_size,
+            channels=self.channels,
+        )
 
 
 FAST_BASE = Point(n_way=5, k_shot=1, n_query=3, meta_batch=4, inner_steps=1, hidden=8, image_size=16)
 FULL_BASE = Point(n_way=5, k_shot=1, n_query=5, meta_batch=8, inner_steps=1, hidden=32, image_size=28)
-FAST_GRID = {"inner_steps": [1, 2, 4, 8], "k_shot": [1, 2, 4, 8], "n_way": [2, 4, 8], "meta_batch": [2, 4, 8],
-             "hidden": [4, 8, 16]}
-FULL_GRID = {"inner_steps": [1, 2, 4, 8, 16], "k_shot": [1, 2, 5, 10, 20], "n_way": [2, 5, 10, 20],
-             "meta_batch": [2, 4, 8, 16, 32], "hidden": [8, 16, 32, 64, 128]}
+FAST_GRID = {
+    "inner_steps": [1, 2, 4, 8],
+    "k_shot": [1, 2, 4, 8],
+    "n_way": [2, 4, 8],
+    "meta_batch": [2, 4, 8],
+    "hidden": [4, 8, 16],
+}
+FULL_GRID = {
+    "inner_steps": [1, 2, 4, 8, 16],
+    "k_shot": [1, 2, 5, 10, 20],
+    "n_way": [2, 5, 10, 20],
+    "meta_batch": [2, 4, 8, 16, 32],
+    "hidden": [8, 16, 32, 64, 128],
+}
 
 
 def _check(algo: str, axis: Optional[str] = None) -> None:
@@ -75,17 +107,25 @@ def graph_memory(algo: str, point: Point, *, device: str | torch.device = "cpu")
     dev = torch.device(device)
     shape = point.shape()
     batch = bench.synthetic_batch(shape, device=dev)
-    from mlcourse.algorithms import make_learner
 
-    learner = make_learner(algo, bench.make_model(shape, device=dev), inner_lr=0.1, inner_steps=point.inner_steps,
-                           vectorise=False)
-    return bench.graph_saved_bytes(lambda: learner(batch).loss,
-                                   list(learner.parameters()) + [batch.support_x, batch.query_x])
+    learner = make_learner(
+        algo, bench.make_model(shape, device=dev), inner_lr=0.1, inner_steps=point.inner_steps, vectorise=False
+    )
+    return bench.graph_saved_bytes(
+        lambda: learner(batch).loss, list(learner.parameters()) + [batch.support_x, batch.query_x]
+    )
 
 
-def time_meta_iteration(algo: str, point: Point, *, implementation: str = bench.VECTORISED, repeats: int = 3,
-                        device: str | torch.device = "cpu", warmup: int = 1,
-                        l2l: Any = None) -> dict[str, Any]:
+def time_meta_iteration(
+    algo: str,
+    point: Point,
+    *,
+    implementation: str = bench.VECTORISED,
+    repeats: int = 3,
+    device: str | torch.device = "cpu",
+    warmup: int = 1,
+    l2l: Any = None,
+) -> dict[str, Any]:
     """Best-of-``repeats`` seconds (and the median) of one meta-gradient of ``algo`` at ``point`` (``implementation``: vectorised, per-task
     loop or learn2learn), and on CUDA the peak allocated memory of one more step."""
     _check(algo)
@@ -103,12 +143,26 @@ def time_meta_iteration(algo: str, point: Point, *, implementation: str = bench.
     times = bench.time_interleaved({implementation: step}, repeats, dev, warmup=warmup)[implementation]
     cuda_peak = bench.peak_memory(step, dev)[0] if dev.type == "cuda" else None
     # the best of the runs: the least disturbed by other load on a shared machine
-    return {"seconds": min(times), "median_seconds": statistics.median(times), "times": times, "cuda_peak_bytes": cuda_peak}
+    return {
+        "seconds": min(times),
+        "median_seconds": statistics.median(times),
+        "times": times,
+        "cuda_peak_bytes": cuda_peak,
+    }
 
 
-def sweep(algos: Sequence[str], axis: str, values: Sequence[int], *, base: Point = FAST_BASE,
-          implementation: str = bench.VECTORISED, repeats: int = 3, device: str | torch.device = "cpu",
-          memory: bool = True, progress: bool = True) -> list[dict[str, Any]]:
+def sweep(
+    algos: Sequence[str],
+    axis: str,
+    values: Sequence[int],
+    *,
+    base: Point = FAST_BASE,
+    implementation: str = bench.VECTORISED,
+    repeats: int = 3,
+    device: str | torch.device = "cpu",
+    memory: bool = True,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Time (and graph memory) of one meta-iteration for every ``algo`` and every ``value`` of ``axis``.
 
     Rows: ``{"algorithm", "axis", "value", "seconds", "graph_held_bytes", "graph_peak_bytes",
@@ -129,10 +183,20 @@ def sweep(algos: Sequence[str], axis: str, values: Sequence[int], *, base: Point
         point = replace(base, **{axis: int(value)})
         t = time_meta_iteration(algo, point, implementation=implementation, repeats=repeats, device=device)
         mem = graph_memory(algo, point) if memory else {"held": None, "peak": None}
-        rows.append({"algorithm": algo, "axis": axis, "value": int(value), "seconds": t["seconds"],
-                     "graph_held_bytes": mem["held"], "graph_peak_bytes": mem["peak"],
-                     "cuda_peak_bytes": t["cuda_peak_bytes"], "implementation": implementation,
-                     "device": str(device), "point": asdict(point)})
+        rows.append(
+            {
+                "algorithm": algo,
+                "axis": axis,
+                "value": int(value),
+                "seconds": t["seconds"],
+                "graph_held_bytes": mem["held"],
+                "graph_peak_bytes": mem["peak"],
+                "cuda_peak_bytes": t["cuda_peak_bytes"],
+                "implementation": implementation,
+                "device": str(device),
+                "point": asdict(point),
+            }
+        )
     return rows
 
 
@@ -164,22 +228,40 @@ def exponents(rows: Sequence[Mapping[str, Any]], metric: str = "seconds") -> dic
     return out
 
 
-def memory_vs_inner_steps(algos: Sequence[str] = ("maml", "fomaml", "reptile", "anil", "metasgd"),
-                          steps: Sequence[int] = (1, 2, 4, 8), *, base: Point = FAST_BASE) -> list[dict[str, Any]]:
+def memory_vs_inner_steps(
+    algos: Sequence[str] = ("maml", "fomaml", "reptile", "anil", "metasgd"),
+    steps: Sequence[int] = (1, 2, 4, 8),
+    *,
+    base: Point = FAST_BASE,
+) -> list[dict[str, Any]]:
     """Graph memory (exact bytes held for backward) of one meta-iteration as the inner steps grow."""
     rows = []
     for algo in algos:
         _check(algo)
         for k in steps:
             mem = graph_memory(algo, replace(base, inner_steps=int(k)))
-            rows.append({"algorithm": algo, "axis": "inner_steps", "value": int(k), "graph_held_bytes": mem["held"],
-                         "graph_peak_bytes": mem["peak"]})
+            rows.append(
+                {
+                    "algorithm": algo,
+                    "axis": "inner_steps",
+                    "value": int(k),
+                    "graph_held_bytes": mem["held"],
+                    "graph_peak_bytes": mem["peak"],
+                }
+            )
     return rows
 
 
-def implementation_sweep(algo: str = "maml", axis: str = "meta_batch", values: Sequence[int] = (2, 4, 8), *,
-                         base: Point = FAST_BASE, repeats: int = 3, device: str | torch.device = "cpu",
-                         progress: bool = True) -> list[dict[str, Any]]:
+def implementation_sweep(
+    algo: str = "maml",
+    axis: str = "meta_batch",
+    values: Sequence[int] = (2, 4, 8),
+    *,
+    base: Point = FAST_BASE,
+    repeats: int = 3,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Seconds per meta-iteration of the vectorised core, the per-task loop and learn2learn (when available)
     along ``axis`` (time only). Rows as :func:`sweep` with ``"algorithm"`` set to the implementation name."""
     _check(algo, axis)
@@ -195,16 +277,27 @@ def implementation_sweep(algo: str = "maml", axis: str = "meta_batch", values: S
     for impl, value in iterator:
         point = replace(base, **{axis: int(value)})
         t = time_meta_iteration(algo, point, implementation=impl, repeats=repeats, device=device, l2l=l2l)
-        rows.append({"algorithm": impl, "axis": axis, "value": int(value), "seconds": t["seconds"],
-                     "graph_held_bytes": None, "implementation": impl, "device": str(device), "point": asdict(point)})
+        rows.append(
+            {
+                "algorithm": impl,
+                "axis": axis,
+                "value": int(value),
+                "seconds": t["seconds"],
+                "graph_held_bytes": None,
+                "implementation": impl,
+                "device": str(device),
+                "point": asdict(point),
+            }
+        )
     return rows
 
 
 # --------------------------------------------------------------------------------------------------
 # plots and the widget
 # --------------------------------------------------------------------------------------------------
-def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "seconds", *, ax=None, title: str = "",
-               per_task: bool = False) -> "Figure":
+def plot_sweep(
+    rows: Sequence[Mapping[str, Any]], metric: str = "seconds", *, ax=None, title: str = "", per_task: bool = False
+) -> Figure:
     """Log-log plot of ``metric`` against the swept value, one line per algorithm, exponent in the legend.
     ``per_task``: divide seconds by the meta-batch size (``value`` on that axis)."""
     import matplotlib.pyplot as plt
@@ -238,8 +331,14 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "seconds", *, ax
     return fig
 
 
-def point_figure(inner_steps: int = 2, k_shot: int = 1, *, algos: Sequence[str] = ("maml", "fomaml", "anil", "reptile"),
-                 base: Point = FAST_BASE, repeats: int = 2) -> "Figure":
+def point_figure(
+    inner_steps: int = 2,
+    k_shot: int = 1,
+    *,
+    algos: Sequence[str] = ("maml", "fomaml", "anil", "reptile"),
+    base: Point = FAST_BASE,
+    repeats: int = 2,
+) -> Figure:
     """Bars: measured seconds (vectorised) and exact graph MiB of one meta-iteration per algorithm at
     ``inner_steps`` and ``k_shot`` (the widget's figure; re-measures every time)."""
     import matplotlib.pyplot as plt
@@ -257,8 +356,11 @@ def point_figure(inner_steps: int = 2, k_shot: int = 1, *, algos: Sequence[str] 
     for ax, vals, fmt in ((ax1, secs, "{:.0f}"), (ax2, mibs, "{:.2f}")):
         for i, v in enumerate(vals):
             ax.annotate(fmt.format(v), (i, v), ha="center", va="bottom", fontsize=8)
-    fig.suptitle(f"{point.meta_batch} tasks, {point.n_way}-way {point.k_shot}-shot, K={point.inner_steps} inner steps, "
-                 f"Conv4({point.hidden}) {point.image_size}px", fontsize=9)
+    fig.suptitle(
+        f"{point.meta_batch} tasks, {point.n_way}-way {point.k_shot}-shot, K={point.inner_steps} inner steps, "
+        f"Conv4({point.hidden}) {point.image_size}px",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -268,12 +370,12 @@ def scaling_widget(*, inner_steps: int = 2, k_shot: int = 1, base: Point = FAST_
     redraws :func:`point_figure`. Draws once with the default values (headless runs show the figure)."""
     import ipywidgets as w
 
-    from mlcourse.widgets import live_figure
-
     if not 0 <= inner_steps <= 10 or not 1 <= k_shot <= 10:
         raise ValueError(f"inner_steps={inner_steps}, k_shot={k_shot}: allowed 0..10 and 1..10")
-    controls = {"inner_steps": w.IntSlider(value=inner_steps, min=0, max=10, description="inner steps K"),
-                "k_shot": w.IntSlider(value=k_shot, min=1, max=10, description="shots")}
+    controls = {
+        "inner_steps": w.IntSlider(value=inner_steps, min=0, max=10, description="inner steps K"),
+        "k_shot": w.IntSlider(value=k_shot, min=1, max=10, description="shots"),
+    }
     return live_figure(controls, lambda **kw: point_figure(base=base, **kw), display=display)
 
 
@@ -288,13 +390,13 @@ def load_gpu_reference(path: Any = None) -> dict[str, Any]:
     import json
     from pathlib import Path
 
-    from mlcourse.config import REPO_ROOT
-
     file = Path(path) if path is not None else REPO_ROOT / "benchmarks" / "results" / GPU_REFERENCE_FILE
     payload = json.loads(file.read_text())
     missing = [k for k in GPU_REFERENCE_FIELDS if k not in payload]
     if missing or payload.get("kind") != "mlcourse.gpu-reference":
-        raise ValueError(f"{file} is not a GPU reference file (kind 'mlcourse.gpu-reference'); missing fields: {missing}")
+        raise ValueError(
+            f"{file} is not a GPU reference file (kind 'mlcourse.gpu-reference'); missing fields: {missing}"
+        )
     payload["file"] = str(file)
     return payload
 
@@ -307,22 +409,28 @@ def gpu_reference_entry(reference: Mapping[str, Any], key: str) -> dict[str, Any
     for entry in entries:
         if entry["key"] == key:
             return dict(entry)
-    raise KeyError(f"{key!r} is not in {reference.get('file', 'the GPU reference')}; allowed: {[e['key'] for e in entries]}")
+    raise KeyError(
+        f"{key!r} is not in {reference.get('file', 'the GPU reference')}; allowed: {[e['key'] for e in entries]}"
+    )
 
 
 def gpu_reference_source(reference: Mapping[str, Any]) -> str:
     """One line: file, device, torch version, date and provenance of the reference figures."""
-    return (f"{reference.get('file', GPU_REFERENCE_FILE).split('/')[-1]}: {reference['device']}, torch {reference['torch']}, "
-            f"{reference['date']} — {reference['provenance']}")
+    return (
+        f"{reference.get('file', GPU_REFERENCE_FILE).split('/')[-1]}: {reference['device']}, torch {reference['torch']}, "
+        f"{reference['date']} — {reference['provenance']}"
+    )
 
 
 def format_gpu_reference(reference: Mapping[str, Any]) -> str:
     """The reference figures as text, headed by their source line and shape (chapters 07-08 print this)."""
     shape = reference["shape"]
-    lines = [gpu_reference_source(reference),
-             f"shape: {shape['model']} with {shape['hidden']} filters, {shape['channels']}x{shape['image_size']}x"
-             f"{shape['image_size']}, {shape['n_way']}-way {shape['k_shot']}-shot, {shape['n_query']} queries, "
-             f"{shape['tasks']} tasks, {shape['inner_steps']} inner steps, {shape['dtype']}"]
+    lines = [
+        gpu_reference_source(reference),
+        f"shape: {shape['model']} with {shape['hidden']} filters, {shape['channels']}x{shape['image_size']}x"
+        f"{shape['image_size']}, {shape['n_way']}-way {shape['k_shot']}-shot, {shape['n_query']} queries, "
+        f"{shape['tasks']} tasks, {shape['inner_steps']} inner steps, {shape['dtype']}",
+    ]
     for m in reference["measurements"]:
         lines.append(f"  {m['label']:<52} {m['value']:>8g} {m['unit']}")
     for o in reference.get("observations", []):
@@ -338,8 +446,10 @@ def gpu_results_table(results: Sequence[Mapping[str, Any]]) -> str:
         rows = payload.get("rows", [])
         if payload.get("kind") != "mlcourse.bench" or not rows:
             continue
-        lines.append(f"== {payload['file'].split('/')[-1]}: {rows[0]['device_name']} [{rows[0]['device']}], "
-                     f"torch {rows[0]['torch']}, {rows[0]['date']}")
+        lines.append(
+            f"== {payload['file'].split('/')[-1]}: {rows[0]['device_name']} [{rows[0]['device']}], "
+            f"torch {rows[0]['torch']}, {rows[0]['date']}"
+        )
         lines.append(bench.format_table(rows).rsplit("\ndevice:", 1)[0])
     return "\n".join(lines) if lines else "no benchmark results found"
 
@@ -366,20 +476,22 @@ def distributed_report(**kwargs: Any) -> dict[str, Any]:
     device, torch version and date added (what chapter 08 shows and ``--distributed`` saves)."""
     import datetime as _dt
 
-    from mlcourse import distributed
-
     report = distributed.measure_speedup(**kwargs)
     cpu = torch.device("cpu")
-    return {"kind": "mlcourse.distributed", **report, "device": "cpu", "device_name": bench.device_name(cpu),
-            "torch": str(torch.__version__), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "kind": "mlcourse.distributed",
+        **report,
+        "device": "cpu",
+        "device_name": bench.device_name(cpu),
+        "torch": str(torch.__version__),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def load_distributed_results(directory: Any = None) -> list[dict[str, Any]]:
     """Every ``distributed-*.json`` in ``directory`` (default ``benchmarks/results``), newest name last."""
     import json
     from pathlib import Path
-
-    from mlcourse.config import REPO_ROOT
 
     folder = Path(directory) if directory is not None else REPO_ROOT / "benchmarks" / "results"
     out = []
@@ -390,35 +502,35 @@ def load_distributed_results(directory: Any = None) -> list[dict[str, Any]]:
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m mlcourse.scaling [--device cuda] [--full] [--out FILE]``: every sweep of chapter 08 (the full
-    grid with ``--full``), printed and written as JSON (``kind: mlcourse.scaling``) for the notebook to load."""
-    import argparse
-    import datetime as _dt
-    import json
-    import os
-    from pathlib import Path
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``mlcourse scaling``."""
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--full", action="store_true", help="FULL_GRID around FULL_BASE (default: FAST_GRID around FAST_BASE)"
+    )
+    parser.add_argument("--algorithms", nargs="+", default=list(SCALING_ALGORITHMS), choices=SCALING_ALGORITHMS)
+    parser.add_argument("--axes", nargs="+", default=list(AXES), choices=AXES)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="instead: time one meta-step at 1 vs 2 local CPU processes (mlcourse.distributed.measure_speedup)",
+    )
+    return parser
 
-    from mlcourse.config import REPO_ROOT, resolve_device
 
-    p = argparse.ArgumentParser(prog="python -m mlcourse.scaling", description=main.__doc__)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--full", action="store_true", help="FULL_GRID around FULL_BASE (default: FAST_GRID around FAST_BASE)")
-    p.add_argument("--algorithms", nargs="+", default=list(SCALING_ALGORITHMS), choices=SCALING_ALGORITHMS)
-    p.add_argument("--axes", nargs="+", default=list(AXES), choices=AXES)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--out", default=None)
-    p.add_argument("--distributed", action="store_true",
-                   help="instead: time one meta-step at 1 vs 2 local CPU processes (mlcourse.distributed.measure_speedup)")
-    a = p.parse_args(list(argv) if argv is not None else None)
+def run(a: argparse.Namespace) -> int:
+    """``mlcourse scaling [--device cuda] [--full] [--out FILE]``: every sweep of chapter 08 (the full grid with
+    ``--full``), printed and written as JSON (``kind: mlcourse.scaling``) for the notebook to load; ``--distributed``
+    times one meta-step at 1 vs 2 local CPU processes instead."""
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.distributed:
         report = distributed_report()
         out = Path(a.out) if a.out else REPO_ROOT / "runs" / "bench" / f"distributed-cpu-{report['date'][:10]}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+        write_json(out, report)
         print(json.dumps(report["speedup"]), f"wrote {out}")
         return 0
     dev = resolve_device(a.device)
@@ -426,20 +538,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows: list[dict[str, Any]] = []
     for axis in a.axes:
         rows += sweep(a.algorithms, axis, grid[axis], base=base, repeats=a.repeats, device=dev, progress=False)
-        print(f"{axis}: time exponents " + ", ".join(f"{k} {v:.2f}" for k, v in exponents(rows, "seconds").get(axis, {}).items()),
-              flush=True)
+        print(
+            f"{axis}: time exponents "
+            + ", ".join(f"{k} {v:.2f}" for k, v in exponents(rows, "seconds").get(axis, {}).items()),
+            flush=True,
+        )
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    payload = {"kind": "mlcourse.scaling", "rows": rows, "base": asdict(base), "grid": {k: grid[k] for k in a.axes},
-               "exponents_seconds": exponents(rows, "seconds"), "exponents_graph_bytes": exponents(rows, "graph_held_bytes"),
-               "device": str(dev), "device_name": bench.device_name(dev), "torch": str(torch.__version__), "date": date}
+    payload = {
+        "kind": "mlcourse.scaling",
+        "rows": rows,
+        "base": asdict(base),
+        "grid": {k: grid[k] for k in a.axes},
+        "exponents_seconds": exponents(rows, "seconds"),
+        "exponents_graph_bytes": exponents(rows, "graph_held_bytes"),
+        "device": str(dev),
+        "device_name": bench.device_name(dev),
+        "torch": str(torch.__version__),
+        "date": date,
+    }
     out = Path(a.out) if a.out else REPO_ROOT / "runs" / "bench" / f"scaling-{dev.type}-{date[:10]}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    os.replace(tmp, out)
+    write_json(out, payload)
     print(f"wrote {out}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,6 +4,7 @@
 2. ``check_matching_probs``: Matching Networks' attention-weighted label distribution.
 3. ``check_reptile_update``: one Reptile meta-update from adapted parameters.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import grade
+from mlcourse.course.exercises._common import grade
 
 
 def embedding_inputs() -> dict[str, Tensor]:
@@ -65,5 +66,13 @@ def check_reptile_update(answer: Any = None) -> Any:
     return grade("Reptile update", answer, reptile_update(**reptile_inputs()))
 
 
-__all__ = ["embedding_inputs", "proto_logits", "check_proto_logits", "matching_probs", "check_matching_probs",
-           "reptile_inputs", "reptile_update", "check_reptile_update"]
+__all__ = [
+    "embedding_inputs",
+    "proto_logits",
+    "check_proto_logits",
+    "matching_probs",
+    "check_matching_probs",
+    "reptile_inputs",
+    "reptile_update",
+    "check_reptile_update",
+]

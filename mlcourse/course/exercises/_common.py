@@ -1,4 +1,5 @@
 """Shared grading helpers for the chapter exercise modules (``ch01`` ...)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -14,19 +14,21 @@ Tasks come as the course's ``TaskBatch`` (``support_x [T, 2K, 2]``, labels class
 ``(a, b)`` and signed radius ``c`` (negative: the inside is class 0). ``plots.maml_decision_boundaries`` draws
 what :func:`decision_grid` computes.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from mlcourse.algorithms import make_learner
-from mlcourse.algorithms.core import Learner, grad_autograd
+from mlcourse.algorithms.core import Learner
 from mlcourse.config import seed_everything
 from mlcourse.data.tasks import TaskBatch
 
@@ -71,8 +73,15 @@ def _task_params(kind: str, extent: float, generator: torch.Generator) -> Tensor
     return torch.tensor([1.0, 0.3 * extent * (2 * u[0] - 1), 0.3 * extent * (2 * u[1] - 1), radius])
 
 
-def sample_tasks(num_tasks: int, k_shot: int = 5, n_query: int = 25, *, kind: str = "mixed", extent: float = 2.0,
-                 generator: Optional[torch.Generator] = None) -> TaskBatch:
+def sample_tasks(
+    num_tasks: int,
+    k_shot: int = 5,
+    n_query: int = 25,
+    *,
+    kind: str = "mixed",
+    extent: float = 2.0,
+    generator: Optional[torch.Generator] = None,
+) -> TaskBatch:
     """``num_tasks`` 2-way tasks: ``k_shot`` support and ``n_query`` query points per class, uniform in the square
     (drawn until each class has enough points), labels class-major as in every ``TaskBatch``."""
     if kind not in KINDS:
@@ -96,8 +105,14 @@ def sample_tasks(num_tasks: int, k_shot: int = 5, n_query: int = 25, *, kind: st
         params.append(p)
     sy = torch.arange(2).repeat_interleave(k_shot).expand(num_tasks, -1)
     qy = torch.arange(2).repeat_interleave(n_query).expand(num_tasks, -1)
-    return TaskBatch(torch.stack(sx), sy.clone(), torch.stack(qx), qy.clone(),
-                     classes=torch.arange(2).expand(num_tasks, -1).clone(), task_params=torch.stack(params))
+    return TaskBatch(
+        torch.stack(sx),
+        sy.clone(),
+        torch.stack(qx),
+        qy.clone(),
+        classes=torch.arange(2).expand(num_tasks, -1).clone(),
+        task_params=torch.stack(params),
+    )
 
 
 @dataclass
@@ -111,9 +126,20 @@ class ToyRun:
     wall_time_s: float = 0.0
 
 
-def meta_train(iterations: int, *, kind: str = "mixed", k_shot: int = 5, n_query: int = 15, meta_batch_size: int = 16,
-               inner_lr: float = 0.3, inner_steps: int = 2, outer_lr: float = 3e-3, hidden: int = 40,
-               extent: float = 2.0, seed: int = 0) -> ToyRun:
+def meta_train(
+    iterations: int,
+    *,
+    kind: str = "mixed",
+    k_shot: int = 5,
+    n_query: int = 15,
+    meta_batch_size: int = 16,
+    inner_lr: float = 0.3,
+    inner_steps: int = 2,
+    outer_lr: float = 3e-3,
+    hidden: int = 40,
+    extent: float = 2.0,
+    seed: int = 0,
+) -> ToyRun:
     """Meta-train ``make_learner("maml", ToyMLP(hidden))`` (second order, ``inner_steps`` steps of ``inner_lr``)
     with Adam(``outer_lr``) on fresh random tasks each iteration, on the CPU with one thread (these tensors are
     tiny: more threads only add overhead, and much more on a busy machine; the setting is restored after).
@@ -123,15 +149,37 @@ def meta_train(iterations: int, *, kind: str = "mixed", k_shot: int = 5, n_query
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _meta_train(iterations, kind=kind, k_shot=k_shot, n_query=n_query, meta_batch_size=meta_batch_size,
-                           inner_lr=inner_lr, inner_steps=inner_steps, outer_lr=outer_lr, hidden=hidden, extent=extent,
-                           seed=seed)
+        return _meta_train(
+            iterations,
+            kind=kind,
+            k_shot=k_shot,
+            n_query=n_query,
+            meta_batch_size=meta_batch_size,
+            inner_lr=inner_lr,
+            inner_steps=inner_steps,
+            outer_lr=outer_lr,
+            hidden=hidden,
+            extent=extent,
+            seed=seed,
+        )
     finally:
         torch.set_num_threads(threads)
 
 
-def _meta_train(iterations: int, *, kind: str, k_shot: int, n_query: int, meta_batch_size: int, inner_lr: float,
-                inner_steps: int, outer_lr: float, hidden: int, extent: float, seed: int) -> ToyRun:
+def _meta_train(
+    iterations: int,
+    *,
+    kind: str,
+    k_shot: int,
+    n_query: int,
+    meta_batch_size: int,
+    inner_lr: float,
+    inner_steps: int,
+    outer_lr: float,
+    hidden: int,
+    extent: float,
+    seed: int,
+) -> ToyRun:
     seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
     learner = make_learner("maml", ToyMLP(hidden), inner_lr=inner_lr, inner_steps=inner_steps)
@@ -146,17 +194,22 @@ def _meta_train(iterations: int, *, kind: str, k_shot: int, n_query: int, meta_b
         optimiser.step()
         steps.append(it)
         losses.append(float(out.loss.detach()))
-    settings = dict(kind=kind, k_shot=k_shot, extent=extent, inner_lr=inner_lr, inner_steps=inner_steps,
-                    iterations=iterations, meta_batch_size=meta_batch_size, seed=seed)
+    settings = dict(
+        kind=kind,
+        k_shot=k_shot,
+        extent=extent,
+        inner_lr=inner_lr,
+        inner_steps=inner_steps,
+        iterations=iterations,
+        meta_batch_size=meta_batch_size,
+        seed=seed,
+    )
     return ToyRun(learner, (steps, losses), settings, time.perf_counter() - start)
 
 
 def adapted_params(learner: Learner, task: TaskBatch, steps: int) -> dict[str, Tensor]:
     """phi: the learner's ``steps`` inner SGD steps (its own ``adapt``) on the support set of ``task`` (one task)."""
-    meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in learner.meta_state().items()}
-    if steps == 0:
-        return meta["model"]
-    return learner.adapt(meta, task.support_x[0], task.support_y[0], steps, False, grad_autograd, True)
+    return {k: v[0] for k, v in learner.adapt(task, steps=steps).items()}
 
 
 def query_accuracy(learner: Learner, task: TaskBatch, steps: Sequence[int] = (0, 1, 5)) -> dict[int, float]:
@@ -176,8 +229,9 @@ class DecisionGrid:
     truth: Tensor
 
 
-def decision_grid(learner: Learner, task: TaskBatch, steps: Sequence[int] = (0, 1, 5), *, extent: float = 2.0,
-                  resolution: int = 120) -> DecisionGrid:
+def decision_grid(
+    learner: Learner, task: TaskBatch, steps: Sequence[int] = (0, 1, 5), *, extent: float = 2.0, resolution: int = 120
+) -> DecisionGrid:
     """p(class 1) on a ``resolution x resolution`` grid over the square, at theta (0 steps) and at phi after each
     number of inner steps on the task's support set; plus the query accuracy at each."""
     if task.num_tasks != 1:
@@ -194,5 +248,15 @@ def decision_grid(learner: Learner, task: TaskBatch, steps: Sequence[int] = (0, 
     return DecisionGrid(xs, xs.clone(), probs, query_accuracy(learner, task, steps), truth)
 
 
-__all__ = ["KINDS", "ToyMLP", "ToyRun", "DecisionGrid", "sample_tasks", "true_labels", "meta_train", "adapted_params",
-           "query_accuracy", "decision_grid"]
+__all__ = [
+    "KINDS",
+    "ToyMLP",
+    "ToyRun",
+    "DecisionGrid",
+    "sample_tasks",
+    "true_labels",
+    "meta_train",
+    "adapted_params",
+    "query_accuracy",
+    "decision_grid",
+]

@@ -8,15 +8,23 @@
    returning adapted parameters and leaving theta alone; checked by value and by meta-gradient against
    ``make_learner("maml")``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
+
+from mlcourse.algorithms import make_learner
+from mlcourse.data import EpisodeSampler, ImageClassDataset
+from mlcourse.data.tasks import TaskBatch
+from mlcourse.models import Conv4
+from mlcourse.train import confidence_interval as protocol
 
 # --------------------------------------------------------------------------------------------------
 # Exercise 1: a 95% confidence interval by hand
@@ -41,13 +49,14 @@ def _exercise1_cases() -> list[Tensor]:
 
 def check_confidence_interval(answer: Optional[Callable[[Any], tuple[float, float]]]) -> bool:
     """Grade ``answer(accuracies) -> (mean, ci95)`` against ``mlcourse.train.confidence_interval``."""
-    from mlcourse.train import confidence_interval as protocol
 
     cases = _exercise1_cases()
     if answer is None:
         m, c, _ = protocol(cases[0].tolist())
-        print(f"no answer yet. Reference for the first case ({cases[0].numel()} tasks): "
-              f"{100 * m:.2f}% ± {100 * c:.2f}%  (mean ± 1.96·std/√n)")
+        print(
+            f"no answer yet. Reference for the first case ({cases[0].numel()} tasks): "
+            f"{100 * m:.2f}% ± {100 * c:.2f}%  (mean ± 1.96·std/√n)"
+        )
         return False
     ok = True
     for i, accs in enumerate(cases):
@@ -55,8 +64,10 @@ def check_confidence_interval(answer: Optional[Callable[[Any], tuple[float, floa
         got_m, got_c = (float(v) for v in answer(accs.clone()))
         passed = abs(got_m - m) < 1e-9 and abs(got_c - c) <= 1e-2 * c  # population or sample std
         ok &= passed
-        print(f"case {i + 1} ({accs.numel()} tasks): {'correct' if passed else 'not yet'} "
-              f"(expected {100 * m:.2f}% ± {100 * c:.2f}%, got {100 * got_m:.2f}% ± {100 * got_c:.2f}%)")
+        print(
+            f"case {i + 1} ({accs.numel()} tasks): {'correct' if passed else 'not yet'} "
+            f"(expected {100 * m:.2f}% ± {100 * c:.2f}%, got {100 * got_m:.2f}% ± {100 * got_c:.2f}%)"
+        )
     return ok
 
 
@@ -75,16 +86,18 @@ def distinct_superclasses(classes: Tensor, superclass: Tensor) -> Tensor:
 def _exercise2_cases() -> list[tuple[str, Tensor, Tensor]]:
     """A 60-class data set in 12 superclasses of 5 (like FC100's training split); uniform and stratified
     5-way batches from ``EpisodeSampler``, plus hand-made edge cases."""
-    from mlcourse.data import EpisodeSampler, ImageClassDataset
 
     superclass = torch.arange(12).repeat_interleave(5)
     images = torch.zeros(60, 2, 1, 2, 2, dtype=torch.uint8)
-    data = ImageClassDataset(images=images, class_names=[f"c{i}" for i in range(60)], superclass=superclass,
-                             name="toy-60-classes")
+    data = ImageClassDataset(
+        images=images, class_names=[f"c{i}" for i in range(60)], superclass=superclass, name="toy-60-classes"
+    )
     cases = []
     for strat in (False, True):
         sampler = EpisodeSampler(data, 5, 1, 1, stratified=strat, seed=3)
-        cases.append((f"{'stratified' if strat else 'uniform'} sampler, 200 tasks", sampler.sample_classes(200), superclass))
+        cases.append(
+            (f"{'stratified' if strat else 'uniform'} sampler, 200 tasks", sampler.sample_classes(200), superclass)
+        )
     edge = torch.tensor([[0, 5, 10, 15, 20], [0, 1, 10, 15, 20], [4, 9, 14, 19, 3], [55, 50, 45, 40, 59]])
     cases.append(("hand-made tasks", edge, superclass))
     return cases
@@ -96,7 +109,9 @@ def check_distinct_superclasses(answer: Optional[Callable[[Tensor, Tensor], Tens
     if answer is None:
         for name, classes, superclass in cases[:2]:
             ref = distinct_superclasses(classes, superclass)
-            print(f"no answer yet. Reference, {name}: {int(ref.sum())} of {ref.numel()} tasks have 5 distinct superclasses")
+            print(
+                f"no answer yet. Reference, {name}: {int(ref.sum())} of {ref.numel()} tasks have 5 distinct superclasses"
+            )
         return False
     ok = True
     for name, classes, superclass in cases:
@@ -104,7 +119,9 @@ def check_distinct_superclasses(answer: Optional[Callable[[Tensor, Tensor], Tens
         got = torch.as_tensor(answer(classes.clone(), superclass.clone())).to(torch.bool).reshape(-1)
         passed = got.shape == ref.shape and bool(torch.equal(got, ref))
         ok &= passed
-        print(f"{name}: {'correct' if passed else 'not yet'} ({int(ref.sum())}/{ref.numel()} tasks with distinct superclasses)")
+        print(
+            f"{name}: {'correct' if passed else 'not yet'} ({int(ref.sum())}/{ref.numel()} tasks with distinct superclasses)"
+        )
     return ok
 
 
@@ -122,23 +139,22 @@ def inner_step(model: nn.Module, params: dict[str, Tensor], x: Tensor, y: Tensor
 
 
 def _exercise3_setup() -> tuple[nn.Module, Any, float]:
-    from mlcourse.data.tasks import TaskBatch
-    from mlcourse.models import Conv4
 
     torch.manual_seed(0)
     model = Conv4(in_channels=3, n_out=5, hidden=4, image_size=8).double()
     g = torch.Generator().manual_seed(1)
-    batch = TaskBatch(support_x=torch.rand(1, 5, 3, 8, 8, generator=g, dtype=torch.float64),
-                      support_y=torch.arange(5).unsqueeze(0),
-                      query_x=torch.rand(1, 10, 3, 8, 8, generator=g, dtype=torch.float64),
-                      query_y=torch.arange(5).repeat_interleave(2).unsqueeze(0))
+    batch = TaskBatch(
+        support_x=torch.rand(1, 5, 3, 8, 8, generator=g, dtype=torch.float64),
+        support_y=torch.arange(5).unsqueeze(0),
+        query_x=torch.rand(1, 10, 3, 8, 8, generator=g, dtype=torch.float64),
+        query_y=torch.arange(5).repeat_interleave(2).unsqueeze(0),
+    )
     return model, batch, 0.3
 
 
 def check_inner_step(answer: Optional[Callable[..., dict[str, Tensor]]]) -> bool:
     """Grade ``answer(model, params, x, y, alpha) -> dict`` (the fixed ``maml_update``): adapted values,
     theta untouched, and the meta-gradient through it equal to ``make_learner("maml")``'s."""
-    from mlcourse.algorithms import make_learner
 
     model, batch, alpha = _exercise3_setup()
     params = dict(model.named_parameters())
@@ -146,8 +162,10 @@ def check_inner_step(answer: Optional[Callable[..., dict[str, Tensor]]]) -> bool
     if answer is None:
         phi = inner_step(model, params, sx, sy, alpha)
         moved = sum(float((phi[k] - params[k]).detach().norm() ** 2) for k in params) ** 0.5
-        print(f"no answer yet. Reference: {len(phi)} adapted tensors, ||phi - theta|| = {moved:.4f}, "
-              f"query loss at phi = {float(F.cross_entropy(functional_call(model, phi, (qx,)), qy).detach()):.4f}")
+        print(
+            f"no answer yet. Reference: {len(phi)} adapted tensors, ||phi - theta|| = {moved:.4f}, "
+            f"query loss at phi = {float(F.cross_entropy(functional_call(model, phi, (qx,)), qy).detach()):.4f}"
+        )
         return False
     before = {k: v.detach().clone() for k, v in params.items()}
     phi = answer(model, params, sx, sy, alpha)
@@ -162,8 +180,10 @@ def check_inner_step(answer: Optional[Callable[..., dict[str, Tensor]]]) -> bool
         report("returns a dict with one tensor per parameter name", False)
         return False
     ref = inner_step(model, {k: v.detach().requires_grad_() for k, v in before.items()}, sx, sy, alpha)
-    report("adapted values phi = theta - alpha * grad", all(torch.allclose(phi[k].detach(), ref[k].detach(), atol=1e-10)
-                                                         for k in params))
+    report(
+        "adapted values phi = theta - alpha * grad",
+        all(torch.allclose(phi[k].detach(), ref[k].detach(), atol=1e-10) for k in params),
+    )
     report("theta is not modified in place", all(torch.equal(params[k].detach(), before[k]) for k in params))
     differentiable = all(v.requires_grad for v in phi.values())
     report("phi is differentiable in theta (create_graph=True)", differentiable)
@@ -181,5 +201,11 @@ def check_inner_step(answer: Optional[Callable[..., dict[str, Tensor]]]) -> bool
     return ok
 
 
-__all__ = ["confidence_interval", "check_confidence_interval", "distinct_superclasses", "check_distinct_superclasses",
-           "inner_step", "check_inner_step"]
+__all__ = [
+    "confidence_interval",
+    "check_confidence_interval",
+    "distinct_superclasses",
+    "check_distinct_superclasses",
+    "inner_step",
+    "check_inner_step",
+]

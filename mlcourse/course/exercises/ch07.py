@@ -5,14 +5,18 @@
 2. ``task_to_batch``: turn one learn2learn task (``TaskDataset.sample()``: images and labels 0..N-1 in any
    order) into our ``TaskBatch`` (class-major support = the first K images of each class, query = the rest).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mlcourse.algorithms import make_learner
+from mlcourse.bench import Shape, load_learn2learn, make_model, synthetic_batch
 from mlcourse.data.tasks import TaskBatch
 
 # --------------------------------------------------------------------------------------------------
@@ -23,7 +27,6 @@ from mlcourse.data.tasks import TaskBatch
 def l2l_meta_loss(model: nn.Module, batch: TaskBatch, inner_lr: float, steps: int, first_order: bool) -> Tensor:
     """Reference: wrap ``model`` in ``l2l.algorithms.MAML``; per task ``clone()``, ``steps`` x ``adapt()`` on
     the support cross-entropy, query cross-entropy of the clone; mean over tasks."""
-    from mlcourse.bench import load_learn2learn
 
     l2l = load_learn2learn()
     maml = l2l.algorithms.MAML(model, lr=inner_lr, first_order=first_order)
@@ -37,7 +40,6 @@ def l2l_meta_loss(model: nn.Module, batch: TaskBatch, inner_lr: float, steps: in
 
 
 def _ex1_setup(seed: int = 0):
-    from mlcourse.bench import Shape, make_model, synthetic_batch
 
     shape = Shape(n_way=3, k_shot=2, n_query=2, tasks=3, inner_steps=2, hidden=4, image_size=12, channels=1)
     model = make_model(shape, seed=seed, dtype=torch.float64)
@@ -48,9 +50,10 @@ def _flat_grad(model: nn.Module) -> Tensor:
     return torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in model.parameters()])
 
 
-def mlcourse_meta_gradient(model: nn.Module, batch: TaskBatch, inner_lr: float, steps: int, first_order: bool) -> Tensor:
+def mlcourse_meta_gradient(
+    model: nn.Module, batch: TaskBatch, inner_lr: float, steps: int, first_order: bool
+) -> Tensor:
     """The meta-gradient from ``make_learner("maml")`` (vectorised), flattened."""
-    from mlcourse.algorithms import make_learner
 
     learner = make_learner("maml", model, inner_lr=inner_lr, inner_steps=steps, first_order=first_order)
     model.zero_grad(set_to_none=True)
@@ -66,8 +69,10 @@ def check_l2l_meta_loss(answer: Optional[Callable[[nn.Module, TaskBatch, float, 
     model, batch = _ex1_setup()
     if answer is None:
         ref = mlcourse_meta_gradient(model, batch, 0.3, 2, False)
-        print(f"no answer yet. make_learner('maml') meta-gradient (2 steps, lr 0.3): norm {ref.norm():.6f}, "
-              f"{ref.numel()} entries")
+        print(
+            f"no answer yet. make_learner('maml') meta-gradient (2 steps, lr 0.3): norm {ref.norm():.6f}, "
+            f"{ref.numel()} entries"
+        )
         return False
     ok = True
     for first_order in (False, True):
@@ -118,15 +123,19 @@ def check_task_to_batch(answer: Optional[Callable[[Tensor, Tensor, int, int], Ta
     if answer is None:
         data, labels, n, k = cases[0]
         ref = task_to_batch(data, labels, n, k)
-        print(f"no answer yet. Labels {labels.tolist()} (3-way 1-shot) give support_y {ref.support_y.tolist()}, "
-              f"query_y {ref.query_y.tolist()}, support_x {tuple(ref.support_x.shape)}")
+        print(
+            f"no answer yet. Labels {labels.tolist()} (3-way 1-shot) give support_y {ref.support_y.tolist()}, "
+            f"query_y {ref.query_y.tolist()}, support_x {tuple(ref.support_x.shape)}"
+        )
         return False
     ok = True
     for i, (data, labels, n, k) in enumerate(cases):
         want = task_to_batch(data, labels, n, k)
         try:
             got = answer(data, labels, n, k)
-            passed = all(torch.equal(getattr(got, f), getattr(want, f)) for f in ("support_x", "support_y", "query_x", "query_y"))
+            passed = all(
+                torch.equal(getattr(got, f), getattr(want, f)) for f in ("support_x", "support_y", "query_x", "query_y")
+            )
         except Exception as exc:  # noqa: BLE001 - report any failure as "not yet"
             print(f"case {i + 1}: your function raised {type(exc).__name__}: {exc}")
             passed = False

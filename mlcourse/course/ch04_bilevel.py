@@ -8,16 +8,21 @@ inner loop and a query (validation) loss ``L^val_T`` used *outside* it. ``K`` in
 learning rate ``alpha`` map ``theta`` to ``phi_K``; the meta-objective of one task is
 ``L^val_T(phi_K(theta))``.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vmap
+
+from mlcourse.course.display import FigureOutput
+from mlcourse.data.sinusoid import SinusoidTasks
 
 LossFn = Callable[[Tensor], Tensor]
 
@@ -416,12 +421,16 @@ def draw_toy_landscape(
         (first, "tab:red", "- first-order meta-gradient"),
         (article, "tab:green", "- article's rule (joint training)"),
     ]:
-        ax1.annotate("", xy=(th - scale * vec).tolist(), xytext=th.tolist(),
-                     arrowprops=dict(arrowstyle="->", color=color, lw=2))
+        ax1.annotate(
+            "", xy=(th - scale * vec).tolist(), xytext=th.tolist(), arrowprops=dict(arrowstyle="->", color=color, lw=2)
+        )
         ax1.plot([], [], color=color, lw=2, label=label)
     ax1.plot(*th, "k*", ms=14, label=r"$\theta$")
-    ax1.set_title(rf"support losses; $\alpha$={alpha:.3g}, {inner_steps} inner step(s); "
-                  rf"rel. first-order error {relative_error(first, exact):.2f}", fontsize=9)
+    ax1.set_title(
+        rf"support losses; $\alpha$={alpha:.3g}, {inner_steps} inner step(s); "
+        rf"rel. first-order error {relative_error(first, exact):.2f}",
+        fontsize=9,
+    )
     ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
 
     def maml_obj(t: Tensor) -> Tensor:
@@ -439,8 +448,11 @@ def draw_toy_landscape(
     joint = quadratic_minimiser(lambda t: joint_training_loss([task.support_loss for task in tasks], t), th)
     ax2.plot(*best, "P", color="black", ms=11, label=f"MAML optimum ({float(maml_obj(best)):.3f})")
     ax2.plot(*joint, "X", color="tab:green", ms=11, label=f"joint-training optimum ({float(maml_obj(joint)):.3f})")
-    ax2.set_title(rf"MAML objective mean$_T\, L^{{val}}_T(\phi_T(\theta))$; "
-                  rf"{outer_steps} outer steps, $\beta$={beta:.3g}", fontsize=9)
+    ax2.set_title(
+        rf"MAML objective mean$_T\, L^{{val}}_T(\phi_T(\theta))$; "
+        rf"{outer_steps} outer steps, $\beta$={beta:.3g}",
+        fontsize=9,
+    )
     ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
     for ax in (ax1, ax2):
         ax.set_xlim(-4, 4)
@@ -459,9 +471,8 @@ def _in_ipython() -> bool:
 
 
 def _live_figure(controls: dict, draw: Callable[..., object]):
-    """Draw ``draw(**values)`` now as an ordinary cell output (``mlcourse.widgets.FigureOutput``: a headless
+    """Draw ``draw(**values)`` now as an ordinary cell output (``mlcourse.course.display.FigureOutput``: a headless
     run keeps the figure) and redraw that same output in place whenever a control changes."""
-    from mlcourse.widgets import FigureOutput
 
     output = FigureOutput(draw, display=_in_ipython())
     values = lambda: {name: c.value for name, c in controls.items()}  # noqa: E731
@@ -478,8 +489,12 @@ def toy_landscape_widget(alpha: float = 0.35, beta: float = 0.8, inner_steps: in
     import ipywidgets as w
 
     controls = dict(
-        alpha=w.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.01, description="α (inner lr)", continuous_update=False),
-        beta=w.FloatSlider(value=beta, min=0.05, max=1.0, step=0.05, description="β (outer lr)", continuous_update=False),
+        alpha=w.FloatSlider(
+            value=alpha, min=0.0, max=1.0, step=0.01, description="α (inner lr)", continuous_update=False
+        ),
+        beta=w.FloatSlider(
+            value=beta, min=0.05, max=1.0, step=0.05, description="β (outer lr)", continuous_update=False
+        ),
         inner_steps=w.IntSlider(value=inner_steps, min=0, max=5, description="inner steps", continuous_update=False),
         outer_steps=w.IntSlider(value=outer_steps, min=0, max=15, description="outer steps", continuous_update=False),
     )
@@ -506,8 +521,6 @@ def draw_adaptation(
     Returns the figure."""
     import matplotlib.pyplot as plt
 
-    from mlcourse.data.sinusoid import SinusoidTasks
-
     first = next(iter(models.values()))
     device = next(first.parameters()).device
     tasks = SinusoidTasks()
@@ -533,7 +546,9 @@ def draw_adaptation(
     ax1.set_title(rf"$\alpha$={alpha:.3g}, K={k_shot}", fontsize=9)
     ax1.legend(fontsize=8, loc="best", framealpha=0.7)
     ax2.set_title("one held-out task", fontsize=9)
-    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)  # below: hides no curve
+    ax2.legend(
+        fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False
+    )  # below: hides no curve
     fig.tight_layout()
     return fig
 
@@ -546,7 +561,9 @@ def adaptation_widget(
     import ipywidgets as w
 
     controls = dict(
-        alpha=w.FloatLogSlider(value=alpha, base=10, min=-3, max=-0.5, step=0.1, description="α (adapt lr)", continuous_update=False),
+        alpha=w.FloatLogSlider(
+            value=alpha, base=10, min=-3, max=-0.5, step=0.1, description="α (adapt lr)", continuous_update=False
+        ),
         k_shot=w.IntSlider(value=k_shot, min=1, max=40, description="K (shots)", continuous_update=False),
         max_steps=w.IntSlider(value=max_steps, min=1, max=30, description="steps", continuous_update=False),
     )

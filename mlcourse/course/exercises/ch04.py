@@ -7,15 +7,20 @@
 3. ``joint_training_loss``: the article's rule written honestly, as a joint-training loss whose gradient
    is the article's update; checked against ``make_learner("article")``.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad
 
-from mlcourse import bilevel as B
+from mlcourse.algorithms import make_learner
+from mlcourse.course import ch04_bilevel as B
+from mlcourse.data.sinusoid import SinusoidTasks
+from mlcourse.models import SinusoidMLP
 
 # --------------------------------------------------------------------------------------------------
 # Exercise 1: the two-step meta-gradient by hand
@@ -60,8 +65,10 @@ def check_two_step_meta_gradient(answer: Optional[Callable[[B.BilevelTask, Tenso
     if answer is None:
         task, theta, alpha = cases[0]
         ref = two_step_meta_gradient(task, theta, alpha)
-        print(f"no answer yet. Reference, toy task 1 at theta={tuple(theta.tolist())}, alpha={alpha}: "
-              f"meta-gradient = {[round(v, 4) for v in ref.tolist()]}")
+        print(
+            f"no answer yet. Reference, toy task 1 at theta={tuple(theta.tolist())}, alpha={alpha}: "
+            f"meta-gradient = {[round(v, 4) for v in ref.tolist()]}"
+        )
         return False
     ok = True
     for i, (task, theta, alpha) in enumerate(cases):
@@ -89,8 +96,10 @@ def first_order_error_quadratic(curvature: float, alpha: float, steps: int) -> f
 
 def _measured_first_order_error(curvature: float, alpha: float, steps: int) -> float:
     a = torch.tensor([[curvature]], dtype=torch.float64)
-    task = B.BilevelTask(B.quadratic_loss(torch.tensor([1.0], dtype=torch.float64), a),
-                         B.quadratic_loss(torch.tensor([1.7], dtype=torch.float64), a))
+    task = B.BilevelTask(
+        B.quadratic_loss(torch.tensor([1.0], dtype=torch.float64), a),
+        B.quadratic_loss(torch.tensor([1.7], dtype=torch.float64), a),
+    )
     return float(B.first_order_relative_error([task], torch.tensor([-2.0], dtype=torch.float64), [alpha], steps)[0])
 
 
@@ -98,10 +107,12 @@ EXERCISE2_CASES = [(2.0, 0.01, 1), (2.0, 0.1, 1), (2.0, 0.1, 3), (0.5, 0.3, 5), 
 
 
 def check_first_order_error_quadratic(answer: Optional[Callable[[float, float, int], float]]) -> bool:
-    """Grade ``answer(curvature, alpha, steps) -> float`` against the error measured with ``mlcourse.bilevel``."""
+    """Grade ``answer(curvature, alpha, steps) -> float`` against the error measured with ``mlcourse.course.ch04_bilevel``."""
     if answer is None:
-        print("no answer yet. Measured errors (curvature, alpha, steps) -> error: "
-              + ", ".join(f"{c} -> {_measured_first_order_error(*c):.4f}" for c in EXERCISE2_CASES))
+        print(
+            "no answer yet. Measured errors (curvature, alpha, steps) -> error: "
+            + ", ".join(f"{c} -> {_measured_first_order_error(*c):.4f}" for c in EXERCISE2_CASES)
+        )
         return False
     ok = True
     for case in EXERCISE2_CASES:
@@ -121,13 +132,15 @@ def joint_training_loss(model: nn.Module, batch) -> Tensor:
     """Reference: the mean over tasks of the support MSE at theta; its gradient is the article's update
     (``(1/N) sum_i grad L_{T_i}(theta)``). No inner loop: the article's ``theta_i`` never matter."""
     params = dict(model.named_parameters())
-    return torch.stack([
-        B.mse(functional_call(model, params, (batch.support_x[i],)), batch.support_y[i]) for i in range(batch.num_tasks)
-    ]).mean()
+    return torch.stack(
+        [
+            B.mse(functional_call(model, params, (batch.support_x[i],)), batch.support_y[i])
+            for i in range(batch.num_tasks)
+        ]
+    ).mean()
 
 
 def _article_gradient(model: nn.Module, batch) -> Tensor:
-    from mlcourse.algorithms import make_learner
 
     learner = make_learner("article", model, inner_lr=0.01, inner_steps=1)
     model.zero_grad(set_to_none=True)
@@ -139,8 +152,6 @@ def _article_gradient(model: nn.Module, batch) -> Tensor:
 
 def check_joint_training_loss(answer: Optional[Callable[[nn.Module, object], Tensor]]) -> bool:
     """Grade ``answer(model, batch) -> scalar loss``: its gradient must equal ``make_learner("article")``'s."""
-    from mlcourse.data.sinusoid import SinusoidTasks
-    from mlcourse.models import SinusoidMLP
 
     torch.manual_seed(0)
     model = SinusoidMLP().double()

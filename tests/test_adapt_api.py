@@ -1,0 +1,126 @@
+"""The public adaptation API: ``learner.adapt(batch, steps=None, inner_lr=None)`` and ``learner.predict(params, x)``
+(float64). ``evaluate`` is built on them; each algorithm adapts what it should and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_algorithms import learner
+from test_algorithms_helpers import image_batch
+from torch.func import functional_call
+
+from mlcourse.algorithms import ALGORITHMS, MAML
+from mlcourse.algorithms.core import subdict
+
+F64 = torch.float64
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _metrics(lrn, batch, steps):
+    out = lrn.predict(lrn.adapt(batch, steps=steps), batch.query_x)
+    n = out.shape[-1]
+    loss = F.cross_entropy(out.reshape(-1, n), batch.query_y.reshape(-1), reduction="none").reshape(batch.query_y.shape)
+    return loss.mean(-1), (out.argmax(-1) == batch.query_y).to(F64).mean(-1)
+
+
+@pytest.mark.parametrize("vectorise", [True, False])
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_evaluate_is_predict_after_adapt(name: str, vectorise: bool) -> None:
+    lrn, batch = learner(name, 2, vectorise=vectorise), image_batch()
+    for steps in (0, 2):
+        loss, accuracy = _metrics(lrn, batch, steps)
+        reference = lrn.evaluate(batch, inner_steps=steps)
+        assert torch.allclose(loss, reference["query_loss"], rtol=1e-12, atol=1e-12), (name, steps)
+        assert torch.equal(accuracy, reference["query_accuracy"]), (name, steps)
+
+
+@pytest.mark.parametrize("name", ["maml", "metasgd", "anil", "protonet", "matchingnet", "pretrain"])
+def test_vectorised_adapt_equals_the_loop(name: str) -> None:
+    batch = image_batch()
+    fast, slow = learner(name, 3, vectorise=True), learner(name, 3, vectorise=False)
+    slow.load_state_dict(fast.state_dict())
+    a, b = fast.adapt(batch), slow.adapt(batch)
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], rtol=1e-10, atol=1e-12) for k in a)
+
+
+def test_anil_adapts_the_head_only() -> None:
+    """ANIL's inner loop moves the head; the body stays theta's, also through the base class's method."""
+    anil, batch = learner("anil", 3), image_batch()
+    for state in (anil.adapt(batch), MAML.adapt(anil, batch)):
+        assert set(state) == {"head.weight", "head.bias"}
+        theta = dict(anil.model.named_parameters())
+        assert not torch.allclose(state["head.weight"][0], theta["head.weight"])
+        x = batch.query_x[1]
+        body_theta = {**{k: v.detach() for k, v in theta.items()}, **{k: v[1] for k, v in state.items()}}
+        expected = functional_call(anil.model, body_theta, (x,))
+        assert torch.allclose(anil.predict(state, batch.query_x)[1], expected, rtol=1e-12)
+    maml = learner("maml", 3, model=anil.model)
+    assert any(k.startswith("body.") for k in maml.adapt(batch))  # MAML moves every parameter
+
+
+def test_inner_lr_override_and_meta_sgd_rates() -> None:
+    """``inner_lr=None`` is the learner's own rule (Meta-SGD: its learned rates); a float replaces it."""
+    batch = image_batch()
+    maml = learner("maml", 1)
+    x, y = batch.support_x[0], batch.support_y[0]
+    theta = dict(maml.model.named_parameters())
+    grads = torch.autograd.grad(F.cross_entropy(functional_call(maml.model, theta, (x,)), y), list(theta.values()))
+    for lr in (None, 0.05):
+        phi = maml.adapt(batch, steps=1, inner_lr=lr)
+        step = 0.1 if lr is None else lr
+        for (k, p), g in zip(theta.items(), grads):
+            assert torch.allclose(phi[k][0], p - step * g, rtol=1e-10, atol=1e-12), (k, lr)
+    metasgd = learner("metasgd", 1, model=maml.model)
+    with torch.no_grad():
+        for rate in metasgd.lrs.values():
+            rate.mul_(3.0)
+    learned, plain = metasgd.adapt(batch, steps=1), metasgd.adapt(batch, steps=1, inner_lr=0.1)
+    for (k, p), g in zip(theta.items(), grads):
+        assert torch.allclose(learned[k][0], p - 0.3 * g, rtol=1e-10, atol=1e-12)
+        assert torch.allclose(plain[k][0], p - 0.1 * g, rtol=1e-10, atol=1e-12)
+
+
+def test_metric_learners_adapt_without_gradients() -> None:
+    batch = image_batch()
+    protos = learner("protonet", 1).adapt(batch)["prototypes"]
+    assert protos.shape[:2] == (batch.num_tasks, batch.n_way)
+    support = learner("matchingnet", 1).adapt(batch)
+    norms = support["support"].norm(dim=-1)  # unit length (an all-zero ReLU embedding stays zero)
+    assert bool((((norms - 1).abs() < 1e-12) | (norms == 0)).all()) and bool((norms > 0).any())
+    probe = learner("pretrain", 4).adapt(batch)
+    assert set(probe) == {"probe.weight", "probe.bias"} and probe["probe.weight"].shape[1] == batch.n_way
+
+
+def test_adapt_and_predict_say_what_is_wrong() -> None:
+    lrn, batch = learner("maml", 1), image_batch()
+    with pytest.raises(ValueError, match="inner_steps=-1"):
+        lrn.adapt(batch, steps=-1)
+    with pytest.raises(ValueError, match="inner_lr=0"):
+        lrn.adapt(batch, inner_lr=0)
+    with pytest.raises(ValueError, match=r"x has 1 task\(s\) but params were adapted to 2"):
+        lrn.predict(lrn.adapt(batch), batch.query_x[:1])
+
+
+def test_adapt_builds_no_meta_gradient() -> None:
+    lrn, batch = learner("maml", 2), image_batch()
+    state = lrn.adapt(batch)
+    assert all(not v.requires_grad for v in state.values())
+    assert not lrn.predict(state, batch.query_x).requires_grad
+    subdict(state, "head.")  # the state is a plain {name: tensor} dict
+
+
+def test_reptile_logs_its_query_loss_not_its_surrogate() -> None:
+    from mlcourse.train import logged_loss
+
+    batch = image_batch()
+    for name in ("reptile", "maml"):
+        lrn = learner(name, 2)
+        out = lrn(batch)
+        query = float(out.metrics["query_loss"].float().mean())
+        logged = logged_loss(lrn, out, float(out.loss.detach()))
+        if name == "reptile":
+            assert logged == query and abs(float(out.loss.detach()) - query) > 1e-3  # the surrogate is another number
+        else:
+            assert logged == float(out.loss.detach()) and abs(logged - query) < 1e-6  # MAML: the query loss itself

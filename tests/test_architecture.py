@@ -1,0 +1,82 @@
+"""The package's architecture, beyond what import-linter checks (``make test`` runs ``lint-imports``):
+where the library and the course live, and no hidden edges between the package's own modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import mlcourse
+
+PACKAGE = Path(mlcourse.__file__).parent
+LOCAL_IMPORT_REASON = "# local import:"
+
+
+def _own_module(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return node.level > 0 or (node.module or "").split(".")[0] == "mlcourse"
+    return isinstance(node, ast.Import) and any(a.name.split(".")[0] == "mlcourse" for a in node.names)
+
+
+def _function_local_imports(path: Path) -> list[tuple[int, str]]:
+    source = path.read_text()
+    lines = source.splitlines()
+    found = []
+    for func in ast.walk(ast.parse(source)):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and _own_module(node):
+                if LOCAL_IMPORT_REASON not in lines[node.lineno - 1]:
+                    found.append((node.lineno, lines[node.lineno - 1].strip()))
+    return found
+
+
+def test_no_hidden_imports_of_the_package_s_own_modules():
+    """A function-local import hides an edge from import-linter; one is allowed only with its reason on the line."""
+    offenders = {
+        str(p.relative_to(PACKAGE.parent)): hits
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (hits := _function_local_imports(p))
+    }
+    assert not offenders, offenders
+
+
+def test_the_checker_finds_a_hidden_import(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import os\n\ndef f():\n    from mlcourse import train\n    from . import data  # local import: cycle\n"
+        "    import json\n    return train\n"
+    )
+    assert _function_local_imports(sample) == [(4, "from mlcourse import train")]
+
+
+def test_folders_name_the_layers():
+    """A newcomer finds the algorithm core, the training loop and each chapter's code from the names alone."""
+    assert (PACKAGE / "algorithms" / "core.py").is_file() and (PACKAGE / "train.py").is_file()
+    course = PACKAGE / "course"
+    chapters = sorted(p.stem for p in course.glob("ch[0-9][0-9]_*.py"))
+    assert chapters == ["ch02_toy2d", "ch04_bilevel", "ch05_project", "ch06_applications", "ch06_rl", "ch08_scaling"]
+    library = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    for course_only in ("experiments", "widgets", "plots", "exercises", "bilevel", "project", "scaling"):
+        assert course_only not in library, f"{course_only} belongs under mlcourse/course/"
+
+
+def _entry_points(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    found = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in ("main", "_main")]
+    for node in tree.body:
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            found.append("if __name__ == '__main__'")
+    return found
+
+
+def test_one_command_line_entry():
+    """`mlcourse` is the only entry point: no other module of the package parses a command line of its own."""
+    mains = {
+        str(p.relative_to(PACKAGE.parent)): e
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("cli.py", "__main__.py") and (e := _entry_points(p))
+    }
+    assert mains == {}
+    assert _entry_points(PACKAGE / "cli.py") == ["main", "if __name__ == '__main__'"]
