@@ -168,6 +168,35 @@ RESUMABLE_CHANGES = (
 TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every", "compile")
 
 
+def option(
+    default: Any,
+    help: str,
+    *,
+    flag: Optional[str] = None,
+    const: Any = None,
+    pair: bool = False,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+    positive: bool = False,
+    choices: Optional[tuple[str, ...]] = None,
+) -> Any:
+    """A :class:`TrainConfig` field and everything the command line and :meth:`TrainConfig.validate` need about it:
+    ``help``; ``flag`` (default ``--field-name``); ``const`` for a flag that sets that value (``--no-rotations``);
+    ``pair`` for ``--x/--no-x``; ``low``/``high`` for integers, ``positive`` for numbers, ``choices`` for strings.
+    ``mlcourse.commands`` generates ``mlcourse train``'s options and :func:`mlcourse.commands.train_command` from it."""
+    meta = {
+        "help": help,
+        "flag": flag,
+        "const": const,
+        "pair": pair,
+        "low": low,
+        "high": high,
+        "positive": positive,
+        "choices": choices,
+    }
+    return field(default=default, metadata=meta)
+
+
 class ConfigError(ValueError):
     """An invalid ``TrainConfig`` field; the message names the value and the allowed range."""
 
@@ -184,40 +213,49 @@ class TrainConfig:
     construction. ``n_way`` is unused for sinusoid regression (fixed to 1).
     """
 
-    algo: str = "maml"
-    data: str = "omniglot"
-    split_scheme: Optional[str] = None
-    n_way: Optional[int] = None
-    k_shot: Optional[int] = None
-    n_query: Optional[int] = None
-    inner_steps: Optional[int] = None
-    test_inner_steps: Optional[int] = None
-    inner_lr: Optional[float] = None
-    outer_lr: float = 1e-3
-    meta_batch_size: Optional[int] = None
-    iterations: Optional[int] = None
-    eval_every: int = 500
-    val_tasks: int = 100
-    test_tasks: int = 600
-    eval_batch_size: Optional[int] = None
-    seed: int = 0
-    device: str = "auto"
-    out_dir: Optional[str] = None
-    image_size: Optional[int] = None
-    hidden: Optional[int] = None
-    rotations: Optional[bool] = None
-    first_order: bool = False
-    vectorise: bool = True
-    stratified: bool = False  # the article's superclass-stratified sampling, for training tasks only
-    attention: bool = False  # Conv-4 with the attention block (the article's "MAML + attention")
-    checkpoint_every: int = 500
-    log_every: int = 10
-    # classes per training task for the metric-based learners (ProtoNets train with more ways than they test,
-    # Snell et al. 2017); None = n_way. Validation and test tasks always have n_way classes.
-    train_n_way: Optional[int] = None
-    lr_schedule: str = "constant"  # or "cosine": the outer learning rate decays to 0 over `iterations`
-    # torch.compile the vectorised learner: None = on where it pays (vectorised image runs of >= 1,000 iterations)
-    compile: Optional[bool] = None
+    algo: str = option("maml", "the learner: " + ", ".join(ALGORITHMS), choices=ALGORITHMS)
+    data: str = option("omniglot", "the data set: omniglot, cifar100 or sinusoid", choices=DATASETS)
+    split_scheme: Optional[str] = option(
+        None, "omniglot: vinyals|lake; cifar100: article|cifar-fs|fc100", flag="--split"
+    )
+    n_way: Optional[int] = option(None, "classes per task")
+    k_shot: Optional[int] = option(None, "support examples per class", low=1)
+    n_query: Optional[int] = option(None, "query examples per class", low=1)
+    inner_steps: Optional[int] = option(None, "inner SGD steps in training (0 = no adaptation)", low=0)
+    test_inner_steps: Optional[int] = option(None, "inner SGD steps at validation and test time", low=0)
+    inner_lr: Optional[float] = option(None, "inner step size alpha", positive=True)
+    outer_lr: float = option(1e-3, "outer (Adam) learning rate beta", positive=True)
+    meta_batch_size: Optional[int] = option(None, "tasks per outer step", flag="--meta-batch", low=1)
+    iterations: Optional[int] = option(None, "outer steps", low=0)
+    eval_every: int = option(500, "validate every N steps", low=1)
+    val_tasks: int = option(100, "validation tasks", low=0)
+    test_tasks: int = option(600, "test tasks at the end (the protocol: 600)", low=0)
+    eval_batch_size: Optional[int] = option(None, "tasks per evaluation batch", flag="--eval-batch", low=1)
+    seed: int = option(0, "training seed", low=0, high=2**63 - 1)
+    device: str = option("auto", "auto (default), cpu, cuda, cuda:N, mps")
+    out_dir: Optional[str] = option(None, "run directory (default runs/ALGO-DATA-NwayKshot)", flag="--out")
+    image_size: Optional[int] = option(None, "image side in pixels")
+    hidden: Optional[int] = option(None, "Conv-4 filters per layer (sinusoid: MLP width)", low=1, high=4096)
+    rotations: Optional[bool] = option(
+        None, "omniglot: no rotated copies of the characters", flag="--no-rotations", const=False
+    )
+    first_order: bool = option(False, "first-order meta-gradient", flag="--first-order", const=True)
+    stratified: bool = option(False, "the article's superclass-stratified sampling of training tasks", const=True)
+    attention: bool = option(False, "Conv-4 with the attention block (the article's MAML + attention)", const=True)
+    vectorise: bool = option(True, "the per-task reference loop instead of vmap", flag="--no-vectorise", const=False)
+    checkpoint_every: int = option(500, "write a checkpoint every N steps", low=1)
+    log_every: int = option(10, "log the training loss every N steps", low=1)
+    train_n_way: Optional[int] = option(
+        None,
+        "classes per training task for protonet/matchingnet (default: --n-way; Snell et al. 2017 train wider)",
+        low=2,
+    )
+    lr_schedule: str = option(
+        "constant", "constant, or cosine: the outer learning rate decays to 0", choices=LR_SCHEDULES
+    )
+    compile: Optional[bool] = option(
+        None, "torch.compile the learner (default: on for vectorised image runs of >= 1,000 iterations)", pair=True
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.out_dir, os.PathLike):
@@ -288,36 +326,42 @@ class TrainConfig:
 
     # ---------------------------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise :class:`ConfigError` for the first invalid field, naming the value and the allowed range."""
+        """Raise :class:`ConfigError` for the first invalid field, naming the value and the allowed range: the
+        ranges and choices declared on the fields (:func:`option`), then the rules that tie fields together."""
 
         def fail(name: str, allowed: str, reason: str = "is not allowed") -> None:
             raise ConfigError(f"{name}={getattr(self, name)!r} {reason}; allowed {allowed}")
 
-        def integer(name: str, low: int, high: Optional[int] = None, optional: bool = False) -> None:
-            value = getattr(self, name)
-            allowed = f"{low}..{high}" if high is not None else f">= {low}"
-            if value is None and optional:
-                return
-            if not _is_int(value):
-                fail(name, f"an integer {allowed}", "is not an integer")
-            if value < low or (high is not None and value > high):
-                fail(name, allowed, "is out of range")
-
-        def positive_float(name: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-                fail(name, "a finite number > 0", "is not a number")
-            if not math.isfinite(value) or value <= 0:
-                fail(name, "a finite number > 0", "is out of range")
-
-        def boolean(name: str) -> None:
-            if not isinstance(getattr(self, name), bool):
-                fail(name, "True or False", "is not a boolean")
-
-        if self.algo not in ALGORITHMS:
-            fail("algo", ", ".join(ALGORITHMS), "is not a known algorithm")
-        if self.data not in DATASETS:
-            fail("data", ", ".join(DATASETS), "is not a known data set")
+        for f in dataclasses.fields(self):
+            meta, value = f.metadata, getattr(self, f.name)
+            if value is None and f.default is None and f.name not in ("split_scheme", "device"):
+                continue  # optional, and the data set's defaults left it unset
+            if meta.get("choices") and value not in meta["choices"]:
+                fail(
+                    f.name,
+                    ", ".join(meta["choices"]),
+                    "is not a known "
+                    + ("algorithm" if f.name == "algo" else "data set" if f.name == "data" else "value"),
+                )
+            elif meta.get("const") is not None or meta.get("pair"):
+                if not isinstance(value, bool):
+                    fail(
+                        f.name,
+                        "True or False" + (", None (automatic)" if f.default is None else ""),
+                        "is not a boolean",
+                    )
+            elif meta.get("positive"):
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                    fail(f.name, "a finite number > 0", "is not a number")
+                if not math.isfinite(value) or value <= 0:
+                    fail(f.name, "a finite number > 0", "is out of range")
+            elif meta.get("low") is not None:
+                low, high = int(meta["low"]), None if meta["high"] is None else int(meta["high"])
+                allowed = f"{low}..{high}" if high is not None else f">= {low}"
+                if not _is_int(value):
+                    fail(f.name, f"an integer {allowed}", "is not an integer")
+                if value < low or (high is not None and value > high):
+                    fail(f.name, allowed, "is out of range")
         if self.split_scheme not in SPLIT_SCHEMES[self.data]:
             fail("split_scheme", f"{', '.join(SPLIT_SCHEMES[self.data])} for data={self.data!r}")
         if not self.is_classification and self.algo in CLASSIFICATION_ONLY:
@@ -326,55 +370,32 @@ class TrainConfig:
                 f"{', '.join(a for a in ALGORITHMS if a not in CLASSIFICATION_ONLY)} for sinusoid regression",
                 "needs classification data",
             )
-        if self.is_classification:
-            integer("n_way", 2)
-        elif self.n_way != 1:
+        if self.is_classification and (not _is_int(self.n_way) or self.n_way < 2):
+            fail("n_way", "an integer >= 2", "is out of range" if _is_int(self.n_way) else "is not an integer")
+        if not self.is_classification and self.n_way != 1:
             fail("n_way", "1 (unset) for sinusoid regression", "is not used by regression")
-        integer("k_shot", 1)
-        integer("n_query", 1)
-        integer("inner_steps", 0)
-        integer("test_inner_steps", 0)
-        positive_float("inner_lr")
-        positive_float("outer_lr")
-        integer("meta_batch_size", 1)
-        integer("iterations", 0)
-        integer("eval_every", 1)
-        integer("val_tasks", 0)
-        integer("test_tasks", 0)
-        integer("eval_batch_size", 1, optional=True)
-        integer("seed", 0, 2**63 - 1)
         if not isinstance(self.device, str) or not re.fullmatch(
             r"auto|cpu|mps|cuda(:\d+)?", self.device.strip().lower()
         ):
             fail("device", "auto, cpu, cuda, cuda:N, mps")
         if self.out_dir is not None and (not isinstance(self.out_dir, str) or not self.out_dir.strip()):
             fail("out_dir", "a directory path or None")
-        if self.data == "omniglot":
-            integer("image_size", 16, 512)
-        elif self.data == "cifar100" and self.image_size != 32:
+        if self.data == "omniglot" and (not _is_int(self.image_size) or not 16 <= self.image_size <= 512):
+            fail("image_size", "16..512", "is out of range" if _is_int(self.image_size) else "is not an integer")
+        if self.data == "cifar100" and self.image_size != 32:
             fail("image_size", "32 for cifar100 (its images are 32x32)")
-        integer("hidden", 1, 4096)
-        for name in ("rotations", "first_order", "vectorise", "stratified", "attention"):
-            boolean(name)
         if self.rotations and self.data != "omniglot":
             fail("rotations", "False for data other than omniglot")
         if self.stratified and not self.is_classification:
             fail("stratified", "False for sinusoid regression")
         if self.attention and not self.is_classification:
             fail("attention", "False for sinusoid regression (the attention block belongs to Conv-4)")
-        integer("checkpoint_every", 1)
-        integer("log_every", 1)
-        integer("train_n_way", 2, optional=True)
         if self.train_n_way is not None and self.train_n_way != self.n_way and self.algo not in CLASSIFICATION_ONLY:
             fail(
                 "train_n_way",
                 f"None or n_way={self.n_way} for {self.algo} (its head has n_way outputs); other values "
                 f"for {', '.join(CLASSIFICATION_ONLY)}",
             )
-        if self.lr_schedule not in LR_SCHEDULES:
-            fail("lr_schedule", ", ".join(LR_SCHEDULES))
-        if self.compile is not None and not isinstance(self.compile, bool):
-            fail("compile", "True, False or None (automatic)", "is not a boolean")
 
 
 # --------------------------------------------------------------------------------------------------

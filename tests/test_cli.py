@@ -273,3 +273,22 @@ def test_full_scale_script_commands_are_the_shipped_runs(monkeypatch):
         assert configs[name] == shipped_config.replace(device="auto"), name
         recorded = _train_config(_build_parser().parse_args(shlex.split(res["command"])[1:]))
         assert recorded == shipped_config.replace(device=recorded.device), name
+
+
+def test_train_options_are_generated_from_the_configuration(capsys, monkeypatch):
+    """One source of truth: every TrainConfig field is an option of `mlcourse train`, with its help and default."""
+    import dataclasses
+
+    from mlcourse.cli import _build_parser
+    from mlcourse.commands import _flag
+    from mlcourse.train import TrainConfig
+
+    monkeypatch.setenv("COLUMNS", "2000")  # no line wrapping inside the help texts
+    with pytest.raises(SystemExit):
+        _build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(TrainConfig):
+        assert _flag(f) in text, f.name
+        assert " ".join(f.metadata["help"].split()) in text, f.name
+    assert "(default: 0.001)" in text and "(default: the data set's)" in text
+    assert "--compile, --no-compile" in text or "--compile | --no-compile" in text
