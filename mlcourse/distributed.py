@@ -277,21 +277,36 @@ def gather_task_metrics(metrics: Mapping[str, Tensor], total_tasks: int) -> dict
     return out
 
 
-def distributed_meta_step(learner: nn.Module, optimizer: torch.optim.Optimizer, batch: TaskBatch):
+def distributed_meta_step(
+    learner: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: TaskBatch,
+    *,
+    lr: Optional[float] = None,
+    check_loss: Optional[Callable[[float], None]] = None,
+) -> MetaOutput:
     """One meta-step on the whole meta-batch ``batch`` (the same on every rank): this rank's slice, forward,
-    ``backward``, task-weighted all-reduce of the meta-gradient, ``optimizer.step()``.
+    ``backward``, task-weighted all-reduce of the meta-gradient, ``optimizer.step()`` (at learning rate ``lr``
+    when given). ``check_loss(value)`` sees the whole batch's meta-loss before ``backward`` and may raise (a
+    non-finite loss never reaches the parameters).
 
     Returns a ``MetaOutput`` with the meta-loss of the **whole** batch (detached) and per-task metrics of
-    every task. In one process it is the plain step ``zero_grad; loss.backward(); step``.
+    every task. In one process it is the plain step ``zero_grad; loss.backward(); step``; ``mlcourse.train.Trainer``
+    calls it for every outer step of the course.
     """
 
     local = local_slice(batch)
     optimizer.zero_grad(set_to_none=True)
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
     out = learner(local)
+    loss = allreduce_mean(out.loss.detach(), local.num_tasks, batch.num_tasks)
+    if check_loss is not None:
+        check_loss(float(loss))
     out.loss.backward()
     allreduce_gradients(learner, local.num_tasks, batch.num_tasks)
     optimizer.step()
-    loss = allreduce_mean(out.loss, local.num_tasks, batch.num_tasks)
     return MetaOutput(loss, gather_task_metrics(out.metrics, batch.num_tasks))
 
 

@@ -713,6 +713,52 @@ def _summary(window: Mapping[str, list[float]]) -> dict[str, float]:
     return {f"train_{k}": float(np.mean(v)) for k, v in window.items() if v}
 
 
+def _check_finite(value: float, step: int, config: TrainConfig) -> None:
+    if not math.isfinite(value):
+        raise RuntimeError(
+            f"the meta-loss became {value} at step {step + 1}; lower outer_lr ({config.outer_lr}) "
+            f"or inner_lr ({config.inner_lr})"
+        )
+
+
+class Trainer:
+    """The course's one outer loop: Adam on the learner's meta-loss, one meta-batch per step.
+
+    :meth:`step` is one outer step (this process's share of the tasks under ``torch.distributed``, the
+    task-weighted all-reduce of the meta-gradient, the learning rate of ``lr_at(step)``); :func:`train` adds
+    checkpoints, validation and resume around it, and the chapters' short runs (chapter 02's 2-D toy, chapter
+    04's comparison, chapter 05's hyper-parameter widget) call :meth:`run`.
+    """
+
+    def __init__(self, learner: nn.Module, *, outer_lr: float, lr_at: Optional[Callable[[int], float]] = None) -> None:
+        self.learner = learner
+        self.optimizer = torch.optim.Adam(learner.parameters(), lr=outer_lr)
+        self.lr_at = lr_at
+        self.steps = 0  # outer steps taken by this trainer (train() resumes it from a checkpoint)
+
+    def step(self, batch: Any, check_loss: Optional[Callable[[float], None]] = None) -> tuple[Any, float]:
+        """One outer step on ``batch``; returns the ``MetaOutput`` (whole-batch loss, every task's metrics)
+        and the loss to log (:func:`logged_loss`)."""
+        lr = self.lr_at(self.steps) if self.lr_at is not None else None
+        out = distributed.distributed_meta_step(self.learner, self.optimizer, batch, lr=lr, check_loss=check_loss)
+        self.steps += 1
+        return out, logged_loss(self.learner, out, float(out.loss))
+
+    def run(
+        self, sample: Callable[[], Any], iterations: int, *, progress: bool = False, desc: str = "meta-train"
+    ) -> list[float]:
+        """``iterations`` outer steps on meta-batches drawn by ``sample()``; returns the logged loss of each."""
+        from tqdm.auto import tqdm  # noqa: PLC0415 - third party, only when a loop runs
+
+        losses: list[float] = []
+        bar = tqdm(range(iterations), desc=desc, disable=not progress, mininterval=1.0, leave=False)
+        for i in bar:
+            losses.append(self.step(sample())[1])
+            if progress and i % 100 == 0:
+                bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.3f}")
+        return losses
+
+
 def train(
     config: TrainConfig,
     progress: bool = True,
@@ -756,7 +802,8 @@ def train(
     exp = experiment if experiment is not None else build_experiment(config)
     learner, device = exp.learner, exp.device
     train_sampler, val_sampler, test_sampler = exp.samplers["train"], exp.samplers.get("val"), exp.samplers.get("test")
-    optimizer = torch.optim.Adam(learner.parameters(), lr=config.outer_lr)
+    trainer = Trainer(learner, outer_lr=config.outer_lr, lr_at=config.outer_lr_at)
+    optimizer = trainer.optimizer
     if out_dir is not None:
         size = sum(t.numel() * t.element_size() for t in learner.state_dict().values())
         prepare_output_dir(out_dir, needed_bytes=2 * 3 * size + (1 << 20))  # two copies of params + Adam moments
@@ -818,6 +865,7 @@ def train(
         )
 
     start_step = step
+    trainer.steps = step  # the learning-rate schedule continues where the checkpoint stopped
     stopped = False
     bar = tqdm(
         total=config.iterations,
@@ -833,23 +881,9 @@ def train(
                 stopped = True
                 break
             batch = train_sampler.sample(config.meta_batch_size)  # the whole meta-batch, identical on every rank
-            local = distributed.local_slice(batch)  # this rank's tasks (all of them in one process)
-            optimizer.zero_grad(set_to_none=True)
-            for group in optimizer.param_groups:
-                group["lr"] = config.outer_lr_at(step)
-            out = learner(local)
-            loss_value = float(distributed.allreduce_mean(out.loss.detach(), local.num_tasks, batch.num_tasks))
-            if not math.isfinite(loss_value):
-                raise RuntimeError(
-                    f"the meta-loss became {loss_value} at step {step + 1}; lower outer_lr ({config.outer_lr}) "
-                    f"or inner_lr ({config.inner_lr})"
-                )
-            out.loss.backward()
-            distributed.allreduce_gradients(learner, local.num_tasks, batch.num_tasks)  # task-weighted mean
-            optimizer.step()
-            out = out._replace(metrics=distributed.gather_task_metrics(out.metrics, batch.num_tasks))
+            out, logged = trainer.step(batch, check_loss=lambda value: _check_finite(value, step, config))
             step += 1
-            window["loss"].append(logged_loss(learner, out, loss_value))
+            window["loss"].append(logged)
             if "query_accuracy" in out.metrics:
                 window["accuracy"].append(float(out.metrics["query_accuracy"].detach().float().mean()))
             record: Optional[dict[str, Any]] = None
@@ -953,14 +987,12 @@ def measure_step_time(config: TrainConfig, steps: int = 3, experiment: Optional[
     learner, sampler = exp.learner, exp.samplers["train"]
     saved_params = copy.deepcopy(learner.state_dict())
     saved_sampler = copy.deepcopy(sampler.state_dict())
-    optimizer = torch.optim.Adam(learner.parameters(), lr=config.outer_lr)
+    trainer = Trainer(learner, outer_lr=config.outer_lr)
     elapsed = 0.0
     try:
         for i in range(steps + 1):
             start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            learner(sampler.sample(config.meta_batch_size)).loss.backward()
-            optimizer.step()
+            trainer.step(sampler.sample(config.meta_batch_size))
             if exp.device.type == "cuda":
                 torch.cuda.synchronize(exp.device)
             if i > 0:

@@ -521,3 +521,43 @@ def test_rerunning_a_finished_run_keeps_its_record(tmp_path):
         and kept["wall_time_s"] == 1234.5
         and kept["extra_tests"] == {"x": {"mean": 1}}
     )
+
+
+def test_trainer_is_the_plain_adam_loop_with_a_schedule_and_a_guard():
+    """The one outer loop: Trainer.run == zero_grad/backward/Adam step; lr_at sets each step's rate; a loss that
+    fails the check never reaches the parameters."""
+    from mlcourse.algorithms import make_learner
+    from mlcourse.data import SinusoidTasks
+    from mlcourse.models import SinusoidMLP
+    from mlcourse.train import Trainer
+
+    def batches(seed):
+        g = torch.Generator().manual_seed(seed)
+        return lambda: SinusoidTasks().sample(4, 5, 5, generator=g)
+
+    torch.manual_seed(0)
+    a = make_learner("maml", SinusoidMLP(), inner_lr=0.01)
+    b = make_learner("maml", SinusoidMLP(), inner_lr=0.01)
+    b.load_state_dict(a.state_dict())
+    losses = Trainer(a, outer_lr=1e-2).run(batches(1), 5)
+    optimizer, sample, manual = torch.optim.Adam(b.parameters(), lr=1e-2), batches(1), []
+    for _ in range(5):
+        optimizer.zero_grad()
+        out = b(sample())
+        out.loss.backward()
+        optimizer.step()
+        manual.append(float(out.loss))
+    assert losses == manual
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+    trainer = Trainer(a, outer_lr=1e-2, lr_at=lambda step: 0.1 / (step + 1))
+    trainer.run(batches(2), 3)
+    assert trainer.steps == 3 and trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 3)
+    before = [p.detach().clone() for p in a.parameters()]
+
+    def refuse(value):
+        raise RuntimeError(f"loss {value} refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        trainer.step(batches(3)(), check_loss=refuse)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), before)) and trainer.steps == 3

@@ -31,6 +31,7 @@ from mlcourse.algorithms import make_learner
 from mlcourse.algorithms.core import Learner
 from mlcourse.config import seed_everything
 from mlcourse.data.tasks import TaskBatch
+from mlcourse.train import Trainer
 
 KINDS = ("linear", "circle", "mixed")
 
@@ -183,17 +184,12 @@ def _meta_train(
     seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
     learner = make_learner("maml", ToyMLP(hidden), inner_lr=inner_lr, inner_steps=inner_steps)
-    optimiser = torch.optim.Adam(learner.parameters(), lr=outer_lr)
-    steps, losses = [], []
     start = time.perf_counter()
-    for it in range(1, iterations + 1):
-        batch = sample_tasks(meta_batch_size, k_shot, n_query, kind=kind, extent=extent, generator=generator)
-        out = learner(batch)
-        optimiser.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimiser.step()
-        steps.append(it)
-        losses.append(float(out.loss.detach()))
+    losses = Trainer(learner, outer_lr=outer_lr).run(
+        lambda: sample_tasks(meta_batch_size, k_shot, n_query, kind=kind, extent=extent, generator=generator),
+        iterations,
+    )
+    steps = list(range(1, iterations + 1))
     settings = dict(
         kind=kind,
         k_shot=k_shot,

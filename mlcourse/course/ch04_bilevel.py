@@ -23,6 +23,7 @@ from torch.func import functional_call, grad, jvp, vmap
 
 from mlcourse.course.display import FigureOutput
 from mlcourse.data.sinusoid import SinusoidTasks
+from mlcourse.train import Trainer
 
 LossFn = Callable[[Tensor], Tensor]
 
@@ -319,33 +320,20 @@ def meta_train(
 
     ``num_threads`` sets torch's CPU intra-op threads for the loop (restored afterwards): for the tiny
     sinusoid network extra threads only add synchronisation overhead (about 3x slower on a busy 2-core
-    machine); ``None`` leaves the setting alone."""
-    from tqdm.auto import tqdm
-
+    machine); ``None`` leaves the setting alone. The loop is ``mlcourse.train.Trainer`` (Reptile's history is its
+    query loss, not its surrogate)."""
     previous = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        return _meta_train_loop(learner, sample, iterations, outer_lr, seed, progress, desc, tqdm)
+        return _meta_train_loop(learner, sample, iterations, outer_lr, seed, progress, desc)
     finally:
         torch.set_num_threads(previous)
 
 
-def _meta_train_loop(learner, sample, iterations, outer_lr, seed, progress, desc, tqdm) -> list[float]:
+def _meta_train_loop(learner, sample, iterations, outer_lr, seed, progress, desc) -> list[float]:
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(learner.parameters(), lr=outer_lr)
-    history: list[float] = []
-    bar = tqdm(range(iterations), desc=desc, disable=not progress, mininterval=1.0)
-    for step in bar:
-        batch = sample(generator)
-        optimizer.zero_grad(set_to_none=True)
-        out = learner(batch)
-        out.loss.backward()
-        optimizer.step()
-        history.append(float(out.loss.detach()))
-        if progress and step % 500 == 0:
-            bar.set_postfix(loss=f"{sum(history[-500:]) / len(history[-500:]):.3f}")
-    return history
+    return Trainer(learner, outer_lr=outer_lr).run(lambda: sample(generator), iterations, progress=progress, desc=desc)
 
 
 # --------------------------------------------------------------------------------------------------

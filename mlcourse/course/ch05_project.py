@@ -55,6 +55,7 @@ from mlcourse.train import (
     VAL_SEED_OFFSET,
     Experiment,
     TrainConfig,
+    Trainer,
     device_name,
     expected_training_time,
     measure_step_time,
@@ -774,7 +775,6 @@ def short_run(
 ) -> ShortRun:
     """Meta-train ``variant`` (a MAML-family row) from scratch for ``iterations`` steps with α, β, K, then
     adapt it on ``test_tasks`` test tasks (the same tasks for every setting) for 0..``test_steps`` steps."""
-    from tqdm.auto import tqdm
 
     v = ALL_VARIANTS[variant]
     if v.algo not in ("maml", "metasgd", "fomaml"):
@@ -792,19 +792,12 @@ def short_run(
             attention=v.attention,
         ).to(train_set.images.device)
         learner = make_learner(v.algo, model, inner_lr=inner_lr, inner_steps=inner_steps)
-        optimizer = torch.optim.Adam(learner.parameters(), lr=outer_lr)
-        losses = []
-        for _ in tqdm(
-            range(iterations),
+        losses = Trainer(learner, outer_lr=outer_lr).run(
+            lambda: sampler.sample(meta_batch_size),
+            iterations,
+            progress=progress,
             desc=f"{variant} α={inner_lr:.3g} β={outer_lr:.1e} K={k_shot}",
-            disable=not progress,
-            leave=False,
-        ):
-            optimizer.zero_grad(set_to_none=True)
-            out = learner(sampler.sample(meta_batch_size))
-            out.loss.backward()
-            optimizer.step()
-            losses.append(float(out.loss.detach()))
+        )
         test_sampler = EpisodeSampler(test_set, n_way, k_shot, n_query, seed=TEST_SEED)
         curve = adaptation_curve(learner, test_sampler.sample(test_tasks), test_steps)
     stats = [confidence_interval(curve[:, s].tolist()) for s in range(test_steps + 1)]
