@@ -124,3 +124,18 @@ def test_reptile_logs_its_query_loss_not_its_surrogate() -> None:
             assert logged == query and abs(float(out.loss.detach()) - query) > 1e-3  # the surrogate is another number
         else:
             assert logged == float(out.loss.detach()) and abs(logged - query) < 1e-6  # MAML: the query loss itself
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_adaptation_curve_columns_are_evaluate_after_s_steps(name: str) -> None:
+    lrn, batch = learner(name, 1), image_batch()
+    curve = lrn.adaptation_curve(batch, 3)
+    assert curve["query_loss"].shape == (batch.num_tasks, 4)
+    for s in range(4):
+        reference = lrn.evaluate(batch, inner_steps=s)
+        for key, values in reference.items():
+            assert torch.allclose(curve[key][:, s], values, rtol=1e-10, atol=1e-12), (name, s, key)
+    if name in ("maml", "metasgd", "anil"):
+        assert not torch.allclose(curve["query_loss"][:, 0], curve["query_loss"][:, 3])  # adaptation moves it
+    lr_curve = lrn.adaptation_curve(batch, 2, inner_lr=0.05)
+    assert torch.allclose(lr_curve["query_loss"][:, 0], curve["query_loss"][:, 0])

@@ -35,18 +35,33 @@ def test_pca_2d_recovers_the_dominant_direction():
     assert torch.corrcoef(torch.stack([points[:, 0], t[:, 0].double()]))[0, 1].abs() > 0.99
 
 
-def test_finetune_params_and_predictions_match_sgd_by_hand():
+def _sgd_path(model, x, y, lr, steps):
+    """Plain SGD by hand (autograd, one task): the parameters after 0..steps steps."""
+    from torch.func import functional_call
+
+    p = {k: v.detach().clone() for k, v in model.named_parameters()}
+    path = [p]
+    for _ in range(steps):
+        leaves = {k: v.clone().requires_grad_() for k, v in p.items()}
+        loss = torch.nn.functional.mse_loss(functional_call(model, leaves, (x,)), y)
+        grads = torch.autograd.grad(loss, list(leaves.values()))
+        p = {k: (v - lr * g).detach() for (k, v), g in zip(leaves.items(), grads)}
+        path.append(p)
+    return path
+
+
+def test_predictions_match_sgd_by_hand():
+    from torch.func import functional_call
+
     torch.manual_seed(0)
     model = SinusoidMLP(hidden=8)
-    x, y = torch.randn(5, 1), torch.randn(5, 1)
-    path = ex.finetune_params(model, x, y, 0.1, 2)
-    assert len(path) == 3
-    loss = torch.nn.functional.mse_loss(model(x), y)
-    grads = torch.autograd.grad(loss, list(model.parameters()))
-    for (name, _), g in zip(model.named_parameters(), grads):
-        assert torch.allclose(path[1][name], dict(model.named_parameters())[name].detach() - 0.1 * g, atol=1e-6)
-    preds = ex.sinusoid_predictions(model, x, y, torch.zeros(3, 1), 0.1, (0, 2))
-    assert set(preds) == {0, 2} and preds[0].shape == (3,)
+    x, y, grid = torch.randn(5, 1), torch.randn(5, 1), torch.linspace(-5, 5, 7).unsqueeze(-1)
+    path = _sgd_path(model, x, y, 0.1, 2)
+    preds = ex.sinusoid_predictions(model, x, y, grid, 0.1, (0, 2))
+    assert set(preds) == {0, 2} and preds[0].shape == (7,)
+    for s in (0, 2):
+        with torch.no_grad():
+            assert torch.allclose(preds[s], functional_call(model, path[s], (grid,)).squeeze(-1), atol=1e-6)
 
 
 def test_adaptation_curve_uses_the_learner_and_fixed_tasks():
@@ -112,8 +127,9 @@ def test_compare_sinusoid_win_share_and_median_ignore_blown_up_tasks():
             super().__init__()
             self.values, self.inner_lr = torch.tensor(values), 0.01
 
-        def evaluate(self, batch, inner_steps=None):
-            return {"query_loss": self.values if inner_steps else torch.full_like(self.values, 3.0)}
+        def adaptation_curve(self, batch, max_steps, inner_lr=None):  # before adapting 3.0, then the given MSEs
+            columns = [torch.full_like(self.values, 3.0)] + [self.values] * max_steps
+            return {"query_loss": torch.stack(columns, dim=1)}
 
     maml = Fixed([0.2] * 19 + [float("inf")])
     pretrained = Fixed([2.0] * 20)
@@ -208,13 +224,13 @@ def test_mse_cells_name_blown_up_means():
 
 
 def test_task_embedding_is_the_parameter_change_of_plain_sgd():
-    """sinusoid_task_embedding (vmap over tasks) = phi_t - theta from finetune_params (autograd, one task at a time)."""
+    """sinusoid_task_embedding (vmap over tasks) = phi_t - theta of plain SGD by hand (autograd, one task at a time)."""
     torch.manual_seed(0)
     model = SinusoidMLP(hidden=8)
     tasks = ex.sinusoid_tasks(3, 5, 1)
     emb = ex.sinusoid_task_embedding(model, tasks, inner_lr=0.05, steps=2)
     assert emb.shape == (3, sum(p.numel() for p in model.parameters()))
     for t in range(3):
-        path = ex.finetune_params(model, tasks.support_x[t], tasks.support_y[t], 0.05, 2)
+        path = _sgd_path(model, tasks.support_x[t], tasks.support_y[t], 0.05, 2)
         expected = torch.cat([(path[2][k] - path[0][k]).reshape(-1) for k in path[0]])
         assert torch.allclose(emb[t], expected, atol=1e-6)

@@ -138,6 +138,9 @@ class Learner(nn.Module):
 
     algorithm_name = "base"
     surrogate_loss = False  # True when ``forward``'s loss only serves its gradient (Reptile): logs show the query loss
+    # True when adapting from an adapted state continues the same inner loop (the MAML family: the state is a set of
+    # model parameters); adaptation_curve then takes max_steps steps, not 0 + 1 + ... + max_steps
+    continues_adaptation = False
 
     def __init__(
         self,
@@ -348,6 +351,54 @@ class Learner(nn.Module):
 
         with torch.no_grad():
             return self._map(one_task, self._detached_meta(), {"state": params, "x": x}, key=("predict",))
+
+    def adaptation_curve(self, batch: TaskBatch, max_steps: int, inner_lr: Optional[float] = None) -> dict[str, Tensor]:
+        """Per-task query metrics after 0, 1, ..., ``max_steps`` inner steps: ``{"query_loss": [T, max_steps + 1],
+        ...}`` (chapters 02, 04 and 05 plot it). Column ``s`` equals ``evaluate(batch, inner_steps=s)``; the MAML
+        family computes all columns in one inner loop of ``max_steps`` steps. No meta-gradient."""
+        check_inner(self.inner_lr if inner_lr is None else inner_lr, max_steps)
+        static = self._static(batch)
+        with torch.no_grad():
+            if not self.continues_adaptation:
+                columns = [
+                    self._map(
+                        partial(self.task_eval, steps=s, inner_lr=inner_lr, **static),
+                        self._detached_meta(),
+                        self.task_inputs(batch),
+                        key=("eval", s, inner_lr, *static.values()),
+                    )
+                    for s in range(max_steps + 1)
+                ]
+                return {k: torch.stack([c[k] for c in columns], dim=1).detach() for k in columns[0]}
+
+            def one_task(meta: dict[str, Params], task: dict[str, Tensor], grad_fn: GradFn) -> dict[str, Tensor]:
+                adapt = partial(
+                    self.task_adapt,
+                    sx=task["sx"],
+                    sy=task["sy"],
+                    inner_lr=inner_lr,
+                    create_graph=False,
+                    grad_fn=grad_fn,
+                    **static,
+                )
+                state, rows = adapt(meta, steps=0), []
+                for s in range(max_steps + 1):
+                    rows.append(
+                        task_metrics(self.task_predict(meta, state, task["qx"]), task["qy"], static["classification"])[
+                            1
+                        ]
+                    )
+                    if s < max_steps:  # one more step from the adapted state
+                        state = adapt({**meta, "model": {**meta["model"], **state}}, steps=1)
+                return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+
+            curve = self._map(
+                one_task,
+                self._detached_meta(),
+                self.task_inputs(batch),
+                key=("curve", max_steps, inner_lr, *static.values()),
+            )
+        return {k: v.detach() for k, v in curve.items()}
 
     def evaluate(self, batch: TaskBatch, inner_steps: int | None = None) -> dict[str, Tensor]:
         """Adapt on each support set (``inner_steps``, default the training value) and score the queries: the

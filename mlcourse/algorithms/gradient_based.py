@@ -22,6 +22,7 @@ class MAML(Learner):
     Its adapted state is phi, every parameter of the model."""
 
     algorithm_name = "maml"
+    continues_adaptation = True
 
     def inner_lrs(self, meta: dict[str, Params]) -> float | Params:
         return self.inner_lr
@@ -160,6 +161,7 @@ class Pretrain(MAML):
     """
 
     algorithm_name = "pretrain"
+    continues_adaptation = False  # its classification state is a fresh probe, not the model's parameters
 
     def __init__(self, model: nn.Module, num_classes: int | None = None, **kw: Any) -> None:
         super().__init__(model, **kw)

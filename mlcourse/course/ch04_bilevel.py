@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vmap
 
+from mlcourse.algorithms import make_learner
 from mlcourse.course.display import FigureOutput
 from mlcourse.data.sinusoid import SinusoidTasks
 from mlcourse.train import Trainer
@@ -270,23 +271,21 @@ def adaptation_curve(
     params: Optional[Mapping[str, Tensor]] = None,
 ) -> Tensor:
     """Mean query MSE over the batch's tasks after ``0..max_steps`` SGD steps (rate ``alpha``) on each
-    task's support set, vectorised over tasks with ``vmap``. Returns ``[max_steps + 1]``."""
-    params = {n: p.detach() for n, p in (params or dict(model.named_parameters())).items()}
-
-    def loss(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        return mse(functional_call(model, p, (x,)), y)
-
-    def one_task(xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) -> Tensor:
-        p = params
-        losses = [loss(p, xq, yq)]
-        for _ in range(max_steps):
-            g = grad(loss)(p, xs, ys)
-            p = {n: p[n] - alpha * g[n] for n in p}
-            losses.append(loss(p, xq, yq))
-        return torch.stack(losses)
-
-    per_task = vmap(one_task)(batch.support_x, batch.support_y, batch.query_x, batch.query_y)
-    return per_task.mean(0)
+    task's support set from ``params`` (default: the model's own): the MAML learner's ``adaptation_curve``
+    (vectorised over tasks). Returns ``[max_steps + 1]``."""
+    learner = make_learner("maml", model, inner_lr=alpha)
+    if params is None:
+        return learner.adaptation_curve(batch, max_steps)["query_loss"].mean(0)
+    saved = {n: p.detach().clone() for n, p in model.named_parameters()}
+    try:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(params[n])
+        return learner.adaptation_curve(batch, max_steps)["query_loss"].mean(0)
+    finally:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(saved[n])
 
 
 def adapted_prediction(

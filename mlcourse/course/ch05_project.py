@@ -39,7 +39,6 @@ from torch import Tensor, nn
 
 from mlcourse import models
 from mlcourse.algorithms import make_learner
-from mlcourse.algorithms.core import grad_func
 from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
 from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, seed_everything
 from mlcourse.course import plots
@@ -708,39 +707,9 @@ def results_table(rows: Sequence[ResultRow], *, markdown: bool = False, show_sou
 
 
 def adaptation_curve(learner: nn.Module, batch: Any, max_steps: int) -> Tensor:
-    """``[T, max_steps + 1]`` query accuracy of a MAML-family learner after 0..``max_steps`` inner steps
-    (its own inner rule: Meta-SGD uses its learned rates), vectorised over tasks, no meta-gradient."""
-    from functools import partial
-
-    from torch.func import functional_call
-
-    meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in learner.meta_state().items()}
-
-    def one_task(meta: dict, task: dict) -> Tensor:
-        state = dict(meta)
-        accs = []
-        for s in range(max_steps + 1):
-            out = functional_call(learner.model, state["model"], (task["qx"],))
-            accs.append((out.argmax(-1) == task["qy"]).to(out.dtype).mean())
-            if s < max_steps:
-                phi = learner.task_adapt(
-                    state,
-                    task["sx"],
-                    task["sy"],
-                    steps=1,
-                    inner_lr=None,
-                    create_graph=False,
-                    grad_fn=grad_func,
-                    classification=True,
-                    n_way=n_way,
-                )
-                state = {**state, "model": {**state["model"], **phi}}  # ANIL adapts the head only
-        return torch.stack(accs)
-
-    n_way = batch.n_way
-    task = {"sx": batch.support_x, "sy": batch.support_y, "qx": batch.query_x, "qy": batch.query_y}
-    with torch.no_grad():
-        return torch.func.vmap(partial(one_task), in_dims=(None, 0), randomness="error")(meta, task)
+    """``[T, max_steps + 1]`` query accuracy after 0..``max_steps`` inner steps (the learner's own inner rule:
+    Meta-SGD uses its learned rates): ``learner.adaptation_curve``, no meta-gradient."""
+    return learner.adaptation_curve(batch, max_steps)["query_accuracy"]
 
 
 @dataclass

@@ -40,6 +40,7 @@ from mlcourse.commands import train_command
 from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, seed_everything
 from mlcourse.course import ch04_bilevel as B
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
+from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import Conv4, SinusoidMLP
 from mlcourse.stats import confidence_interval, mean_ci
 from mlcourse.tables import format_table
@@ -244,18 +245,19 @@ def adaptation_curve(
     """
     batch = tasks if tasks is not None else sinusoid_tasks(num_tasks, k_shot, n_query, seed)
     means, cis, medians, diverged, converged, per_task = [], [], [], [], [], []
-    with inner_lr_set(learner, inner_lr):
-        for s in range(max_steps + 1):
-            losses = learner.evaluate(batch, inner_steps=s)["query_loss"].double().cpu()
-            m, c = mean_ci(losses)
-            means.append(m)
-            cis.append(c)
-            medians.append(float(losses.nan_to_num(nan=math.inf).median()))
-            start = torch.as_tensor(per_task[0], dtype=torch.float64) if per_task else losses
-            worse = ~(losses <= DIVERGED_FACTOR * start)  # nan and inf count as diverged
-            diverged.append(int(worse.sum()))
-            converged.append(float(losses[~worse].mean()) if bool((~worse).any()) else math.nan)
-            per_task.append(losses.tolist())
+    curve = learner.adaptation_curve(batch, max_steps, inner_lr=inner_lr)["query_loss"].double().cpu()
+    # the statistics of each column: mean, interval, median, diverged tasks
+    for s in range(max_steps + 1):
+        losses = curve[:, s]
+        m, c = mean_ci(losses)
+        means.append(m)
+        cis.append(c)
+        medians.append(float(losses.nan_to_num(nan=math.inf).median()))
+        start = torch.as_tensor(per_task[0], dtype=torch.float64) if per_task else losses
+        worse = ~(losses <= DIVERGED_FACTOR * start)  # nan and inf count as diverged
+        diverged.append(int(worse.sum()))
+        converged.append(float(losses[~worse].mean()) if bool((~worse).any()) else math.nan)
+        per_task.append(losses.tolist())
     out: dict[str, list] = {
         "steps": list(range(max_steps + 1)),
         "mean": means,
@@ -659,27 +661,6 @@ def paper_table(results: Mapping[str, Any], label: str = "this run", k_shot: int
     )
 
 
-def _plain_params(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach() for k, v in model.named_parameters()}
-
-
-def finetune_params(
-    model: nn.Module, x: Tensor, y: Tensor, inner_lr: float, steps: int, params: Optional[Mapping[str, Tensor]] = None
-) -> list[dict[str, Tensor]]:
-    """Plain SGD fine-tuning of a regression ``model`` on ``(x, y)`` (one task, MSE): the parameters
-    after 0, 1, ..., ``steps`` steps. Used for plots, widgets and task embeddings."""
-    p = {k: v.detach().clone() for k, v in (params or _plain_params(model)).items()}
-    out = [p]
-    for _ in range(steps):
-        with torch.enable_grad():
-            leaves = {k: v.requires_grad_() for k, v in {k: v.detach().clone() for k, v in p.items()}.items()}
-            loss = torch.nn.functional.mse_loss(functional_call(model, leaves, (x,)), y)
-            grads = torch.autograd.grad(loss, list(leaves.values()))
-        p = {k: (v - inner_lr * g).detach() for (k, v), g in zip(leaves.items(), grads)}
-        out.append(p)
-    return out
-
-
 def sinusoid_predictions(
     model: nn.Module,
     support_x: Tensor,
@@ -688,10 +669,11 @@ def sinusoid_predictions(
     inner_lr: float,
     steps: Sequence[int] = (0, 1, 10),
 ) -> dict[int, Tensor]:
-    """Predictions on ``x_grid`` ``[M, 1]`` after each number of fine-tuning steps in ``steps``."""
-    path = finetune_params(model, support_x, support_y, inner_lr, max(steps))
-    with torch.no_grad():
-        return {s: functional_call(model, path[s], (x_grid,)).squeeze(-1) for s in steps}
+    """Predictions on ``x_grid`` ``[M, 1]`` after each number of plain SGD steps in ``steps`` on one task's support
+    set (``learner.predict(learner.adapt(task, steps=s), x_grid)`` of a MAML learner around ``model``)."""
+    learner = make_learner("maml", model, inner_lr=inner_lr)
+    task = TaskBatch(support_x[None], support_y[None], x_grid[None], torch.zeros_like(x_grid)[None])
+    return {s: learner.predict(learner.adapt(task, steps=s), task.query_x)[0].squeeze(-1) for s in steps}
 
 
 def sinusoid_task_embedding(model: nn.Module, tasks, inner_lr: float = 0.01, steps: int = 1) -> Tensor:
@@ -699,18 +681,9 @@ def sinusoid_task_embedding(model: nn.Module, tasks, inner_lr: float = 0.01, ste
 
     Tasks that need similar corrections land close together (the "task embedding" of section 2).
     """
-
-    theta = _plain_params(model)
-
-    def loss_fn(p, x, y):
-        return torch.nn.functional.mse_loss(functional_call(model, p, (x,)), y)
-
-    def adapt(x, y):
-        p = sgd_steps(lambda q: loss_fn(q, x, y), theta, inner_lr, steps, create_graph=False, grad_fn=grad_func)
-        return torch.cat([(p[k] - theta[k]).reshape(-1) for k in theta])
-
-    with torch.no_grad():
-        return torch.func.vmap(adapt)(tasks.support_x, tasks.support_y)
+    phi = make_learner("maml", model, inner_lr=inner_lr).adapt(tasks, steps=steps)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    return torch.cat([(phi[k] - theta[k]).reshape(len(phi[k]), -1) for k in theta], dim=1)
 
 
 def pca_2d(x: Tensor, k: int = 2) -> tuple[Tensor, Tensor]:
@@ -1101,7 +1074,6 @@ __all__ = [
     "SinusoidPaper",
     "sinusoid_paper_experiment",
     "paper_table",
-    "finetune_params",
     "sinusoid_predictions",
     "sinusoid_task_embedding",
     "pca_2d",
