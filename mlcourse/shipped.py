@@ -72,6 +72,7 @@ METHOD_NAMES = {
     "metasgd": "Meta-SGD",
     "reptile": "Reptile",
     "anil": "ANIL",
+    "protomaml": "Proto-MAML",
     "protonet": "ProtoNet",
     "matchingnet": "Matching Nets",
     "pretrain": "pretrain + linear probe",

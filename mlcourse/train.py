@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from . import data, distributed, models
-from .algorithms import make_learner
+from .algorithms import ALGORITHMS, make_learner
 from .checkpoint import (
     CHECKPOINT_NAME,
     RESULTS_NAME,
@@ -91,8 +91,7 @@ __all__ = [
     "ResultsError",
 ]
 
-ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil", "protonet", "matchingnet", "article", "pretrain")
-CLASSIFICATION_ONLY = ("protonet", "matchingnet")
+CLASSIFICATION_ONLY = ("protonet", "matchingnet", "protomaml")  # their heads come from the support set
 DATASETS = ("omniglot", "cifar100", "sinusoid")
 SPLIT_SCHEMES = {"omniglot": ("vinyals", "lake"), "cifar100": ("article", "cifar-fs", "fc100"), "sinusoid": ("none",)}
 # Omniglot "lake" (background/evaluation) has no validation split: validation then uses the evaluation

@@ -35,7 +35,7 @@ def test_evaluate_is_predict_after_adapt(name: str, vectorise: bool) -> None:
         assert torch.equal(accuracy, reference["query_accuracy"]), (name, steps)
 
 
-@pytest.mark.parametrize("name", ["maml", "metasgd", "anil", "protonet", "matchingnet", "pretrain"])
+@pytest.mark.parametrize("name", ["maml", "metasgd", "anil", "protonet", "matchingnet", "pretrain", "protomaml"])
 def test_vectorised_adapt_equals_the_loop(name: str) -> None:
     batch = image_batch()
     fast, slow = learner(name, 3, vectorise=True), learner(name, 3, vectorise=False)

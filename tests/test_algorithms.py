@@ -39,7 +39,9 @@ def test_vectorised_meta_gradient_equals_loop(name: str, steps: int) -> None:
 
 
 @pytest.mark.parametrize("steps", [1, 3])
-@pytest.mark.parametrize("name", ["maml", "metasgd", "anil", "article", "protonet", "matchingnet", "pretrain"])
+@pytest.mark.parametrize(
+    "name", ["maml", "metasgd", "anil", "article", "protonet", "matchingnet", "pretrain", "protomaml"]
+)
 def test_meta_gradient_matches_finite_differences(name: str, steps: int) -> None:
     """These algorithms' loss is a function of the meta-parameters: its gradient must match FD."""
     lrn, batch = learner(name, steps, conv(attention=name in ("maml", "anil"))), image_batch()
@@ -298,3 +300,28 @@ def test_float32_vectorised_and_loop_agree_within_1e_4() -> None:
     lrn = make_learner("maml", Conv4(hidden=4, image_size=12, n_out=3), inner_lr=0.1, inner_steps=3)
     batch = image_batch(dtype=torch.float32)
     assert rel(meta_grad(lrn, batch, True), meta_grad(lrn, batch, False)) < 1e-4
+
+
+def test_protomaml_starts_from_the_prototypes_and_adapts_every_parameter() -> None:
+    """Before any inner step Proto-MAML's logits are the ProtoNet's up to a per-query constant (same predictions);
+    its inner loop moves the body too; the model's own head gets no meta-gradient."""
+    batch = image_batch()
+    model = conv()
+    protomaml = learner("protomaml", 2, model=model)
+    protonet = make_learner("protonet", model)
+    for t in range(batch.num_tasks):
+        one = batch.task(t)
+        a = protomaml.predict(protomaml.adapt(one, steps=0), one.query_x)[0]
+        b = protonet.predict(protonet.adapt(one), one.query_x)[0]
+        shift = a - b  # = ||f(q)||^2 for every class
+        assert torch.allclose(shift, shift[:, :1].expand_as(shift), rtol=1e-10, atol=1e-10)
+    state = protomaml.adapt(batch, steps=2)
+    theta = dict(model.named_parameters())
+    assert not torch.allclose(state["body.0.conv.weight"][0], theta["body.0.conv.weight"])
+    grads = dict(
+        zip(
+            [n for n, _ in protomaml.named_parameters()],
+            torch.autograd.grad(protomaml(batch).loss, list(protomaml.parameters()), allow_unused=True),
+        )
+    )
+    assert grads["model.head.weight"] is None and grads["model.body.0.conv.weight"].abs().sum() > 0

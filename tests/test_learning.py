@@ -34,6 +34,7 @@ SETTINGS = {  # algorithm: (inner_lr, inner_steps, outer_lr)
     "anil": (0.4, 1, 3e-3),
     "protonet": (0.4, 1, 3e-3),
     "matchingnet": (0.4, 1, 3e-3),
+    "protomaml": (0.1, 1, 3e-3),
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from mlcourse.algorithms.core import Learner, MetaOutput
-from mlcourse.algorithms.gradient_based import ANIL, FOMAML, MAML, ArticleRule, MetaSGD, Pretrain, Reptile
+from mlcourse.algorithms.gradient_based import ANIL, FOMAML, MAML, ArticleRule, MetaSGD, Pretrain, ProtoMAML, Reptile
 from mlcourse.algorithms.metric_based import MatchingNet, ProtoNet
 
 REGISTRY: dict[str, type[Learner]] = {
@@ -24,6 +24,7 @@ REGISTRY: dict[str, type[Learner]] = {
     "matchingnet": MatchingNet,
     "article": ArticleRule,
     "pretrain": Pretrain,
+    "protomaml": ProtoMAML,
 }
 ALGORITHMS = tuple(REGISTRY)
 
@@ -66,6 +67,7 @@ __all__ = [
     "FOMAML",
     "MetaSGD",
     "Reptile",
+    "ProtoMAML",
     "ANIL",
     "ProtoNet",
     "MatchingNet",

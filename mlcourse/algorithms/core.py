@@ -84,7 +84,9 @@ def grad_func(loss_fn: Callable[[Params], Tensor], params: Params, create_graph:
 def grad_autograd(loss_fn: Callable[[Params], Tensor], params: Params, create_graph: bool) -> Params:
     """Reference gradient with ``torch.autograd.grad`` (one task at a time); works under ``torch.no_grad()``."""
     with torch.enable_grad():
-        leaves = {k: v if v.requires_grad else v.detach().requires_grad_() for k, v in params.items()}
+        # a fresh node per tensor (a view), so that each gradient is the *partial* derivative even when one tensor
+        # is computed from another (Proto-MAML's head from the body's prototypes), as torch.func.grad computes it
+        leaves = {k: v.view_as(v) if v.requires_grad else v.detach().requires_grad_() for k, v in params.items()}
         grads = torch.autograd.grad(
             loss_fn(leaves), list(leaves.values()), create_graph=create_graph, allow_unused=True
         )

@@ -1,4 +1,4 @@
-"""Gradient-based meta-learners: MAML, FOMAML, Meta-SGD, ANIL, Reptile, the article's rule, pretrain
+"""Gradient-based meta-learners: MAML, FOMAML, Meta-SGD, ANIL, Proto-MAML, Reptile, the article's rule, pretrain
 (ch03 algorithms, ch04 bilevel, ch05 CIFAR, ch08 scalability). Per-task functions only; ``Learner`` maps them.
 """
 
@@ -91,6 +91,29 @@ class ANIL(MAML):
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         return functional_call(self.model.head, subdict(state, "head."), (features(self.model, meta["model"], x),))
+
+
+class ProtoMAML(MAML):
+    """Proto-MAML (Triantafillou et al., 2020): MAML whose output layer starts, for each task, from the class
+    prototypes ``c_k`` (mean support embedding): ``W_k = 2 c_k``, ``b_k = -||c_k||^2``, which makes its logits
+    the ProtoNet's ``-||f(x) - c_k||^2`` up to a term equal for every class. The inner loop then adapts every
+    parameter (body and that head) as MAML does; the meta-gradient also flows through the prototypes. The
+    model's own head is not used (its weights only fix the shapes). Classification only."""
+
+    algorithm_name = "protomaml"
+    continues_adaptation = False  # each adaptation starts from the prototypes of the body it is given
+
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        if not classification:
+            raise ValueError(f"{self.algorithm_name} is for classification tasks only")
+        fs = features(self.model, meta["model"], sx)
+        onehot = (sy.unsqueeze(-1) == torch.arange(n_way, device=sy.device)).to(fs.dtype)
+        prototypes = (onehot.T @ fs) / onehot.sum(0).unsqueeze(-1)
+        start = {k: v for k, v in meta["model"].items() if not k.startswith("head.")}
+        start.update({"head.weight": 2 * prototypes, "head.bias": -prototypes.square().sum(-1)})
+        loss_fn = lambda p: task_metrics(functional_call(self.model, p, (sx,)), sy, True)[0]  # noqa: E731
+        lr = self.inner_lr if inner_lr is None else float(inner_lr)
+        return sgd_steps(loss_fn, start, lr, steps, create_graph=create_graph, grad_fn=grad_fn)
 
 
 class Reptile(MAML):
