@@ -21,10 +21,11 @@ declare -A RUNS=(
   [metasgd-5w1s]="--algo metasgd --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
   [reptile-5w1s]="--algo reptile --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 5 --iterations 8000"
   [anil-5w1s]="--algo anil --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
+  [protomaml-5w1s]="--algo protomaml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.1 --meta-batch 8 --iterations 6000"
   [pretrain-5w1s]="--algo pretrain --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 50 --inner-lr 0.5 --meta-batch 8 --iterations 6000"
 )
 ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s
-       scratch-5w5s)
+       scratch-5w5s protomaml-5w1s)
 # extra test shapes evaluated on a run's final weights (recorded in its results.json as extra_tests)
 declare -A EXTRA=([protonet-5w1s]="--n-way 20 --k-shot 1" [matchingnet-5w1s]="--n-way 20 --k-shot 1"
                   [pretrain-5w1s]="--n-way 5 --k-shot 5")
