@@ -744,9 +744,16 @@ class Trainer:
         return out, logged_loss(self.learner, out, float(out.loss))
 
     def run(
-        self, sample: Callable[[], Any], iterations: int, *, progress: bool = False, desc: str = "meta-train"
+        self,
+        sample: Callable[[], Any],
+        iterations: int,
+        *,
+        progress: bool = False,
+        desc: str = "meta-train",
+        callback: Optional[Callable[[int, float], Any]] = None,
     ) -> list[float]:
-        """``iterations`` outer steps on meta-batches drawn by ``sample()``; returns the logged loss of each."""
+        """``iterations`` outer steps on meta-batches drawn by ``sample()``; returns the logged loss of each.
+        ``callback(step, loss)`` runs after every step (a live plot, a log line); returning ``True`` stops early."""
         from tqdm.auto import tqdm  # noqa: PLC0415 - third party, only when a loop runs
 
         losses: list[float] = []
@@ -755,6 +762,8 @@ class Trainer:
             losses.append(self.step(sample())[1])
             if progress and i % 100 == 0:
                 bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.3f}")
+            if callback is not None and callback(self.steps, losses[-1]) is True:
+                break
         return losses
 
 

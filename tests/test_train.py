@@ -551,6 +551,11 @@ def test_trainer_is_the_plain_adam_loop_with_a_schedule_and_a_guard():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
     trainer = Trainer(a, outer_lr=1e-2, lr_at=lambda step: 0.1 / (step + 1))
+    seen = []
+    trainer.run(batches(2), 3, callback=lambda step, loss: seen.append((step, loss)))
+    assert [s for s, _ in seen] == [1, 2, 3] and all(math.isfinite(v) for _, v in seen)
+    assert len(trainer.run(batches(2), 10, callback=lambda step, loss: step >= 4)) == 1  # True stops
+    trainer = Trainer(a, outer_lr=1e-2, lr_at=lambda step: 0.1 / (step + 1))
     trainer.run(batches(2), 3)
     assert trainer.steps == 3 and trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 3)
     before = [p.detach().clone() for p in a.parameters()]
