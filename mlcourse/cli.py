@@ -98,6 +98,11 @@ def _build_parser() -> argparse.ArgumentParser:
             "scratch-baseline", help="chapter 01: a fresh Conv-4 trained on each test task's support set"
         )
     )
+    experiments.add_arguments(
+        commands.add_parser(
+            "blackbox-vs-maml", help="chapter 08: a black-box (in-context) learner against MAML on the sinusoids"
+        )
+    )
     ch05_project.add_arguments(
         commands.add_parser(
             "cifar-grid", help="chapter 05: the comparison grid at full scale (a results.json per variant)"
@@ -203,6 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "bench": bench.run,
         "scratch-baseline": experiments.run_scratch,
         "sinusoid-paper": experiments.run,
+        "blackbox-vs-maml": experiments.run,
         "article-vs-maml": experiments.run,
         "cifar-grid": ch05_project.run,
         "scaling": ch08_scaling.run,

@@ -161,3 +161,44 @@ class SinusoidMLP(nn.Module):
             else:
                 p.zero_()
         return self
+
+
+class InContextRegressor(nn.Module):
+    """A black-box (model-based) meta-learner for 1-D regression (chapter 08's trends): a small transformer that
+    reads a task's support points ``(x_i, y_i)`` and predicts ``y`` at query points ``x`` in one forward pass, with
+    no gradient step at test time. Every token attends to the support tokens only (so queries never see each
+    other), written with plain tensor operations (``vmap``-safe, like the rest of the course's models)."""
+
+    def __init__(self, width: int = 64, layers: int = 2, heads: int = 4) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width={width} is not a multiple of heads={heads}")
+        self.embed = nn.Linear(3, width)  # (x, y, 1) for a support point, (x, 0, 0) for a query
+        self.attention = nn.ModuleList(nn.Linear(width, 3 * width) for _ in range(layers))
+        self.mix = nn.ModuleList(nn.Linear(width, width) for _ in range(layers))
+        self.mlp = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, 2 * width), nn.ReLU(), nn.Linear(2 * width, width)) for _ in range(layers)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(2 * layers))
+        self.head = nn.Linear(width, 1)
+        self.heads = heads
+        self.hparams = dict(width=width, layers=layers, heads=heads)
+
+    def forward(self, support_x: Tensor, support_y: Tensor, x: Tensor) -> Tensor:
+        """``[S, 1]``, ``[S, 1]``, ``[Q, 1]`` -> predictions ``[Q, 1]``."""
+        k = support_x.shape[0]
+        tokens = torch.cat(
+            [
+                torch.cat([support_x, support_y, torch.ones_like(support_x)], dim=-1),
+                torch.cat([x, torch.zeros_like(x), torch.zeros_like(x)], dim=-1),
+            ]
+        )
+        h = self.embed(tokens)  # [S + Q, width]
+        n, width = h.shape
+        d = width // self.heads
+        for i, (qkv, mix, mlp) in enumerate(zip(self.attention, self.mix, self.mlp)):
+            q, key, v = qkv(self.norms[2 * i](h)).reshape(n, 3, self.heads, d).unbind(1)  # each [N, heads, d]
+            scores = torch.einsum("nhd,mhd->hnm", q, key[:k]) / d**0.5  # attend to the support tokens only
+            h = h + mix(torch.einsum("hnm,mhd->nhd", scores.softmax(-1), v[:k]).reshape(n, width))
+            h = h + mlp(self.norms[2 * i + 1](h))
+        return self.head(h[k:])

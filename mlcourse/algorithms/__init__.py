@@ -13,6 +13,7 @@ from torch import nn
 from mlcourse.algorithms.core import Learner, MetaOutput
 from mlcourse.algorithms.gradient_based import ANIL, FOMAML, MAML, ArticleRule, MetaSGD, Pretrain, ProtoMAML, Reptile
 from mlcourse.algorithms.metric_based import MatchingNet, ProtoNet
+from mlcourse.algorithms.model_based import BlackBox
 
 REGISTRY: dict[str, type[Learner]] = {
     "maml": MAML,
@@ -73,4 +74,5 @@ __all__ = [
     "MatchingNet",
     "ArticleRule",
     "Pretrain",
+    "BlackBox",
 ]

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from mlcourse import shipped
-from mlcourse.algorithms import make_learner
+from mlcourse.algorithms import BlackBox, make_learner
 from mlcourse.algorithms.core import grad_func, sgd_steps
 from mlcourse.checkpoint import load_results, save_results
 from mlcourse.commands import train_command
@@ -41,12 +41,13 @@ from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, seed_eve
 from mlcourse.course import ch04_bilevel as B
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
 from mlcourse.data.tasks import TaskBatch
-from mlcourse.models import Conv4, SinusoidMLP
+from mlcourse.models import Conv4, InContextRegressor, SinusoidMLP
 from mlcourse.stats import confidence_interval, mean_ci
 from mlcourse.tables import format_table
 from mlcourse.train import (
     TEST_SEED,
     TrainConfig,
+    Trainer,
     build_experiment,
     device_name,
     evaluate,
@@ -983,6 +984,94 @@ def article_vs_maml(
     return {"models": models, "histories": histories, "curves": curves, "wall_time_s": wall, "settings": settings}
 
 
+BLACKBOX_VS_MAML = "ch08_blackbox_vs_maml"  # results/ch08_blackbox_vs_maml.json: chapter 08's trends comparison
+
+
+def blackbox_vs_maml(
+    iterations: int,
+    *,
+    num_tasks: int = 1000,
+    k_shot_train: int = 10,
+    meta_batch_size: int = 25,
+    width: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    outer_lr: float = 1e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Chapter 08, trends: a black-box learner (``InContextRegressor``: a small transformer that reads the support
+    points) meta-trained on the MAML paper's sinusoids (K = ``k_shot_train`` support + as many query points, Adam),
+    then tested on the same ``num_tasks`` test tasks as chapter 02's MAML (``sinusoid_tasks``, K = 5 and 10, 100
+    query points): query MSE per task, no gradient step at test time."""
+    dev = resolve_device(device)
+    seed_everything(seed)
+    learner = BlackBox(InContextRegressor(width=width, layers=layers, heads=heads)).to(dev)
+    generator = torch.Generator().manual_seed(seed)
+    family = SinusoidTasks()
+    start = time.perf_counter()
+    losses = Trainer(learner, outer_lr=outer_lr).run(
+        lambda: family.sample(meta_batch_size, k_shot_train, k_shot_train, generator=generator, device=dev),
+        iterations,
+        progress=progress,
+        desc="black-box learner",
+    )
+    train_s = time.perf_counter() - start
+    tests = {}
+    for k in (5, 10):
+        per_task = learner.evaluate(sinusoid_tasks(num_tasks, k, 100, device=dev))["query_loss"].double().cpu()
+        mean, ci95 = mean_ci(per_task)
+        tests[f"K={k}"] = {
+            "mean": mean,
+            "ci95": ci95,
+            "median": float(per_task.median()),
+            "per_task": per_task.tolist(),
+        }
+    settings = dict(
+        model=f"InContextRegressor(width={width}, layers={layers}, heads={heads})",
+        parameters=sum(p.numel() for p in learner.parameters()),
+        iterations=iterations,
+        meta_batch_size=meta_batch_size,
+        k_shot_train=k_shot_train,
+        outer_lr=outer_lr,
+        seed=seed,
+        test_tasks=num_tasks,
+        test_query_points=100,
+    )
+    return {
+        "settings": settings,
+        "test": tests,
+        "train_loss": losses[:: max(1, iterations // 200)],
+        "train_wall_time_s": train_s,
+        "learner": learner,
+    }
+
+
+def save_blackbox_vs_maml(
+    run: Mapping[str, Any], device: torch.device | str = "cpu", directory: str | Path | None = None
+) -> Path:
+    """Write a :func:`blackbox_vs_maml` run to ``results/ch08_blackbox_vs_maml.json``."""
+    payload = {k: run[k] for k in ("settings", "test", "train_loss")}
+    return save_result(BLACKBOX_VS_MAML, payload, device, directory=directory, wall_time_s=run["train_wall_time_s"])
+
+
+def blackbox_table(blackbox: Mapping[str, Any], maml: Optional[Mapping[str, Any]], label: str = "black box") -> str:
+    """Query MSE on the same test tasks: the black-box learner (no step) beside MAML after 1 and 10 steps."""
+    rows = []
+    for k in (5, 10):
+        b = blackbox["test"][f"K={k}"]
+        row = [f"K={k}", f"{mse_cell(b['mean'], b['ci95'])} (median {b['median']:.3f})"]
+        if maml is not None:  # a mean over tasks some of which diverged reads "diverged"; the median still says much
+            m = maml["comparison"][f"K={k}"]["maml"]
+            row += [f"{mse_cell(m['mean'][s], m['ci95'][s])} (median {m['median'][s]:.3f})" for s in (1, 10)]
+        rows.append(row)
+    headers = ["support points", f"{label}: query MSE, no step"]
+    if maml is not None:
+        headers += ["MAML, 1 step", "MAML, 10 steps"]
+    return format_table(rows, headers)
+
+
 def save_article_vs_maml(
     run: Mapping[str, Any], device: torch.device | str = "cpu", directory: str | Path | None = None
 ) -> Path:
@@ -1114,6 +1203,11 @@ def run(args: argparse.Namespace) -> int:
     checkpoints in ``runs/sinusoid-paper-full``) and ``mlcourse article-vs-maml`` (chapter 04's full-size run)."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.command == "blackbox-vs-maml":  # chapter 08's trends -> results/ch08_blackbox_vs_maml.json
+        run = blackbox_vs_maml(args.iterations or 10_000, seed=args.seed, device=args.device)
+        print(blackbox_table(run, load_result("sinusoid_paper_full")))
+        print(f"saved {save_blackbox_vs_maml(run, args.device)}")
+        return 0
     if args.command == "article-vs-maml":  # chapter 04's full-size run -> results/ch04_article_vs_maml.json
         run = article_vs_maml(args.iterations or 20_000, test_tasks=1000, seed=args.seed, device=args.device)
         print(f"saved {save_article_vs_maml(run, args.device)}")
