@@ -263,6 +263,29 @@ def results_table(names: Optional[Iterable[str]] = None, directory: str | Path |
     return format_table(table_rows(runs), TABLE_HEADERS)
 
 
+def shortfalls(runs: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[str]:
+    """One line per shipped run whose test accuracy lies below the published number by more than both intervals,
+    with its validation curve (200 tasks every 1,000 iterations) and the training accuracy at the same steps, read
+    from its results.json: whether it underfits (training accuracy low too) or overfits (chapters 03, 05)."""
+    lines = []
+    for name, res in (shipped_runs() if runs is None else runs).items():
+        config, test = res["config"], res.get("test")
+        pub = published(config["algo"], config["n_way"], config["k_shot"]) if test else None
+        if pub is None:
+            continue
+        gap = pub.accuracy - 100 * test["mean"]
+        if gap <= 100 * test["ci95"] + (pub.ci95 or 0.0):
+            continue
+        val = [(h["step"], h["val_accuracy"]) for h in res.get("history", []) if "val_accuracy" in h]
+        train = {h["step"]: h.get("train_accuracy") for h in res.get("history", [])}
+        curve = ", ".join(
+            f"{s:,}: {100 * v:.1f} %" + (f" (train {100 * train[s]:.1f} %)" if train.get(s) is not None else "")
+            for s, v in val
+        )
+        lines.append(f"{name}: {gap:.1f} points below {pub.cell()}; validation (train) accuracy by iteration: {curve}")
+    return lines
+
+
 def timed_reevaluation(names: Sequence[str], num_tasks: int, **kw: Any) -> list[tuple[str, EvalResult, float, bool]]:
     """Re-evaluate several shipped runs; ``[(name, result, seconds, agrees_with_committed)]``."""
     runs = shipped_runs(kw.get("directory"))
@@ -288,5 +311,6 @@ __all__ = [
     "results_table",
     "table_rows",
     "timed_reevaluation",
+    "shortfalls",
     "FRESH_TEST_SEED",
 ]

@@ -77,3 +77,18 @@ def test_agrees_uses_both_intervals() -> None:
     new = EvalResult(mean=0.97, ci95=0.01, per_task=[0.97] * 10)
     assert shipped.agrees(new, {"mean": 0.98, "ci95": 0.01})
     assert not shipped.agrees(new, {"mean": 0.995, "ci95": 0.005})
+
+
+def test_shortfalls_name_the_runs_below_their_published_number() -> None:
+    def run(algo, mean, ci95):
+        history = [{"step": 1000, "val_accuracy": mean - 0.01, "train_accuracy": mean - 0.02}]
+        return {
+            "config": {"algo": algo, "n_way": 5, "k_shot": 1},
+            "test": {"mean": mean, "ci95": ci95},
+            "history": history,
+        }
+
+    runs = {"a": run("fomaml", 0.90, 0.006), "b": run("maml", 0.984, 0.003), "c": run("anil", 0.5, 0.01)}
+    lines = shipped.shortfalls(runs)
+    assert len(lines) == 1 and lines[0].startswith("a: 8.3 points below 98.30 ± 0.50 %")
+    assert "1,000: 89.0 % (train 88.0 %)" in lines[0]  # maml is inside the intervals, anil has no published number
