@@ -5,11 +5,13 @@ Used by every notebook's setup cell (``from mlcourse.config import ...``) and by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Optional, TypeVar
 
 import numpy as np
 import torch
@@ -104,3 +106,18 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return f"CPU: {cpu} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+@contextlib.contextmanager
+def torch_threads(n: Optional[int]) -> Iterator[None]:
+    """Set torch's intra-op CPU threads for a block and restore them afterwards (chapters 02, 04, 05: one thread is
+    much faster for tiny networks on a busy 2-core machine). ``None`` leaves the setting alone."""
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"threads={n!r} is not allowed; allowed: an integer >= 1 or None")
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -566,3 +566,17 @@ def test_trainer_is_the_plain_adam_loop_with_a_schedule_and_a_guard():
     with pytest.raises(RuntimeError, match="refused"):
         trainer.step(batches(3)(), check_loss=refuse)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), before)) and trainer.steps == 3
+
+
+def test_torch_threads_sets_and_restores_and_refuses_nonsense():
+    from mlcourse.config import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads=0"):
+        with torch_threads(0):
+            pass

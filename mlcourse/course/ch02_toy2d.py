@@ -29,7 +29,7 @@ from torch.func import functional_call
 
 from mlcourse.algorithms import make_learner
 from mlcourse.algorithms.core import Learner
-from mlcourse.config import seed_everything
+from mlcourse.config import seed_everything, torch_threads
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.train import Trainer
 
@@ -147,9 +147,7 @@ def meta_train(
     About 5 ms per iteration."""
     if iterations < 0:
         raise ValueError(f"iterations={iterations} must be >= 0")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _meta_train(
             iterations,
             kind=kind,
@@ -163,8 +161,6 @@ def meta_train(
             extent=extent,
             seed=seed,
         )
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _meta_train(

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vmap
 
 from mlcourse.algorithms import make_learner
+from mlcourse.config import torch_threads
 from mlcourse.course.display import FigureOutput
 from mlcourse.data.sinusoid import SinusoidTasks
 from mlcourse.train import Trainer
@@ -321,13 +322,8 @@ def meta_train(
     sinusoid network extra threads only add synchronisation overhead (about 3x slower on a busy 2-core
     machine); ``None`` leaves the setting alone. The loop is ``mlcourse.train.Trainer`` (Reptile's history is its
     query loss, not its surrogate)."""
-    previous = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
+    with torch_threads(num_threads):
         return _meta_train_loop(learner, sample, iterations, outer_lr, seed, progress, desc)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _meta_train_loop(learner, sample, iterations, outer_lr, seed, progress, desc) -> list[float]:

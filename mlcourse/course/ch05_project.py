@@ -25,11 +25,10 @@ beats fine-tuning. This module runs that comparison through :func:`mlcourse.trai
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -40,7 +39,7 @@ from torch import Tensor, nn
 from mlcourse import models
 from mlcourse.algorithms import make_learner
 from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
-from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, seed_everything
+from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, seed_everything, torch_threads
 from mlcourse.course import plots
 from mlcourse.course.display import live_figure
 from mlcourse.data import EpisodeSampler, load_omniglot
@@ -403,19 +402,6 @@ def build_variant(
         **extra,
     ).to(device)
     return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
-
-
-@contextlib.contextmanager
-def torch_threads(n: Optional[int]) -> Iterator[None]:
-    """Set torch's intra-op CPU threads for a block and restore them (1 thread is much faster for these
-    tiny convolutions on a busy 2-core machine). ``None`` leaves them alone."""
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass
