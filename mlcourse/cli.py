@@ -30,7 +30,7 @@ from .cliparse import EXIT_ERROR, CLIError
 from .cliparse import Parser as _Parser
 from .commands import add_train_options, train_config_from_args
 from .config import resolve_device
-from .course import ch05_project, ch08_scaling, experiments
+from .course import ch05_project, ch08_scaling, experiments, grading
 from .shipped import export_run, record_extra_test
 from .train import TEST_SEED, _data_api, evaluate, load_trained, test_sampler, train
 
@@ -103,6 +103,12 @@ def _build_parser() -> argparse.ArgumentParser:
             "blackbox-vs-maml", help="chapter 08: a black-box (in-context) learner against MAML on the sinusoids"
         )
     )
+    s = commands.add_parser("student-notebooks", help="write the student version of the graded chapters (nbgrader)")
+    s.add_argument("chapters", nargs="*", help="e.g. 08 (default: every chapter with graded exercises)")
+    s.add_argument("--out", default="build/student", help="folder for the student notebooks (default build/student)")
+    g = commands.add_parser("grade", help="grade a filled-in student notebook (nbgrader autograde)")
+    g.add_argument("notebook", help="the student's notebook, e.g. build/student/08_scalability.ipynb")
+    g.add_argument("--chapter", default=None, help="the chapter it belongs to (default: from the file name)")
     ch05_project.add_arguments(
         commands.add_parser(
             "cifar-grid", help="chapter 05: the comparison grid at full scale (a results.json per variant)"
@@ -190,6 +196,17 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_student(args: argparse.Namespace) -> int:
+    for path in grading.student_notebooks(args.chapters, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    print(grading.grade(args.notebook, args.chapter))
+    return 0
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text
@@ -207,6 +224,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "data": _cmd_data,
         "bench": bench.run,
         "scratch-baseline": experiments.run_scratch,
+        "student-notebooks": _cmd_student,
+        "grade": _cmd_grade,
         "sinusoid-paper": experiments.run,
         "blackbox-vs-maml": experiments.run,
         "article-vs-maml": experiments.run,
