@@ -22,7 +22,7 @@ def _graded(nb) -> list[str]:
 
 
 def test_some_chapters_carry_graded_exercises_with_points_and_hidden_tests():
-    assert [p.stem for p in CHAPTERS] == ["08_scalability"]
+    assert [p.stem[:2] for p in CHAPTERS] == ["04", "05", "06", "07", "08"]
     for path in CHAPTERS:
         cells = json.loads(path.read_text())["cells"]
         graded = [c for c in cells if c["metadata"].get("nbgrader", {}).get("grade")]
@@ -60,13 +60,14 @@ def test_the_student_version_runs_and_fails_exactly_the_graded_cells(path, stude
 def test_the_grader_scores_each_exercise(student, tmp_path, monkeypatch):
     """A student version with only exercise 2 answered (the instructor's solution pasted in) scores 1 of 3."""
     monkeypatch.setenv("MLCOURSE_FAST", "1")
-    instructor = nbformat.read(CHAPTERS[0], as_version=4)
-    nb = nbformat.read(student[CHAPTERS[0].stem], as_version=4)
+    chapter = next(p for p in CHAPTERS if p.stem.startswith("08"))
+    instructor = nbformat.read(chapter, as_version=4)
+    nb = nbformat.read(student[chapter.stem], as_version=4)
     solution = next(c for c in instructor.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ch08-ex2-answer")
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "ch08-ex2-answer":
             cell.source = "\n".join(line for line in solution.source.splitlines() if "### " not in line)
-    filled = tmp_path / CHAPTERS[0].name
+    filled = tmp_path / chapter.name
     nbformat.write(nb, filled)
     report = grading.grade(filled)
     assert [(g.grade_id, g.score, g.max_score) for g in report.grades] == [

@@ -10,8 +10,8 @@ the grader runs. nbgrader does the rest in a temporary course directory:
 * ``mlcourse grade NOTEBOOK``: ``nbgrader autograde`` against the instructor version: the graded cells are restored
   from it (a student cannot edit the tests), the notebook is executed, and each exercise's points are printed.
 
-Chapters with graded exercises so far: those listed by :func:`graded_chapters` (chapter 08 first; the others still
-use the ``answer = None`` checkers of ``mlcourse.course.exercises``).
+Chapters with graded exercises so far: those listed by :func:`graded_chapters` (chapters 04-08 so far; 01-03 still
+use the ``answer = None`` checkers of ``mlcourse.course.exercises``, to be converted the same way).
 """
 
 from __future__ import annotations
