@@ -10,8 +10,8 @@ the grader runs. nbgrader does the rest in a temporary course directory:
 * ``mlcourse grade NOTEBOOK``: ``nbgrader autograde`` against the instructor version: the graded cells are restored
   from it (a student cannot edit the tests), the notebook is executed, and each exercise's points are printed.
 
-Chapters with graded exercises so far: those listed by :func:`graded_chapters` (chapters 04-08 so far; 01-03 still
-use the ``answer = None`` checkers of ``mlcourse.course.exercises``, to be converted the same way).
+Every chapter with exercises (01-08) is graded this way (:func:`graded_chapters`); the visible tests call the
+checkers of ``mlcourse.course.exercises``, the hidden ones compare with its reference solutions on other inputs.
 """
 
 from __future__ import annotations
