@@ -364,7 +364,7 @@ FIELD_MAP: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
             ("memory-augmented networks", "Santoro et al. 2016", "not run in this course"),
             ("SNAIL", "Mishra et al. 2018", "not run in this course"),
             ("RL² (recurrent meta-RL)", "Duan et al. 2016", "named in ch. 06; not run in this course"),
-            ("in-context sequence models", "e.g. transformers", "not run in this course"),
+            ("in-context sequence models", "e.g. transformers", "ch. 08 (a small transformer, sinusoids)"),
         ),
     ),
 )
