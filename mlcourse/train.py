@@ -249,6 +249,17 @@ class TrainConfig:
         "classes per training task for protonet/matchingnet (default: --n-way; Snell et al. 2017 train wider)",
         low=2,
     )
+    train_k_shot: Optional[int] = option(
+        None,
+        "support examples per class in training tasks (default: --k-shot; Nichol et al. 2018 meta-train "
+        "1-shot Reptile on 10-shot tasks)",
+        low=1,
+    )
+    inner_batch: Optional[int] = option(
+        None,
+        "reptile: support examples per inner step, cycling through the support set (default: all of it)",
+        low=1,
+    )
     lr_schedule: str = option(
         "constant", "constant, or cosine: the outer learning rate decays to 0", choices=LR_SCHEDULES
     )
@@ -306,6 +317,11 @@ class TrainConfig:
     def training_n_way(self) -> int:
         """Classes per training task (``train_n_way`` or ``n_way``)."""
         return self.n_way if self.train_n_way is None else self.train_n_way
+
+    @property
+    def training_k_shot(self) -> int:
+        """Support examples per class in training tasks (``train_k_shot`` or ``k_shot``)."""
+        return self.k_shot if self.train_k_shot is None else self.train_k_shot
 
     def compile_enabled(self) -> bool:
         """Whether the learner is compiled: ``compile`` if set, else on for vectorised image runs of >= 1,000
@@ -389,6 +405,10 @@ class TrainConfig:
             fail("stratified", "False for sinusoid regression")
         if self.attention and not self.is_classification:
             fail("attention", "False for sinusoid regression (the attention block belongs to Conv-4)")
+        if self.inner_batch is not None and self.algo != "reptile":
+            fail("inner_batch", f"None for {self.algo} (inner mini-batches are Reptile's)")
+        if self.train_k_shot is not None and not self.is_classification:
+            fail("train_k_shot", "None for sinusoid regression (use --k-shot)")
         if self.train_n_way is not None and self.train_n_way != self.n_way and self.algo not in CLASSIFICATION_ONLY:
             fail(
                 "train_n_way",
@@ -489,10 +509,11 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
         samplers = {}
         for split, dataset in datasets.items():
             n_way = config.training_n_way if split == "train" else config.n_way
+            k_shot = config.training_k_shot if split == "train" else config.k_shot
             samplers[split] = mdata.EpisodeSampler(
                 dataset.to(device),
                 n_way,
-                config.k_shot,
+                k_shot,
                 config.n_query,
                 # validation and test tasks stay uniform: stratifying them
                 # would change the evaluation protocol (and FC100's test
@@ -514,6 +535,8 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
     extra: dict[str, Any] = {}
     if config.algo == "pretrain" and config.is_classification:
         extra["num_classes"] = int(datasets["train"].num_classes)  # the global head over training classes
+    if config.inner_batch is not None:
+        extra["inner_batch"] = config.inner_batch
     learner = make_learner(
         config.algo,
         model,

@@ -325,3 +325,35 @@ def test_protomaml_starts_from_the_prototypes_and_adapts_every_parameter() -> No
         )
     )
     assert grads["model.head.weight"] is None and grads["model.body.0.conv.weight"].abs().sum() > 0
+
+
+def test_reptile_inner_batches_cycle_through_the_support_set_with_classes_interleaved():
+    lrn = learner("reptile", 3, inner_batch=4)
+    n_way, k = 2, 3  # support labels 0 0 0 1 1 1
+    batches = [b.tolist() for b in lrn.inner_batches(n_way * k, n_way)]
+    assert batches == [[0, 3, 1, 4], [2, 5, 0, 3], [1, 4, 2, 5]]  # each step: both classes, next examples
+    assert lrn.extra_config()["inner_batch"] == 4
+    assert learner("reptile", 3).inner_batches(6, 2) is None
+    with pytest.raises(ValueError, match="inner_batch=0 is not allowed"):
+        learner("reptile", 3, inner_batch=0)
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_reptile_with_inner_batches_moves_towards_the_mini_batch_solutions(steps: int) -> None:
+    """theta - phi with inner mini-batches (support 0 0 0 0 1 1 1 1 2 2 2 2, batch 3: [0, 4, 8], [1, 5, 9], ...):
+    vmap == loop == the hand-written mini-batch SGD, in float64."""
+    model, batch = conv(), image_batch(k_shot=4)
+    lrn = learner("reptile", steps, model, inner_batch=3)
+    vec = meta_grad(lrn, batch, True)
+    assert rel(vec, meta_grad(lrn, batch, False)) < 1e-10
+    theta = torch.cat([p.detach().flatten() for p in model.parameters()])
+    expected = torch.zeros_like(theta)
+    for t in range(batch.num_tasks):
+        phi = copy.deepcopy(model)
+        for s in range(steps):
+            idx = [s, 4 + s, 8 + s]
+            phi = _sgd_copy(phi, batch.support_x[t][idx], batch.support_y[t][idx], 0.1, 1)
+        expected += (theta - torch.cat([p.detach().flatten() for p in phi.parameters()])) / batch.num_tasks
+    assert rel(vec, expected) < 1e-10
+    full = meta_grad(learner("reptile", steps, model), batch, True)  # every step on all 12: another direction
+    assert rel(full, expected) > 1e-3

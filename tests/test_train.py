@@ -413,6 +413,13 @@ def test_train_n_way_is_for_metric_learners_and_reaches_the_training_sampler_onl
     assert config.training_n_way == 5 and config.replace(train_n_way=None).training_n_way == 3
     exp = T.build_experiment(config)
     assert [exp.samplers[s].n_way for s in ("train", "val", "test")] == [5, 3, 3]
+    assert [exp.samplers[s].k_shot for s in ("train", "val", "test")] == [1, 1, 1]
+    # more shots in training tasks only (Reptile's setting): the evaluation protocol stays k_shot
+    more = T.build_experiment(config.replace(algo="reptile", train_n_way=None, train_k_shot=3))
+    assert [more.samplers[s].k_shot for s in ("train", "val", "test")] == [3, 1, 1]
+    assert more.samplers["train"].sample(2).support_x.shape[1] == 3 * 3
+    with pytest.raises(ConfigError, match=r"train_k_shot=2 .*sinusoid"):
+        TrainConfig.defaults("sinusoid", algo="maml", fast=True, train_k_shot=2)
     batch = exp.samplers["train"].sample(2)
     assert batch.n_way == 5 and exp.learner(batch).loss.isfinite()  # no n_way-sized head in a ProtoNet
 

@@ -42,7 +42,7 @@ def make_learner(
     **kwargs: Any,
 ) -> Learner:
     """Build learner ``name`` around ``model``. Extra keyword arguments: ``num_classes`` (pretrain),
-    ``include_query`` (reptile), ``scale`` (matchingnet). ``fomaml``/``reptile`` are always first order.
+    ``include_query``, ``inner_batch`` (reptile), ``scale`` (matchingnet). ``fomaml``/``reptile`` are always first order.
     ``compile=True`` compiles the vectorised map with ``torch.compile`` (falls back to eager with a notice)."""
     key = name.strip().lower()
     if key not in REGISTRY:

@@ -120,35 +120,65 @@ class Reptile(MAML):
     """Reptile (Nichol et al., 2018): ``inner_steps`` plain SGD steps on the *support set only* (as in the
     paper's few-shot setup; ``include_query=True`` also trains on the query set). The loss is the surrogate
     ``sum_k <theta_k, stopgrad(theta_k - phi_k)>`` whose gradient is ``theta - phi``, averaged over tasks,
-    so an ordinary optimiser step (SGD with lr = epsilon) is the Reptile update. Metrics: query at phi."""
+    so an ordinary optimiser step (SGD with lr = epsilon) is the Reptile update. Metrics: query at phi.
+
+    ``inner_batch`` (the paper's "inner batch size"): each inner step sees ``inner_batch`` support examples,
+    cycling through the support set with the classes interleaved, so successive steps see *different* examples.
+    Reptile's meta-gradient rewards agreement between the gradients of different mini-batches of a task (the
+    paper's ``AvgGradInner`` term); with one full batch every step sees the same examples. Training tasks with
+    more shots than the test tasks (``TrainConfig.train_k_shot``) give it those mini-batches."""
 
     algorithm_name = "reptile"
     surrogate_loss = True
 
-    def __init__(self, model: nn.Module, include_query: bool = False, **kw: Any) -> None:
+    def __init__(
+        self, model: nn.Module, include_query: bool = False, inner_batch: int | None = None, **kw: Any
+    ) -> None:
         kw["first_order"] = True
         super().__init__(model, **kw)
         self.include_query = bool(include_query)
+        if inner_batch is not None and (not isinstance(inner_batch, int) or inner_batch < 1):
+            raise ValueError(f"inner_batch={inner_batch!r} is not allowed; allowed: None or an integer >= 1")
+        self.inner_batch = inner_batch
 
     def extra_config(self) -> dict[str, Any]:
-        return {"include_query": self.include_query}
+        return {"include_query": self.include_query, "inner_batch": self.inner_batch}
+
+    def inner_batches(self, n_examples: int, n_way: int) -> list[Tensor] | None:
+        """The support indices of each inner step (``None``: the whole support set every step). The support
+        set is class-major (``EpisodeSampler``: ``y = 0..0 1..1 ...``); reading it shot-major interleaves the
+        classes, so each mini-batch holds about ``inner_batch / n_way`` examples of every class."""
+        if self.inner_batch is None or self.inner_batch >= n_examples or self.include_query:
+            return None
+        order = torch.arange(n_examples).view(n_way, n_examples // n_way).t().reshape(-1)
+        return [
+            order[(s * self.inner_batch + torch.arange(self.inner_batch)) % n_examples] for s in range(self.inner_steps)
+        ]
 
     def task_train(self, meta, task, *, grad_fn, classification, n_way):  # type: ignore[override]
         x, y = task["sx"], task["sy"]
         if self.include_query:
             x, y = torch.cat([x, task["qx"]]), torch.cat([y, task["qy"]])
         theta = meta["model"]
-        phi = self.task_adapt(
-            meta,
-            x,
-            y,
-            steps=self.inner_steps,
-            inner_lr=None,
-            create_graph=False,
-            grad_fn=grad_fn,
-            classification=classification,
-            n_way=n_way,
-        )
+        batches = self.inner_batches(x.shape[0], n_way)
+        if batches is None:
+            phi = self.task_adapt(
+                meta,
+                x,
+                y,
+                steps=self.inner_steps,
+                inner_lr=None,
+                create_graph=False,
+                grad_fn=grad_fn,
+                classification=classification,
+                n_way=n_way,
+            )
+        else:
+            lr, phi = self.inner_lrs(meta), theta
+            for idx in batches:
+                bx, by = x[idx.to(x.device)], y[idx.to(y.device)]
+                loss_fn = lambda p: task_metrics(functional_call(self.model, p, (bx,)), by, classification)[0]  # noqa: E731
+                phi = sgd_steps(loss_fn, phi, lr, 1, create_graph=False, grad_fn=grad_fn)
         phi = {k: v.detach() for k, v in phi.items()}
         surrogate = sum((theta[k] * (theta[k].detach() - phi[k])).sum() for k in theta)
         _, metrics = task_metrics(functional_call(self.model, phi, (task["qx"],)), task["qy"], classification)
