@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PORT ?= 8888
 SHARED_OMNIGLOT ?= ../shared/data/omniglot
 
-.PHONY: setup course test lint student data-omniglot browser clean
+.PHONY: setup course test lint student data-omniglot browser book clean
 # Jupyter refuses to start as root without --allow-root (containers, CI machines).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -32,6 +32,11 @@ lint: setup
 # Whole test suite: lint, unit tests, the course in a real browser, then every notebook executed by nbval in fast mode.
 test: setup lint data-omniglot browser
 	MLCOURSE_FAST=1 $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider --durations=25
+
+# The course as a static HTML site in build/book (every chapter executed; full mode loads the committed results and
+# weights, MLCOURSE_FAST=1 builds the tiny runs as CI does). Open build/book/index.html.
+book: setup data-omniglot
+	.venv/bin/mlcourse book --out build/book
 
 # The student version of the chapters with graded exercises (nbgrader): solutions and hidden tests removed.
 student: setup

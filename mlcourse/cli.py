@@ -10,6 +10,7 @@
     mlcourse export runs/NAME results/omniglot/NAME
     mlcourse bench [--tiny] [--device cpu|cuda]             # meta-gradient throughput (chapters 07, 08)
     mlcourse sinusoid-paper | article-vs-maml | cifar-grid | scaling   # the chapters' full-scale experiments
+    mlcourse book [--fast] [--out build/book]                # the course as a static site (make book)
 
 Re-running the same ``train`` command continues from the last checkpoint in ``--out`` (``--restart``
 starts over). Errors exit with status 2 and a one-line message (``MLCOURSE_DEBUG=1`` shows tracebacks).
@@ -29,8 +30,8 @@ from .checkpoint import resolve_checkpoint_path
 from .cliparse import EXIT_ERROR, CLIError
 from .cliparse import Parser as _Parser
 from .commands import add_train_options, train_config_from_args
-from .config import resolve_device
-from .course import ch05_project, ch08_scaling, experiments, grading
+from .config import fast_mode, resolve_device
+from .course import book, ch05_project, ch08_scaling, experiments, grading
 from .shipped import export_run, record_extra_test
 from .train import TEST_SEED, _data_api, evaluate, load_trained, test_sampler, train
 
@@ -106,6 +107,11 @@ def _build_parser() -> argparse.ArgumentParser:
     s = commands.add_parser("student-notebooks", help="write the student version of the graded chapters (nbgrader)")
     s.add_argument("chapters", nargs="*", help="e.g. 08 (default: every chapter with graded exercises)")
     s.add_argument("--out", default="build/student", help="folder for the student notebooks (default build/student)")
+    b = commands.add_parser("book", help="build the course as a static HTML site, every chapter executed (make book)")
+    b.add_argument("chapters", nargs="*", help="e.g. 01 04 (default: every chapter)")
+    b.add_argument("--out", default="build/book", help="folder of the site (default build/book)")
+    b.add_argument("--fast", action="store_true", help="fast mode, as CI builds it (default: $MLCOURSE_FAST)")
+    b.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
     g = commands.add_parser("grade", help="grade a filled-in student notebook (nbgrader autograde)")
     g.add_argument("notebook", help="the student's notebook, e.g. build/student/08_scalability.ipynb")
     g.add_argument("--chapter", default=None, help="the chapter it belongs to (default: from the file name)")
@@ -202,6 +208,14 @@ def _cmd_student(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_book(args: argparse.Namespace) -> int:
+    if args.timeout < 1:
+        raise CLIError(f"--timeout {args.timeout} is not allowed; allowed: an integer >= 1 (seconds per cell)")
+    index = book.build_book(args.out, fast=args.fast or fast_mode(), selected=args.chapters, timeout=args.timeout)
+    print(f"open {index} in a browser")
+    return 0
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     print(grading.grade(args.notebook, args.chapter))
     return 0
@@ -226,6 +240,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "scratch-baseline": experiments.run_scratch,
         "student-notebooks": _cmd_student,
         "grade": _cmd_grade,
+        "book": _cmd_book,
         "sinusoid-paper": experiments.run,
         "blackbox-vs-maml": experiments.run,
         "article-vs-maml": experiments.run,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the browser test (tests/test_browser.py, marker `browser`) needs:
-#   * Debian's Chromium at /usr/bin/chromium (Playwright cannot download its own browser here);
+#   * Debian's Chromium at /usr/bin/chromium (Playwright cannot download its own browser here) and a CJK font;
 #   * the `playwright` Python package in the course's virtual environment (no `playwright install`).
 # Idempotent: a second run only checks. Needs root (or sudo) for apt-get when Chromium is missing.
 set -euo pipefail
@@ -9,14 +9,15 @@ VENV=${MLCOURSE_VENV:-.venv}
 VPY="$PWD/$VENV/bin/python"
 CHROMIUM=${MLCOURSE_CHROMIUM:-/usr/bin/chromium}
 
-if [ -x "$CHROMIUM" ]; then
+# A CJK font too: the chapters quote the article's Chinese terms, and the book's pages are screenshotted.
+if [ -x "$CHROMIUM" ] && { [ -n "${MLCOURSE_CHROMIUM:-}" ] || fc-list 2>/dev/null | grep -qi "wenquanyi"; }; then
   echo "[browser] chromium present: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
 else
   if ! command -v apt-get >/dev/null; then
     echo "[browser] no apt-get here: install Chromium yourself and point MLCOURSE_CHROMIUM at its binary" >&2
     exit 1
   fi
-  echo "[browser] installing Debian's chromium (apt-get)"
+  echo "[browser] installing Debian's chromium and a CJK font (apt-get)"
   SUDO=""
   if [ "$(id -u)" != 0 ]; then
     command -v sudo >/dev/null || { echo "[browser] need root or sudo to apt-get install chromium" >&2; exit 1; }
@@ -25,7 +26,7 @@ else
   export DEBIAN_FRONTEND=noninteractive
   # Another apt process (a colleague, unattended upgrades) may hold the lock: wait up to 10 minutes.
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium fonts-dejavu-core fonts-wqy-zenhei >/dev/null
   "$CHROMIUM" --version
 fi
 
