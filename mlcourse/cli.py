@@ -29,7 +29,7 @@ from . import bench, distributed
 from .checkpoint import resolve_checkpoint_path
 from .cliparse import EXIT_ERROR, CLIError
 from .cliparse import Parser as _Parser
-from .commands import add_train_options, train_config_from_args
+from .commands import parse_train_args
 from .config import fast_mode, resolve_device
 from .course import book, ch05_project, ch08_scaling, experiments, grading
 from .shipped import export_run, record_extra_test
@@ -44,8 +44,10 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    t = commands.add_parser("train", help="meta-train a learner (resumes from --out)")
-    add_train_options(t)
+    # `mlcourse train`'s options are generated from TrainConfig by tyro (mlcourse.commands): argparse hands it the rest
+    commands.add_parser(
+        "train", help="meta-train a learner (resumes from --out; options: mlcourse train --help)", add_help=False
+    )
 
     e = commands.add_parser("eval", help="evaluate a checkpoint on the test split")
     e.add_argument("checkpoint", help="checkpoint file or run directory")
@@ -128,10 +130,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _cmd_train(args: argparse.Namespace) -> int:
 
-    config = train_config_from_args(args)
+    config, control = parse_train_args(args.rest)
     resolve_device(config.device)  # a missing GPU is reported before any data is loaded
     try:
-        result = train(config, progress=args.progress, resume=not args.restart)
+        result = train(config, progress=control.progress, resume=not control.restart)
         main_process = distributed.is_main_process()
     finally:
         distributed.cleanup()  # under torchrun: leave the process group together (no-op otherwise)
@@ -229,8 +231,11 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``mlcourse`` (pyproject ``[project.scripts]``); returns / exits with the status."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args, rest = parser.parse_known_args(words)
+    if rest and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest, args.argv = rest, words
     handlers = {
         "train": _cmd_train,
         "eval": _cmd_eval,

@@ -1,26 +1,30 @@
-"""The options of ``mlcourse train``, generated from :class:`mlcourse.train.TrainConfig`, and the command line of a
-configuration.
+"""The options of ``mlcourse train``, generated from :class:`mlcourse.train.TrainConfig` with **tyro**, and the command
+line of a configuration.
 
 Each ``TrainConfig`` field declares its help, its flag and its range (:func:`mlcourse.train.option`); this module
-turns those declarations into the ``train`` sub-command's options (:func:`add_train_options`), parses them back into
-a configuration (:func:`train_config_from_args`) and writes the command that re-runs a configuration
-(:func:`train_command`: printed by chapters 01, 03 and 05, recorded in shipped results). Nothing here is typed twice.
+turns those declarations into an options dataclass that tyro builds the ``train`` sub-command from (help with
+defaults, ``--x/--no-x`` pairs, single flags), parses a command line back into a configuration
+(:func:`parse_train_args`) and writes the command that re-runs a configuration (:func:`train_command`: printed by
+chapters 01, 03 and 05, recorded in shipped results). Nothing here is typed twice.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shlex
 import typing
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Optional
+
+import tyro
 
 from .config import fast_mode
 from .train import TrainConfig
 
 # run control: options of `mlcourse train` that are not part of the configuration
 RUN_OPTIONS = ("fast", "restart", "progress")
+DESCRIPTION = "Meta-train a learner; re-running the same command resumes from the last checkpoint in --out."
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -39,39 +43,77 @@ def config_fields() -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(TrainConfig)
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add one option per ``TrainConfig`` field (help and default shown), plus run control, to ``parser``."""
+def _option(f: dataclasses.Field) -> tuple[str, Any, Any]:
+    """``(name, annotation, default)`` of the option of field ``f``: what tyro builds the flag from.
+
+    Values the user does not give stay ``None`` and the data set's defaults fill them (``TrainConfig.defaults``);
+    ``tyro.conf.DisallowNone`` keeps ``None`` off the command line (``--compile`` / ``--no-compile``, ``--n-way N``);
+    a ``const`` field is one flag that sets its value (``--first-order``, ``--no-rotations``)."""
+    meta, name = f.metadata, _flag(f)[2:]
+    default = f"(default: {f.default})" if f.default is not None else "(default: the data set's)"
+    arg = tyro.conf.arg(name=name, help=f"{meta['help']} {default}", help_behavior_hint="")
+    if f.name in ("algo", "data"):  # always given a value, so train_command can spell them first
+        return f.name, Annotated[str, arg, tyro.conf.arg(metavar=f.name.upper())], f.default
+    if meta.get("pair"):
+        return f.name, Annotated[Optional[bool], tyro.conf.DisallowNone, arg], None
+    if meta.get("const") is not None:
+        flag = tyro.conf.arg(name=name, help=meta["help"], help_behavior_hint="")
+        return f.name, Annotated[bool, tyro.conf.FlagCreatePairsOff, flag], False
+    metavar = tyro.conf.arg(metavar=f.name.upper())
+    return f.name, Annotated[Optional[_value_type(f)], tyro.conf.DisallowNone, arg, metavar], None
+
+
+def _run_option(name: str, help_text: str) -> tuple[str, Any, Any]:
+    return (
+        name,
+        Annotated[bool, tyro.conf.FlagCreatePairsOff, tyro.conf.arg(help=help_text, help_behavior_hint="")],
+        False,
+    )
+
+
+TrainOptions = dataclasses.make_dataclass(
+    "TrainOptions",
+    [_option(f) for f in config_fields()]
+    + [
+        _run_option("fast", "fast mode sizes (also MLCOURSE_FAST=1)"),
+        _run_option("restart", "ignore an existing checkpoint in --out"),
+        _run_option("no_progress", "no progress bar"),
+    ],
+)
+TrainOptions.__doc__ = DESCRIPTION
+
+
+@dataclasses.dataclass(frozen=True)
+class RunControl:
+    """What ``mlcourse train`` does with the configuration: fast sizes, start over, show a progress bar."""
+
+    fast: bool = False
+    restart: bool = False
+    progress: bool = True
+
+
+def parse_train_args(words: Sequence[str], prog: str = "mlcourse train") -> tuple[TrainConfig, RunControl]:
+    """The configuration and run control of the ``mlcourse train`` options ``words`` (tyro; ``--help`` prints the
+    generated help and exits 0, a malformed option exits 2 naming the flag): the data set's defaults (fast mode's
+    sizes with ``--fast`` or ``MLCOURSE_FAST=1``), then every option given; ``--out`` defaults to
+    ``runs/ALGO-DATA-NwayKshot``."""
+    options = tyro.cli(TrainOptions, args=list(words), prog=prog, description=DESCRIPTION)
+    control = RunControl(fast=options.fast, restart=options.restart, progress=not options.no_progress)
+    given = {}
     for f in config_fields():
-        meta, flag = f.metadata, _flag(f)
-        default = f"(default: {f.default})" if f.default is not None else "(default: the data set's)"
-        text = f"{meta['help']} {default}"
-        if f.name in ("algo", "data"):  # always given a value, so train_command can spell them first
-            parser.add_argument(flag, dest=f.name, default=f.default, help=text)
-        elif meta.get("pair"):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif meta.get("const") is not None:
-            parser.add_argument(flag, dest=f.name, action="store_const", const=meta["const"], help=meta["help"])
-        else:
-            parser.add_argument(flag, dest=f.name, type=_value_type(f), metavar=f.name.upper(), help=text)
-    parser.add_argument("--fast", action="store_true", help="fast mode sizes (also MLCOURSE_FAST=1)")
-    parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    return parser
-
-
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The ``TrainConfig`` of parsed ``mlcourse train`` arguments: the data set's defaults (fast mode's sizes with
-    ``--fast`` or ``MLCOURSE_FAST=1``), then every option given; ``--out`` defaults to ``runs/ALGO-DATA-NwayKshot``."""
-    given = {
-        f.name: getattr(args, f.name)
-        for f in config_fields()
-        if f.name not in ("algo", "data") and getattr(args, f.name) is not None
-    }
-    config = TrainConfig.defaults(args.data, algo=args.algo, fast=bool(args.fast or fast_mode()), **given)
+        value = getattr(options, f.name)
+        if f.name in ("algo", "data") or value is None:
+            continue
+        if f.metadata.get("const") is not None:
+            if value:
+                given[f.name] = f.metadata["const"]
+            continue
+        given[f.name] = value
+    config = TrainConfig.defaults(options.data, algo=options.algo, fast=bool(control.fast or fast_mode()), **given)
     if config.out_dir is None:
         shots = f"{config.n_way}way{config.k_shot}shot" if config.is_classification else f"{config.k_shot}shot"
         config = config.replace(out_dir=os.path.join("runs", f"{config.algo}-{config.data}-{shots}"))
-    return config
+    return config, control
 
 
 def train_command(config: Any) -> str:
@@ -96,4 +138,4 @@ def train_command(config: Any) -> str:
     return shlex.join(words)
 
 
-__all__ = ["add_train_options", "train_config_from_args", "train_command", "config_fields", "RUN_OPTIONS"]
+__all__ = ["parse_train_args", "train_command", "config_fields", "RunControl", "TrainOptions", "RUN_OPTIONS"]

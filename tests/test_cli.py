@@ -80,11 +80,24 @@ def one_line_error(capsys, argv: list[str], *words: str) -> str:
     return lines[0]
 
 
+def test_malformed_train_option_is_named_with_its_value(capsys):
+    """`mlcourse train`'s parser is tyro's: a malformed value exits 2 with a message naming the flag and the value."""
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--n-way", "five"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert "--n-way" in err and "five" in err, err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--no-such-option"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--no-such-option" in err, err
+    one_line_error(capsys, ["eval", "x", "--no-such-option"], "unrecognized arguments: --no-such-option")
+
+
 def test_error_messages_and_exit_codes(capsys, tmp_path):
     one_line_error(capsys, ["train", *TINY, "--inner-steps", "-1", "--out", str(tmp_path)], "inner_steps=-1", ">= 0")
     one_line_error(capsys, ["train", *TINY, "--inner-lr", "0", "--out", str(tmp_path)], "inner_lr=0.0", "> 0")
     one_line_error(capsys, ["train", "--algo", "nope", "--out", str(tmp_path)], "algo='nope'", "allowed")
-    one_line_error(capsys, ["train", "--n-way", "five"], "--n-way", "invalid int")
     one_line_error(capsys, ["bench", "--repeats", "0"], "--repeats=0", ">= 1")  # mlcourse bench has its own parser
     one_line_error(capsys, ["eval", str(tmp_path / "missing")], "missing", "does not exist")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
@@ -175,9 +188,7 @@ def test_sigkill_mid_run_then_same_command_resumes_exactly(tmp_path, capsys):
 
 def test_train_command_round_trips_every_field(tmp_path, monkeypatch):
     """Chapters 01/03 print ``train_command(config)``: parsed back, it is the same run, in either mode."""
-    from mlcourse.cli import _build_parser
-    from mlcourse.commands import train_command
-    from mlcourse.commands import train_config_from_args as _train_config
+    from mlcourse.commands import parse_train_args, train_command
     from mlcourse.train import TrainConfig
 
     configs = [
@@ -220,8 +231,7 @@ def test_train_command_round_trips_every_field(tmp_path, monkeypatch):
         for config in configs:
             words = shlex.split(train_command(config))  # a shell command: the path with a space is quoted
             assert words[:2] == ["mlcourse", "train"]
-            args = _build_parser().parse_args(words[1:])
-            assert _train_config(args) == config, (fast, train_command(config))
+            assert parse_train_args(words[2:])[0] == config, (fast, train_command(config))
 
 
 def script_commands() -> dict[str, list[str]]:
@@ -239,8 +249,7 @@ def test_full_scale_script_commands_are_the_shipped_runs(monkeypatch):
     """scripts/omniglot_full_scale.sh (listed in docs/FULL_SCALE.md) parses into exactly the configuration of each
     shipped run (results/omniglot/<run>/results.json), and each run's recorded command parses into it too."""
     from mlcourse import shipped
-    from mlcourse.cli import _build_parser
-    from mlcourse.commands import train_config_from_args as _train_config
+    from mlcourse.commands import parse_train_args
     from mlcourse.train import TrainConfig
 
     monkeypatch.setenv("MLCOURSE_FAST", "0")
@@ -257,7 +266,7 @@ def test_full_scale_script_commands_are_the_shipped_runs(monkeypatch):
         "pretrain-5w1s",
     } <= set(commands)
     assert "scripts/omniglot_full_scale.sh" in (ROOT / "docs" / "FULL_SCALE.md").read_text()
-    configs = {name: _train_config(_build_parser().parse_args(words)) for name, words in commands.items()}
+    configs = {name: parse_train_args(words[1:])[0] for name, words in commands.items()}
     for name, config in configs.items():
         assert config.data == "omniglot" and config.split_scheme == "vinyals" and config.test_tasks >= 600, name
         assert config.device == "auto" and config.compile is True, name
@@ -271,7 +280,7 @@ def test_full_scale_script_commands_are_the_shipped_runs(monkeypatch):
             continue
         shipped_config = TrainConfig.from_dict(res["config"])
         assert configs[name] == shipped_config.replace(device="auto"), name
-        recorded = _train_config(_build_parser().parse_args(shlex.split(res["command"])[1:]))
+        recorded = parse_train_args(shlex.split(res["command"])[2:])[0]
         assert recorded == shipped_config.replace(device=recorded.device), name
 
 
@@ -279,14 +288,14 @@ def test_train_options_are_generated_from_the_configuration(capsys, monkeypatch)
     """One source of truth: every TrainConfig field is an option of `mlcourse train`, with its help and default."""
     import dataclasses
 
-    from mlcourse.cli import _build_parser
     from mlcourse.commands import _flag
     from mlcourse.train import TrainConfig
 
     monkeypatch.setenv("COLUMNS", "2000")  # no line wrapping inside the help texts
-    with pytest.raises(SystemExit):
-        _build_parser().parse_args(["train", "--help"])
-    text = " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
     for f in dataclasses.fields(TrainConfig):
         assert _flag(f) in text, f.name
         assert " ".join(f.metadata["help"].split()) in text, f.name
