@@ -20,8 +20,8 @@ declare -A RUNS=(
   [fomaml-5w1s]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
   [metasgd-5w1s]="--algo metasgd --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
   [reptile-5w1s]="--algo reptile --n-way 5 --k-shot 1 --train-k-shot 10 --inner-batch 10 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 5 --iterations 5000"
-  [anil-5w1s]="--algo anil --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
-  [protomaml-5w1s]="--algo protomaml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.1 --meta-batch 8 --iterations 6000"
+  [anil-5w1s]="--algo anil --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 4000"
+  [protomaml-5w1s]="--algo protomaml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.1 --meta-batch 8 --iterations 3000"
   [pretrain-5w1s]="--algo pretrain --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 50 --inner-lr 0.5 --meta-batch 8 --iterations 6000"
 )
 ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s

@@ -103,6 +103,11 @@ def title_of(nb: nbformat.NotebookNode, fallback: str) -> str:
     return fallback
 
 
+def short_title(title: str) -> str:
+    """ "03 · Algorithms" from "03 · Algorithms: MAML, Reptile, ..." (the navigation bar's links)."""
+    return title.split(":")[0].strip()
+
+
 # --------------------------------------------------------------------------------------------------
 # slides
 
@@ -351,9 +356,9 @@ def build_book(
             "notebook": page.notebook,
             "notebook_name": path.name,
             "prev": pages[i - 1].page if i > 0 else None,
-            "prev_title": pages[i - 1].title if i > 0 else None,
+            "prev_title": short_title(pages[i - 1].title) if i > 0 else None,
             "next": pages[i + 1].page if i + 1 < len(pages) else None,
-            "next_title": pages[i + 1].title if i + 1 < len(pages) else None,
+            "next_title": short_title(pages[i + 1].title) if i + 1 < len(pages) else None,
             "fast": fast,
         }
         (out / page.page).write_text(render(static_page_cells(nb, path.name), mathjax_url, nav), encoding="utf-8")
