@@ -113,6 +113,11 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("chapters", nargs="*", help="e.g. 01 04 (default: every chapter)")
     b.add_argument("--out", default="build/book", help="folder of the site (default build/book)")
     b.add_argument("--fast", action="store_true", help="fast mode, as CI builds it (default: $MLCOURSE_FAST)")
+    b.add_argument(
+        "--all-full",
+        action="store_true",
+        help="full mode for every chapter, also those that then train for 15-60 min each (02, 05, 06, 08)",
+    )
     b.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
     g = commands.add_parser("grade", help="grade a filled-in student notebook (nbgrader autograde)")
     g.add_argument("notebook", help="the student's notebook, e.g. build/student/08_scalability.ipynb")
@@ -213,7 +218,10 @@ def _cmd_student(args: argparse.Namespace) -> int:
 def _cmd_book(args: argparse.Namespace) -> int:
     if args.timeout < 1:
         raise CLIError(f"--timeout {args.timeout} is not allowed; allowed: an integer >= 1 (seconds per cell)")
-    index = book.build_book(args.out, fast=args.fast or fast_mode(), selected=args.chapters, timeout=args.timeout)
+    fast = args.fast or fast_mode()
+    if args.all_full and fast:
+        raise CLIError("--all-full and fast mode (--fast or MLCOURSE_FAST=1) exclude each other")
+    index = book.build_book(args.out, fast=fast, all_full=args.all_full, selected=args.chapters, timeout=args.timeout)
     print(f"open {index} in a browser")
     return 0
 

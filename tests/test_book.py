@@ -128,13 +128,23 @@ def test_page_template_fetches_nothing_from_the_network(tmp_path):
     nb = book.static_page_cells(_executed_made_up_chapter(), "09_made_up.ipynb")
     nav = {"title": "09 · Made up", "section": "—", "notebook": "notebooks/09_made_up.ipynb",
            "notebook_name": "09_made_up.ipynb", "prev": "08_x.html", "prev_title": "08", "next": None,
-           "next_title": None, "fast": True}  # fmt: skip
+           "next_title": None, "fast": True, "fast_note": book.FAST_PAGE_NOTE}  # fmt: skip
     page = book.render(nb, f"_static/mathjax/MathJax.js?config={book.MATHJAX_CONFIG}", nav)
     remote = re.findall(r"""(?:src|href)=["'](https?:)?//[^"']+""", page)
     assert not remote, remote
     assert '<script src="_static/mathjax/MathJax.js' in page
     assert 'href="08_x.html"' in page and 'href="index.html"' in page and "make course" in page
     assert "<title>09 · Made up · mlcourse</title>" in page
+    assert book.FAST_PAGE_NOTE in page  # a page built in fast mode says so
+
+
+def test_book_builds_long_training_chapters_in_fast_mode_unless_asked():
+    assert [book.chapter_is_fast(p.stem, fast=False) for p in book.chapters()] == [
+        p.stem[:2] not in book.READS_COMMITTED for p in book.chapters()
+    ]
+    assert {"02", "05", "06", "08"}.isdisjoint(book.READS_COMMITTED) and "01" in book.READS_COMMITTED
+    assert all(book.chapter_is_fast(p.stem, fast=True) for p in book.chapters())
+    assert not any(book.chapter_is_fast(p.stem, fast=False, all_full=True) for p in book.chapters())
 
 
 def test_book_command_rejects_a_bad_timeout():

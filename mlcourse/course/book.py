@@ -1,8 +1,8 @@
 """The course as a static site and as slides (``make book``, ``mlcourse book``; the README's "Read it" section).
 
 Built with **nbconvert** (Jupyter's own converter) and a local template (``book_template/``): each chapter is
-executed with ``nbclient`` (fast mode in CI, full mode otherwise: the chapters then load the committed
-full-scale results and weights instead of training), its exercises are shown as the student sees them
+executed with ``nbclient`` (fast mode in CI; otherwise full mode for the chapters whose full mode loads the committed
+full-scale results and weights, fast mode for those that would train for long, see :data:`READS_COMMITTED`), its exercises are shown as the student sees them
 (solutions and hidden tests removed after execution), every widget keeps the figure it drew with its default
 values plus a note on how to make it live, and the page is written with MathJax served from the site itself
 (the copy bundled with ``jupyter-server-mathjax``; no CDN). The index lists the chapters in the order of the
@@ -61,16 +61,23 @@ EXERCISE_NOTE = (
     "(<code>mlcourse grade</code>). The book shows the student version: no solution.</div>"
 )
 SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
+# Chapters whose full mode reads the committed results and weights (minutes on a CPU). The others still train in
+# full mode (02: 70,000 sinusoid iterations; 05: five CIFAR/Omniglot variants; 06: five demos incl. meta-RL; 08: the
+# scaling grids; 15-60 minutes each on a 2-core CPU), so the book builds them in fast mode, says so on their pages,
+# and shows their committed full-scale results in the chapters' own tables; ``--all-full`` builds them in full mode.
+READS_COMMITTED = ("00", "01", "03", "04", "07")
+FAST_PAGE_NOTE = "built in fast mode: tiny runs that rank nothing; the tables read the committed full-scale results"
 
 
 @dataclass
 class ChapterPage:
-    """One built chapter: its notebook, page, title and execution time (seconds)."""
+    """One built chapter: its notebook, page, title, mode and execution time (seconds)."""
 
     stem: str
     title: str
     section: str
     seconds: float
+    fast: bool = False
     page: str = field(init=False)
     notebook: str = field(init=False)
 
@@ -293,11 +300,18 @@ def index_page(pages: Sequence[ChapterPage], info: dict[str, Any]) -> str:
     """The table of contents, in the article's section order."""
     rows = "\n".join(
         f'<tr><td class="num">{html.escape(p.stem[:2])}</td><td>{html.escape(p.section)}</td>'
-        f'<td><a href="{p.page}">{html.escape(p.title)}</a></td>'
+        f'<td><a href="{p.page}">{html.escape(p.title)}</a></td><td>{"fast" if p.fast else "full"}</td>'
         f'<td><a href="{p.notebook}" download>notebook</a></td></tr>'
         for p in pages
     )
-    mode = "fast mode (tiny runs)" if info["fast"] else "full mode (committed full-scale results and weights)"
+    modes = {p.fast for p in pages}
+    mode = (
+        "fast mode (tiny runs)"
+        if modes == {True}
+        else "full mode (committed full-scale results and weights)"
+        if modes == {False}
+        else "full mode where a chapter reads committed results, fast mode where it would train for long (see the table)"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>mlcourse · learning to learn</title><link rel="stylesheet" href="_static/book.css"></head>
@@ -308,7 +322,7 @@ def index_page(pages: Sequence[ChapterPage], info: dict[str, Any]) -> str:
 with this course's own experiments. This site is the course executed once; to run it yourself, clone the
 repository and type <code>make course</code> (each page links to its notebook).</p>
 <h2>Contents</h2>
-<table class="mlcourse-toc"><thead><tr><th>#</th><th>Article section</th><th>Chapter</th><th>Run it</th></tr></thead>
+<table class="mlcourse-toc"><thead><tr><th>#</th><th>Article section</th><th>Chapter</th><th>Built in</th><th>Run it</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>
@@ -318,17 +332,27 @@ in {info["seconds"]:.0f} s ({html.escape(info["builder"])}).</p>
 """
 
 
+def chapter_is_fast(stem: str, fast: bool, all_full: bool = False) -> bool:
+    """The mode a chapter is built in: fast everywhere with ``fast``; else full where the chapter's full mode reads
+    committed results (:data:`READS_COMMITTED`) or ``all_full`` is given, fast elsewhere."""
+    if fast:
+        return True
+    return not (all_full or stem[:2] in READS_COMMITTED)
+
+
 def build_book(
     out: str | os.PathLike = "build/book",
     *,
     fast: bool = False,
+    all_full: bool = False,
     selected: Optional[Sequence[str]] = None,
     timeout: int = 1800,
     progress: bool = True,
 ) -> Path:
     """Execute the chapters and write the site into ``out`` (``index.html``, one page per chapter, the notebooks
     to download, ``_static/`` with MathJax and the style sheet, ``build.json`` with the timings); returns the
-    index. ``make book`` (full mode) and ``MLCOURSE_FAST=1 make book`` (fast mode, as CI builds it)."""
+    index. ``make book`` (full mode where a chapter reads committed results, see :func:`chapter_is_fast`) and
+    ``MLCOURSE_FAST=1 make book`` (fast mode, as CI builds it)."""
     import nbconvert
 
     out = Path(out)
@@ -342,10 +366,12 @@ def build_book(
     executed: list[tuple[Path, nbformat.NotebookNode, ChapterPage]] = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
+        chapter_fast = chapter_is_fast(path.stem, fast, all_full)
         if progress:
-            print(f"[book] executing {path.name} ({'fast' if fast else 'full'} mode)", flush=True)
-        seconds = execute(nb, fast, timeout, kernel_log=out / "kernel.log")
-        page = ChapterPage(path.stem, title_of(nb, path.stem), ARTICLE_SECTIONS.get(path.stem[:2], ""), seconds)
+            print(f"[book] executing {path.name} ({'fast' if chapter_fast else 'full'} mode)", flush=True)
+        seconds = execute(nb, chapter_fast, timeout, kernel_log=out / "kernel.log")
+        section = ARTICLE_SECTIONS.get(path.stem[:2], "")
+        page = ChapterPage(path.stem, title_of(nb, path.stem), section, seconds, chapter_fast)
         executed.append((path, nb, page))
         shutil.copy(path, out / page.notebook)
     pages = [page for _, _, page in executed]
@@ -359,7 +385,8 @@ def build_book(
             "prev_title": short_title(pages[i - 1].title) if i > 0 else None,
             "next": pages[i + 1].page if i + 1 < len(pages) else None,
             "next_title": short_title(pages[i + 1].title) if i + 1 < len(pages) else None,
-            "fast": fast,
+            "fast": page.fast,
+            "fast_note": FAST_PAGE_NOTE,
         }
         (out / page.page).write_text(render(static_page_cells(nb, path.name), mathjax_url, nav), encoding="utf-8")
     info = {
@@ -370,6 +397,7 @@ def build_book(
         "builder": f"nbconvert {nbconvert.__version__}",
         "seconds": time.perf_counter() - start,
         "chapters": {p.stem: round(p.seconds, 1) for p in pages},
+        "fast_chapters": [p.stem for p in pages if p.fast],
     }
     index = out / "index.html"
     index.write_text(index_page(pages, info), encoding="utf-8")
