@@ -10,6 +10,7 @@ fresh test tasks (:func:`reevaluate`) instead of retraining.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -215,9 +216,13 @@ def _hours(seconds: float) -> str:
 
 
 def _short_device(label: str) -> str:
+    """ "CPU (2 cores)" from "CPU: AMD EPYC (2 cores, 2 torch threads)"; "CPU (2 cores, 1 thread)" when the run used
+    one thread (runs made side by side, one per core: their wall time is one core's)."""
     if label.startswith("CPU:"):
         cores = label[label.rfind("(") + 1 :].split(" cores")[0] if "cores" in label else "?"
-        return f"CPU ({cores} cores)"
+        threads = re.search(r"(\d+) torch threads", label)
+        one = ", 1 thread" if threads and threads.group(1) == "1" and cores != "1" else ""
+        return f"CPU ({cores} cores{one})"
     return label
 
 

@@ -92,3 +92,9 @@ def test_shortfalls_name_the_runs_below_their_published_number() -> None:
     lines = shipped.shortfalls(runs)
     assert len(lines) == 1 and lines[0].startswith("a: 8.3 points below 98.30 ± 0.50 %")
     assert "1,000: 89.0 % (train 88.0 %)" in lines[0]  # maml is inside the intervals, anil has no published number
+
+
+def test_device_label_says_when_a_run_used_one_thread() -> None:
+    assert shipped._short_device("CPU: AMD EPYC (2 cores, 2 torch threads)") == "CPU (2 cores)"
+    assert shipped._short_device("CPU: AMD EPYC (2 cores, 1 torch threads)") == "CPU (2 cores, 1 thread)"
+    assert shipped._short_device("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"
