@@ -1,9 +1,10 @@
 """The course as a static site and as slides (``make book``, ``mlcourse book``; the README's "Read it" section).
 
 Built with **nbconvert** (Jupyter's own converter) and a local template (``book_template/``): each chapter is
-executed with ``nbclient`` (fast mode in CI; otherwise full mode for the chapters whose full mode loads the committed
-full-scale results and weights, fast mode for those that would train for long, see :data:`READS_COMMITTED`), its exercises are shown as the student sees them
-(solutions and hidden tests removed after execution), every widget keeps the figure it drew with its default
+executed with ``nbclient`` (fast mode in CI; otherwise full mode for the chapters whose full mode loads the
+committed full-scale results and weights, fast mode for those that would train for long, see
+:data:`READS_COMMITTED`), its exercises are shown as the student sees them (solutions and hidden tests removed
+after execution), every widget keeps the figure it drew with its default
 values plus a note on how to make it live, and the page is written with MathJax served from the site itself
 (the copy bundled with ``jupyter-server-mathjax``; no CDN). The index lists the chapters in the order of the
 article's sections and each page links to its notebook.
