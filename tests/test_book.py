@@ -319,3 +319,13 @@ def test_chapter_01_steps_through_two_slides_in_rise(tmp_path):
                 browser.close()
     finally:
         lab.stop()
+
+
+def test_publishing_workflow_builds_the_same_make_book_and_deploys_its_folder():
+    """.github/workflows/book.yml cannot run here; it must run README's `make book` and publish build/book."""
+    text = (ROOT / ".github" / "workflows" / "book.yml").read_text()
+    run_lines = [line.split("run:", 1)[1].strip() for line in text.splitlines() if line.strip().startswith("run:")]
+    assert run_lines == ["make book"], run_lines
+    assert re.search(r"upload-pages-artifact@v\d+\s+with:\s+path: build/book\b", text), "build/book is not uploaded"
+    assert "actions/deploy-pages@" in text and "branches: [main]" in text
+    assert "make book" in (ROOT / "README.md").read_text()
