@@ -33,8 +33,9 @@ lint: setup
 test: setup lint data-omniglot browser
 	MLCOURSE_FAST=1 $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider --durations=25
 
-# The course as a static HTML site in build/book (every chapter executed; full mode loads the committed results and
-# weights, MLCOURSE_FAST=1 builds the tiny runs as CI does). Open build/book/index.html.
+# The course as a static HTML site in build/book, every chapter executed: in full mode where the chapter reads the
+# committed results and weights, in fast mode where its full mode would train for long (mlcourse/course/book.py,
+# READS_COMMITTED); MLCOURSE_FAST=1 builds every chapter in fast mode, as CI does. Open build/book/index.html.
 book: setup data-omniglot
 	.venv/bin/mlcourse book --out build/book
 

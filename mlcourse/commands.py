@@ -22,8 +22,6 @@ import tyro
 from .config import fast_mode
 from .train import TrainConfig
 
-# run control: options of `mlcourse train` that are not part of the configuration
-RUN_OPTIONS = ("fast", "restart", "progress")
 DESCRIPTION = "Meta-train a learner; re-running the same command resumes from the last checkpoint in --out."
 
 
@@ -138,4 +136,4 @@ def train_command(config: Any) -> str:
     return shlex.join(words)
 
 
-__all__ = ["parse_train_args", "train_command", "config_fields", "RunControl", "TrainOptions", "RUN_OPTIONS"]
+__all__ = ["parse_train_args", "train_command", "config_fields", "RunControl", "TrainOptions"]

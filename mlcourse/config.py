@@ -21,6 +21,12 @@ T = TypeVar("T")
 FAST_ENV = "MLCOURSE_FAST"
 DATA_ENV = "MLCOURSE_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+def chapter_notebooks(directory: Path = NOTEBOOKS) -> list[Path]:
+    """The chapters ``NN_name.ipynb`` of ``directory``, in order (the graded exercises and the built book)."""
+    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
 
 
 def fast_mode() -> bool:

@@ -31,9 +31,8 @@ from typing import Any, Optional
 
 import nbformat
 
-from mlcourse.config import REPO_ROOT, device_name
+from mlcourse.config import NOTEBOOKS, chapter_notebooks, device_name, resolve_device
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
 TEMPLATE_NAME = "mlcourse_book"
 TEMPLATE_DIR = Path(__file__).with_name("book_template") / TEMPLATE_NAME  # nbconvert template + style sheet
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the configuration the bundled copy ships
@@ -89,7 +88,7 @@ class ChapterPage:
 
 def chapters(selected: Optional[Sequence[str]] = None) -> list[Path]:
     """The chapter notebooks in article order, or those whose number or name is in ``selected`` (e.g. "04")."""
-    every = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    every = chapter_notebooks()
     if not selected:
         return every
     picked = []
@@ -291,12 +290,6 @@ def render(nb: nbformat.NotebookNode, mathjax_url: str, nav: dict[str, Any]) -> 
     return body
 
 
-def _device() -> str:
-    import torch
-
-    return device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def index_page(pages: Sequence[ChapterPage], info: dict[str, Any]) -> str:
     """The table of contents, in the article's section order."""
     rows = "\n".join(
@@ -393,7 +386,7 @@ def build_book(
     info = {
         "fast": fast,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": _device(),
+        "device": device_name(resolve_device("auto")),
         "platform": platform.platform(),
         "builder": f"nbconvert {nbconvert.__version__}",
         "seconds": time.perf_counter() - start,

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from mlcourse.config import REPO_ROOT
+from mlcourse.config import NOTEBOOKS, chapter_notebooks
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
 STUDENT = "student"
 
 
@@ -41,7 +40,7 @@ def graded_chapters(directory: Path = NOTEBOOKS) -> list[Path]:
     """The chapter notebooks that carry nbgrader exercises (a graded test cell), in order."""
     return [
         p
-        for p in sorted(directory.glob("[0-9][0-9]_*.ipynb"))
+        for p in chapter_notebooks(directory)
         if any(c["metadata"]["nbgrader"].get("grade") for c in _nbgrader_cells(p))
     ]
 
