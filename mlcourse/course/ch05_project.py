@@ -41,6 +41,7 @@ from mlcourse.algorithms import make_learner
 from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
 from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, seed_everything, torch_threads
 from mlcourse.course import plots
+from mlcourse.course.committed import config_settings, train_committed, will_load
 from mlcourse.course.display import live_figure
 from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.data.cifar100 import CIFAR100_FILES, CIFAR100_FOLDER, CIFAR100_SCHEMES, cifar100_dir, load_cifar100
@@ -470,6 +471,7 @@ def run_grid(
     num_threads: Optional[int] = 1,
     out_dir: str | Path | None = None,
     train_split: str = "train",
+    committed: bool = False,
     **overrides: Any,
 ) -> GridResult:
     """Train and test every variant on ``choice`` with :func:`mlcourse.train.train` (tqdm bars).
@@ -477,7 +479,9 @@ def run_grid(
     All variants share the data splits, the seed (same initial backbone where shapes agree) and the same
     test tasks. ``out_dir``: write each run's checkpoint and ``results.json`` to ``out_dir/<variant>/``
     (resumable; the results file also records ``variant``, ``attention`` and the sampling). ``overrides``
-    go to every :func:`grid_config`.
+    go to every :func:`grid_config`. ``committed=True`` (chapter 05's full mode): a variant whose committed weights
+    (``results/chapters/ch05/``) were trained with the same configuration is loaded and tested now instead of
+    trained (:mod:`mlcourse.course.committed`).
     """
 
     fast = fast_mode() if fast is None else fast
@@ -496,10 +500,17 @@ def run_grid(
                 choice, variant, n_way=n_way, k_shot=k_shot, fast=fast, device=str(dev), out_dir=run_dir, **overrides
             )
             exp = build_variant(config, datasets, attention=variant.attention, device=dev)
-            if not fast and not (run_dir and (Path(run_dir) / "results.json").exists()):
+            shipped_name = f"ch05/{choice.data}-{variant.slug}-{n_way}w{k_shot}s" if committed and not fast else None
+            loads = shipped_name is not None and will_load(shipped_name, config_settings(config))
+            if not fast and not loads and not (run_dir and (Path(run_dir) / "results.json").exists()):
                 # a full-scale grid is hours of work on a laptop: say so before it starts
                 print(f"{name}: " + expected_training_time(config, measure_step_time(config, experiment=exp)))
-            result = train(config, progress=progress, experiment=exp)
+            if shipped_name is not None:
+                result = train_committed(config, shipped_name, experiment=exp, progress=progress)
+            else:
+                result = train(config, progress=progress, experiment=exp)
+            provenance = getattr(result, "provenance", None)
+            from_file = provenance is not None and provenance.source == "committed"
             test = result.test
             extra = {
                 "variant": name,
@@ -526,10 +537,14 @@ def run_grid(
                     mean=test.mean,
                     ci95=test.ci95,
                     num_tasks=test.num_tasks,
-                    device=device_name(dev),
+                    device=provenance.device if from_file else device_name(dev),
                     wall_time_s=result.wall_time_s,
                     iterations=result.step,
-                    source="this notebook" + (" (fast mode)" if fast else ""),
+                    source=(
+                        f"committed weights ({provenance.date[:10]}), tested now"
+                        if from_file
+                        else "this notebook" + (" (fast mode)" if fast else "")
+                    ),
                     extra=row_extra,
                 )
             )

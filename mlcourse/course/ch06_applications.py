@@ -40,6 +40,7 @@ from torch.func import functional_call
 from mlcourse.algorithms import make_learner
 from mlcourse.config import seed_everything
 from mlcourse.course.ch04_bilevel import meta_train
+from mlcourse.course.committed import load_or_train, train_committed
 from mlcourse.course.display import live_figure
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
 from mlcourse.data.tasks import TaskBatch
@@ -60,7 +61,7 @@ def load_lake_split(image_size: int = 28, device: torch.device | str | None = No
     return bg, ev
 
 
-def train_fewshot(
+def fewshot_config(
     iterations: int,
     *,
     algo: str = "protonet",
@@ -72,12 +73,9 @@ def train_fewshot(
     outer_lr: float = 3e-3,
     seed: int = 0,
     device: str = "cpu",
-    progress: bool = True,
-):
-    """Meta-train on the Omniglot background alphabets with :func:`mlcourse.train.train` (Lake split, no
-    rotations, no validation/test inside the loop). Returns the ``TrainResult`` (``.learner``, ``.history``)."""
-
-    config = TrainConfig(
+) -> TrainConfig:
+    """The :class:`TrainConfig` of :func:`train_fewshot` (same arguments)."""
+    return TrainConfig(
         algo=algo,
         data="omniglot",
         split_scheme="lake",
@@ -97,6 +95,41 @@ def train_fewshot(
         log_every=max(1, iterations // 50),
         checkpoint_every=max(1, iterations),
     )
+
+
+def train_fewshot(
+    iterations: int,
+    *,
+    algo: str = "protonet",
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 5,
+    meta_batch_size: int = 2,
+    hidden: int = 32,
+    outer_lr: float = 3e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+    committed: Optional[str] = None,
+):
+    """Meta-train on the Omniglot background alphabets with :func:`mlcourse.train.train` (Lake split, no
+    rotations, no validation/test inside the loop). Returns the ``TrainResult`` (``.learner``, ``.history``).
+    ``committed="ch06/fewshot-protonet"``: full mode loads those committed weights when they match (no training)."""
+
+    config = fewshot_config(
+        iterations,
+        algo=algo,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        meta_batch_size=meta_batch_size,
+        hidden=hidden,
+        outer_lr=outer_lr,
+        seed=seed,
+        device=device,
+    )
+    if committed:
+        return train_committed(config, committed, progress=progress)
     return train(config, progress=progress)
 
 
@@ -552,24 +585,67 @@ def train_personalisation(
     outer_lr: float = 3e-3,
     seed: int = 0,
     progress: bool = True,
+    committed: Optional[str] = None,
 ) -> nn.Module:
     """Meta-train (``algo="maml"``) or jointly train (``"pretrain"``: the global model) a
-    :class:`PreferenceMLP` on users drawn from ``users``; returns the learner."""
+    :class:`PreferenceMLP` on users drawn from ``users``; returns the learner. ``committed`` names committed
+    weights that full mode loads instead of training when the settings match (``ch06/personalisation-maml``)."""
 
     users = users or PreferenceUsers()
     seed_everything(seed)
     model = PreferenceMLP(users.dim)
     learner = make_learner(algo, model, inner_lr=inner_lr, inner_steps=1)
-    meta_train(
-        learner,
-        lambda g: users.sample(meta_batch_size, k_shot, k_shot, generator=g),
+
+    def train_now() -> list[float]:
+        return meta_train(
+            learner,
+            lambda g: users.sample(meta_batch_size, k_shot, k_shot, generator=g),
+            iterations,
+            outer_lr=outer_lr,
+            seed=seed,
+            progress=progress,
+            desc=f"{algo} users",
+        )
+
+    if not committed:
+        train_now()
+        return learner
+    settings = personalisation_settings(
+        algo,
         iterations,
+        users=users,
+        k_shot=k_shot,
+        meta_batch_size=meta_batch_size,
+        inner_lr=inner_lr,
         outer_lr=outer_lr,
         seed=seed,
-        progress=progress,
-        desc=f"{algo} users",
     )
+    load_or_train(committed, learner, settings, train_now)
     return learner
+
+
+def personalisation_settings(
+    algo: str,
+    iterations: int,
+    *,
+    users: Optional[PreferenceUsers] = None,
+    k_shot: int = 10,
+    meta_batch_size: int = 16,
+    inner_lr: float = 0.1,
+    outer_lr: float = 3e-3,
+    seed: int = 0,
+) -> dict:
+    """The settings :func:`train_personalisation` matches committed weights on (same arguments)."""
+    return dict(
+        algo=algo,
+        iterations=iterations,
+        users=repr(users or PreferenceUsers()),
+        k_shot=k_shot,
+        meta_batch_size=meta_batch_size,
+        inner_lr=inner_lr,
+        outer_lr=outer_lr,
+        seed=seed,
+    )
 
 
 def ridge_per_user(batch: TaskBatch, l2: float = 1.0) -> Tensor:

@@ -424,6 +424,20 @@ def pretrain_step(
     return {"loss": float(loss.detach()), "pre_return": float(traj.returns.mean()), "post_return": float("nan")}
 
 
+def policy_settings(
+    policy: GaussianMLPPolicy,
+    iterations: int,
+    config: Optional[MetaRLConfig] = None,
+    *,
+    method: str = "maml",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The settings :func:`train_policy` matches committed weights on (same arguments)."""
+    from dataclasses import asdict
+
+    return dict(asdict(config or MetaRLConfig()), method=method, iterations=iterations, seed=seed, policy=repr(policy))
+
+
 def train_policy(
     policy: GaussianMLPPolicy,
     iterations: int,
@@ -432,9 +446,20 @@ def train_policy(
     method: str = "maml",
     seed: int = 0,
     progress: bool = True,
+    committed: Optional[str] = None,
 ) -> list[dict[str, float]]:
     """Train ``policy`` with ``method`` = ``"maml"`` (MAML-RL) or ``"pretrain"`` (joint policy gradient) for
-    ``iterations`` steps of Adam; returns the per-iteration history (returns before/after adaptation)."""
+    ``iterations`` steps of Adam; returns the per-iteration history (returns before/after adaptation).
+    ``committed="ch06/rl-maml"``: full mode loads those committed weights instead when the settings match."""
+    if committed:
+        from mlcourse.course.committed import load_or_train
+
+        return load_or_train(
+            committed,
+            policy,
+            policy_settings(policy, iterations, config, method=method, seed=seed),
+            lambda: train_policy(policy, iterations, config, method=method, seed=seed, progress=progress),
+        ).history
     from tqdm.auto import tqdm
 
     if method not in ("maml", "pretrain"):

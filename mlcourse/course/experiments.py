@@ -154,6 +154,49 @@ def sinusoid_tasks(
     return SinusoidTasks().sample(num_tasks, k_shot, n_query, generator=generator, device=device)
 
 
+def sinusoid_config(
+    algo: str,
+    iterations: int,
+    *,
+    meta_batch_size: int = 25,
+    k_shot: int = 10,
+    n_query: int = 10,
+    inner_lr: float = 0.01,
+    outer_lr: float = 1e-3,
+    inner_steps: int = 1,
+    first_order: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+    out_dir: Optional[str | Path] = None,
+    eval_every: Optional[int] = None,
+    val_tasks: int = 0,
+    log_every: Optional[int] = None,
+) -> TrainConfig:
+    """The :class:`TrainConfig` of :func:`train_sinusoid` (same arguments)."""
+    eval_every = eval_every or max(1, iterations // 10)
+    return TrainConfig(
+        algo=algo,
+        data="sinusoid",
+        k_shot=k_shot,
+        n_query=n_query,
+        inner_steps=inner_steps,
+        test_inner_steps=10,
+        inner_lr=inner_lr,
+        outer_lr=outer_lr,
+        meta_batch_size=meta_batch_size,
+        iterations=iterations,
+        eval_every=eval_every,
+        val_tasks=val_tasks,
+        test_tasks=0,
+        seed=seed,
+        device=device,
+        out_dir=None if out_dir is None else str(out_dir),
+        first_order=first_order,
+        checkpoint_every=max(500, eval_every),
+        log_every=log_every or max(1, iterations // 200),
+    )
+
+
 def train_sinusoid(
     algo: str = "maml",
     iterations: int = 1000,
@@ -173,6 +216,7 @@ def train_sinusoid(
     val_tasks: int = 0,
     log_every: Optional[int] = None,
     init: str = "pytorch",
+    committed: Optional[str] = None,
 ):
     """Meta-train ``algo`` (maml, fomaml, metasgd, reptile, anil, article, pretrain) on sinusoid tasks.
 
@@ -181,39 +225,40 @@ def train_sinusoid(
     from the MAML authors' initialisation (``SinusoidMLP.reference_init_``) instead of PyTorch's; it is
     not part of the checkpoint's configuration, so give such runs their own ``out_dir``. Returns
     ``train``'s ``TrainResult`` (``.learner``, ``.history`` with ``train_loss`` every ``log_every`` steps).
+    ``committed="ch02/sinusoid-maml"``: in full mode, load those committed weights when they were trained with
+    these settings instead of training (:func:`mlcourse.course.committed.load_or_train`; ``.provenance`` says which).
     """
 
     if init not in INITS:
         raise ValueError(f"init={init!r} is not allowed; allowed: {', '.join(INITS)}")
 
-    eval_every = eval_every or max(1, iterations // 10)
-    log_every = log_every or max(1, iterations // 200)
-    config = TrainConfig(
-        algo=algo,
-        data="sinusoid",
+    config = sinusoid_config(
+        algo,
+        iterations,
+        meta_batch_size=meta_batch_size,
         k_shot=k_shot,
         n_query=n_query,
-        inner_steps=inner_steps,
-        test_inner_steps=10,
         inner_lr=inner_lr,
         outer_lr=outer_lr,
-        meta_batch_size=meta_batch_size,
-        iterations=iterations,
-        eval_every=eval_every,
-        val_tasks=val_tasks,
-        test_tasks=0,
+        inner_steps=inner_steps,
+        first_order=first_order,
         seed=seed,
         device=device,
-        out_dir=None if out_dir is None else str(out_dir),
-        first_order=first_order,
-        checkpoint_every=max(500, eval_every),
+        out_dir=out_dir,
+        eval_every=eval_every,
+        val_tasks=val_tasks,
         log_every=log_every,
     )
     experiment = None
-    if init == "reference":
+    if init == "reference" or committed:
         experiment = build_experiment(config)
+    if init == "reference":
         experiment.learner.model.reference_init_(torch.Generator().manual_seed(seed))
-    return train(config, progress=progress, experiment=experiment)
+    if not committed:
+        return train(config, progress=progress, experiment=experiment)
+    from .committed import train_committed
+
+    return train_committed(config, committed, experiment=experiment, progress=progress, extra={"init": init})
 
 
 def history_curve(history: Sequence[Mapping[str, Any]], key: str = "train_loss") -> tuple[list[int], list[float]]:
@@ -473,6 +518,7 @@ def sinusoid_paper_experiment(
     save_as: Optional[str] = None,
     init: str = "pytorch",
     k_shot_train: int = 10,
+    committed: bool = False,
 ) -> SinusoidPaper:
     """MAML vs "pretrained on all tasks" on sinusoid regression (Finn et al. 2017, section 5.1).
 
@@ -482,6 +528,8 @@ def sinusoid_paper_experiment(
     ``save_as`` writes the numbers to ``results/<save_as>.json``; ``out_dir`` keeps checkpoints (resume).
     Variants (ch02's robustness table): ``init="reference"`` (the authors' initialisation) and
     ``k_shot_train=5`` (meta-train on K=5 support + 5 query points, the reference code's default).
+    ``committed=True`` (chapter 02's full mode): load the committed weights ``results/chapters/ch02/sinusoid-*.pt``
+    when they were trained with these settings, and evaluate them on the test tasks, instead of training.
     """
     iterations = pick(1500, 70_000) if iterations is None else iterations
     meta_batch_size = pick(10, 25) if meta_batch_size is None else meta_batch_size
@@ -501,6 +549,7 @@ def sinusoid_paper_experiment(
             init=init,
             k_shot=k_shot_train,
             n_query=k_shot_train,
+            committed=f"ch02/sinusoid-{algo}" if committed else None,
         )
     comparison = compare_sinusoid(runs["maml"].learner, runs["pretrain"].learner, num_tasks=num_tasks)
     sharpness = {}
@@ -537,6 +586,8 @@ def sinusoid_paper_experiment(
         "train_wall_time_s": {algo: round(r.wall_time_s, 1) for algo, r in runs.items()},
         "paper": PAPER_SINUSOID,
     }
+    if committed:
+        results["provenance"] = {algo: r.provenance.describe() for algo, r in runs.items()}
     results["maml_beats_pretrained"] = {f"K={k}": maml_beats_pretrained(comparison, k) for k in (5, 10)}
     if save_as:
         save_result(save_as, results, device, wall_time_s=time.perf_counter() - start)
@@ -1229,6 +1280,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         init=args.init,
         k_shot_train=args.k_shot_train,
+        committed=suffix == "",  # chapter 02's weights: loaded when committed; MLCOURSE_SHIP=1 writes them
     )
     print(paper_table(result.results, "this run"))
     print({k: v for k, v in result.results["maml_beats_pretrained"].items()})
