@@ -29,9 +29,10 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
-# Whole test suite: lint, unit tests, the course in a real browser, then every notebook executed by nbval in fast mode.
+# Whole test suite: lint, unit tests, the course in a real browser, then every notebook executed by nbval in fast mode;
+# two pytest workers (pytest-xdist), one file each at a time: a notebook's cells stay in order in one kernel.
 test: setup lint data-omniglot browser
-	MLCOURSE_FAST=1 $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider --durations=25
+	MLCOURSE_FAST=1 $(PY) -m pytest -q -n 2 --dist loadfile tests notebooks --nbval-lax -p no:cacheprovider --durations=25
 
 # The course as a static HTML site in build/book, every chapter executed: in full mode where the chapter reads the
 # committed results and weights, in fast mode where its full mode would train for long (mlcourse/course/book.py,

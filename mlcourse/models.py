@@ -83,7 +83,8 @@ class ChannelSpatialAttention(nn.Module):
 class Conv4(nn.Module):
     """The few-shot Conv4 backbone (Vinyals et al. 2016; MAML) + linear head. Used in ch03-ch08.
 
-    Four ``ConvBlock``s; with ``attention=True`` a ``ChannelSpatialAttention`` gate sits after block 3
+    Four ``ConvBlock``s (``layers`` sets how many, as in learn2learn's ``CNN4``: the compile tests use 2 to keep
+    their compile time short); with ``attention=True`` a ``ChannelSpatialAttention`` gate sits after block 3
     (where the map is still spatial: 3x3 at 28 px, 4x4 at 32 px). ``feature_dim = hidden * s * s`` where
     ``s`` is the final map size (1 for 28 px Omniglot, 2 for 32 px CIFAR, 5 for 84 px).
     """
@@ -96,25 +97,34 @@ class Conv4(nn.Module):
         image_size: int = 28,
         norm: str = "batch",
         attention: bool = False,
+        layers: int = 4,
     ) -> None:
         super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers={layers} must be >= 1")
         if norm not in NORMS:
             raise ValueError(f"norm={norm!r} is not known; allowed: {', '.join(NORMS)}")
         if image_size < 1:
             raise ValueError(f"image_size={image_size} must be >= 1")
-        layers: list[nn.Module] = []
         size, c_in = image_size, in_channels
-        for i in range(4):
-            layers.append(ConvBlock(c_in, hidden, norm, pool=size >= 2))
+        blocks: list[nn.Module] = []
+        for i in range(layers):
+            blocks.append(ConvBlock(c_in, hidden, norm, pool=size >= 2))
             size, c_in = (size // 2 if size >= 2 else size), hidden
-            if attention and i == 2:
-                layers.append(ChannelSpatialAttention(hidden))
-        layers.append(nn.Flatten())
-        self.body = nn.Sequential(*layers)
+            if attention and i == min(2, layers - 1):
+                blocks.append(ChannelSpatialAttention(hidden))
+        blocks.append(nn.Flatten())
+        self.body = nn.Sequential(*blocks)
         self.head = nn.Linear(hidden * size * size, n_out)
         self.feature_dim = hidden * size * size
         self.hparams = dict(
-            in_channels=in_channels, n_out=n_out, hidden=hidden, image_size=image_size, norm=norm, attention=attention
+            in_channels=in_channels,
+            n_out=n_out,
+            hidden=hidden,
+            image_size=image_size,
+            norm=norm,
+            attention=attention,
+            layers=layers,
         )
 
     def features(self, x: Tensor) -> Tensor:

@@ -122,7 +122,7 @@ def test_chapter_06_full_mode_settings_match_the_committed_files(full_mode):
         config = ex.sinusoid_config(algo, 20_000, meta_batch_size=25, outer_lr=1e-3)
         _settings_match(f"ch06/sinusoid-{algo}", committed.config_settings(config, {"init": "pytorch"}))
         _settings_match(f"ch06/personalisation-{algo}", A.personalisation_settings(algo, 5000, outer_lr=3e-3))
-        rl_config = rl.MetaRLConfig(num_tasks=20, num_traj=20, horizon=100, inner_lr=0.1, outer_lr=3e-3)
+        rl_config = rl.chapter_config()
         policy = rl.GaussianMLPPolicy(hidden=32)
         _settings_match(f"ch06/rl-{algo}", rl.policy_settings(policy, 500, rl_config, method=algo, seed=0))
         policy.load_state_dict(committed.read(f"ch06/rl-{algo}")["learner"])

@@ -95,3 +95,15 @@ def test_reference_init_matches_the_maml_authors_code():
     assert all(float(p.detach().abs().max()) == 0 for n, p in model.named_parameters() if n.endswith("bias"))
     again = SinusoidMLP().reference_init_(torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))
+
+
+def test_conv4_layers_sets_the_number_of_blocks_and_rejects_zero():
+    """``layers`` (as in learn2learn's CNN4): the compile tests use two blocks; the course's runs keep four."""
+    from mlcourse.models import ConvBlock
+
+    two = Conv4(hidden=4, image_size=12, n_out=3, layers=2)
+    assert sum(isinstance(m, ConvBlock) for m in two.body) == 2
+    assert two.feature_dim == 4 * 3 * 3 and two(torch.zeros(2, 1, 12, 12)).shape == (2, 3)
+    assert sum(isinstance(m, ConvBlock) for m in Conv4().body) == 4
+    with pytest.raises(ValueError, match="layers=0"):
+        Conv4(layers=0)

@@ -256,3 +256,28 @@ def test_maml_rl_improves_post_adaptation_return_tiny_budget():
     result = rl.adaptation_returns(policy, goals, steps=1, inner_lr=0.05, num_traj=10, horizon=15, seed=5)
     pre, post = result["mean"]
     assert post > pre + 1.0, f"post-adaptation return {post:.2f} not above pre-adaptation {pre:.2f}"
+
+
+@pytest.mark.parametrize("method", ["maml", "pretrain"])
+def test_max_grad_norm_clips_the_outer_step(method):
+    """With ``max_grad_norm`` the outer gradient's norm is at most that (chapter 06's full mode clips at 1: unclipped,
+    Adam ran the policy's mean past the action bounds); without it the same step's gradient is larger."""
+    norms = {}
+    for clip in (None, 1e-3):
+        torch.manual_seed(0)
+        policy = rl.GaussianMLPPolicy(hidden=8)
+        config = rl.MetaRLConfig(num_tasks=2, num_traj=4, horizon=5, outer_lr=1e-3, max_grad_norm=clip)
+        optimizer = torch.optim.Adam(policy.parameters(), lr=config.outer_lr)
+        step = rl.maml_rl_step if method == "maml" else rl.pretrain_step
+        step(policy, optimizer, config, rl.PointNavigation(horizon=5), torch.Generator().manual_seed(1))
+        norms[clip] = torch.cat([p.grad.reshape(-1) for p in policy.parameters()]).norm().item()
+    assert norms[1e-3] == pytest.approx(1e-3, rel=1e-4) and norms[None] > 1e-2, norms
+
+
+def test_chapter_config_is_the_papers_sizes_in_full_mode_with_the_clip(monkeypatch):
+    monkeypatch.delenv("MLCOURSE_FAST", raising=False)
+    config = rl.chapter_config()
+    assert (config.num_tasks, config.num_traj, config.horizon, config.inner_lr) == (20, 20, 100, 0.1)
+    assert config.max_grad_norm == 1.0
+    monkeypatch.setenv("MLCOURSE_FAST", "1")
+    assert rl.chapter_config().horizon < 100

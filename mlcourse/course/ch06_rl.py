@@ -50,6 +50,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from mlcourse.config import pick
+from mlcourse.course.committed import load_or_train
+
 Params = dict[str, Tensor]
 
 
@@ -366,6 +369,29 @@ class MetaRLConfig:
     gamma: float = 0.99
     first_order: bool = False
     normalise: bool = True
+    max_grad_norm: Optional[float] = None  # clip the outer gradient's norm (a crude trust region); None: no clipping
+
+
+def chapter_config() -> MetaRLConfig:
+    """Chapter 06's MAML-RL sizes (the paper's in full mode, small in fast mode); its committed policies match them.
+
+    The outer gradient's norm is clipped at 1: without it (Adam, 3e-3) MAML-RL's return collapsed after ~100
+    iterations in full mode, the policy's mean running past the action bounds where the reward no longer tells
+    it which way to go (the paper's TRPO outer step is a trust region for the same reason)."""
+    return MetaRLConfig(
+        num_tasks=pick(8, 20),
+        num_traj=pick(10, 20),
+        horizon=pick(15, 100),
+        inner_lr=0.1,
+        outer_lr=pick(1e-2, 3e-3),
+        max_grad_norm=1.0,
+    )
+
+
+def _outer_step(policy: GaussianMLPPolicy, optimizer: torch.optim.Optimizer, config: MetaRLConfig) -> None:
+    if config.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+    optimizer.step()
 
 
 def maml_rl_step(
@@ -396,7 +422,7 @@ def maml_rl_step(
         normalise=config.normalise,
     )
     loss.backward()
-    optimizer.step()
+    _outer_step(policy, optimizer, config)
     return {
         "loss": float(loss.detach()),
         "pre_return": float(pre.returns.mean()),
@@ -420,7 +446,7 @@ def pretrain_step(
     optimizer.zero_grad(set_to_none=True)
     loss = pg_surrogate(policy, theta, traj.obs, traj.actions, adv)
     loss.backward()
-    optimizer.step()
+    _outer_step(policy, optimizer, config)
     return {"loss": float(loss.detach()), "pre_return": float(traj.returns.mean()), "post_return": float("nan")}
 
 
@@ -452,8 +478,6 @@ def train_policy(
     ``iterations`` steps of Adam; returns the per-iteration history (returns before/after adaptation).
     ``committed="ch06/rl-maml"``: full mode loads those committed weights instead when the settings match."""
     if committed:
-        from mlcourse.course.committed import load_or_train
-
         return load_or_train(
             committed,
             policy,

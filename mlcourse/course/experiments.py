@@ -39,6 +39,7 @@ from mlcourse.checkpoint import load_results, save_results
 from mlcourse.commands import train_command
 from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, seed_everything
 from mlcourse.course import ch04_bilevel as B
+from mlcourse.course.committed import train_committed
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import Conv4, InContextRegressor, SinusoidMLP
@@ -256,8 +257,6 @@ def train_sinusoid(
         experiment.learner.model.reference_init_(torch.Generator().manual_seed(seed))
     if not committed:
         return train(config, progress=progress, experiment=experiment)
-    from .committed import train_committed
-
     return train_committed(config, committed, experiment=experiment, progress=progress, extra={"init": init})
 
 
