@@ -946,12 +946,14 @@ def train(
 
     completed = step >= config.iterations
     test: Optional[EvalResult] = None
+    reused: Optional[dict[str, Any]] = None
     results_file: Optional[Path] = None
     if completed:
         if ckpt_path is not None and not ckpt_path.exists():
             write_checkpoint()  # iterations=0: still leave a loadable checkpoint
-        test = _reuse_test(results_path, config, step) if checkpoint is not None and start_step == step else None
-        reused = load_results(results_path) if test is not None else None
+        # nothing trained now: a finished run is reused, its results.json (when, where, how long) kept
+        reused = _reused_results(results_path, config, step) if checkpoint is not None and start_step == step else None
+        test = _saved_test(reused)
         if test is None and test_sampler is not None and config.test_tasks > 0:
             test_sampler.load_state_dict(copy.deepcopy(test_state))
             test = evaluate(
@@ -972,7 +974,7 @@ def train(
                 "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
                 "compile_notice": getattr(learner, "compile_notice", None),
             }
-            if reused:  # nothing was trained or tested now: keep when, where and how long the run took
+            if reused:  # nothing was trained now: keep when, where and how long the run took
                 made.update({k: reused[k] for k in made if k in reused})
             results_file = save_results(
                 results_path,
@@ -1005,7 +1007,7 @@ def train(
         step=step,
         completed=completed,
         results_path=results_file,
-        wall_time_s=wall_time(),
+        wall_time_s=float(reused["wall_time_s"]) if reused and "wall_time_s" in reused else wall_time(),
         experiment=exp,
     )
 
@@ -1056,18 +1058,23 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def _reuse_test(results_path: Optional[Path], config: TrainConfig, step: int) -> Optional[EvalResult]:
-    """A finished run re-run with the same settings reuses the test result in its results.json."""
+def _reused_results(results_path: Optional[Path], config: TrainConfig, step: int) -> Optional[dict[str, Any]]:
+    """The results.json of a finished run re-run with the same settings (reused, not rewritten as new)."""
     if results_path is None or not results_path.exists():
         return None
     try:
         saved = load_results(results_path)
     except ResultsError:
         return None
-    test = saved.get("test")
     saved_config, current = saved.get("config") or {}, config.to_dict()
     same = all(saved_config.get(k) == v for k, v in current.items() if k not in TEST_NEUTRAL_CHANGES)
-    if not same or saved.get("iterations") != step or not test:
+    return saved if same and saved.get("iterations") == step else None
+
+
+def _saved_test(saved: Optional[dict[str, Any]]) -> Optional[EvalResult]:
+    """The test result recorded in a reused results.json, if it has one."""
+    test = (saved or {}).get("test")
+    if not test:
         return None
     return EvalResult(
         mean=test["mean"],

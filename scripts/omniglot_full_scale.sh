@@ -17,7 +17,7 @@ declare -A RUNS=(
   [protonet-5w1s]="--algo protonet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 7000"
   [protonet-5w5s]="--algo protonet --n-way 5 --train-n-way 20 --k-shot 5 --meta-batch 1 --iterations 6000"
   [matchingnet-5w1s]="--algo matchingnet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 7000"
-  [fomaml-5w1s]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 2500"
+  [fomaml-5w1s]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 3800 --eval-every 1900"
   [metasgd-5w1s]="--algo metasgd --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000"
   [reptile-5w1s]="--algo reptile --n-way 5 --k-shot 1 --train-k-shot 10 --inner-batch 10 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 5 --iterations 5000"
   [anil-5w1s]="--algo anil --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 4000"
@@ -41,7 +41,7 @@ for name in "${names[@]}"; do
   if [ "$name" = scratch-5w5s ]; then scratch; continue; fi
   [ -n "${RUNS[$name]:-}" ] || { echo "unknown run '$name'; known: ${ORDER[*]}" >&2; exit 2; }
   # shellcheck disable=SC2086
-  $MLC train ${RUNS[$name]} $COMMON --out "runs/omniglot/$name"
+  $MLC train $COMMON ${RUNS[$name]} --out "runs/omniglot/$name"   # a run's own options come last and win
   if [ -n "${EXTRA[$name]:-}" ]; then
     # shellcheck disable=SC2086
     $MLC eval "runs/omniglot/$name" ${EXTRA[$name]} --tasks 600 --batch 25 --record

@@ -235,14 +235,14 @@ def test_train_command_round_trips_every_field(tmp_path, monkeypatch):
 
 
 def script_commands() -> dict[str, list[str]]:
-    """``{run: argv}`` of scripts/omniglot_full_scale.sh (its RUNS table plus COMMON)."""
+    """``{run: argv}`` of scripts/omniglot_full_scale.sh (COMMON, then its RUNS entry, whose options win)."""
     import re
 
     text = (ROOT / "scripts" / "omniglot_full_scale.sh").read_text()
     common = re.search(r'COMMON="([^"]+)"', text, flags=re.S).group(1).replace("\\\n", " ")
     table = re.search(r"declare -A RUNS=\((.*?)\n\)", text, flags=re.S).group(1)  # the RUNS table only (not EXTRA)
     runs = dict(re.findall(r'^\s*\[([\w-]+)\]="([^"]+)"', table, flags=re.M))
-    return {name: shlex.split(f"train {args} {common} --out runs/omniglot/{name}") for name, args in runs.items()}
+    return {name: shlex.split(f"train {common} {args} --out runs/omniglot/{name}") for name, args in runs.items()}
 
 
 def test_full_scale_script_commands_are_the_shipped_runs(monkeypatch):

@@ -1,5 +1,5 @@
-"""Committed chapter weights (mlcourse.course.committed): full mode loads them instead of retraining (chapters 02
-and 06), MLCOURSE_RETRAIN=1 retrains, MLCOURSE_SHIP=1 writes them, other settings never load them."""
+"""Committed chapter weights (mlcourse.course.committed): full mode loads them instead of retraining (chapters 02,
+03, 05 and 06), MLCOURSE_RETRAIN=1 retrains, MLCOURSE_SHIP=1 writes them, other settings never load them."""
 
 from __future__ import annotations
 
@@ -92,6 +92,31 @@ def test_train_sinusoid_round_trip(full_mode, tmp_path, monkeypatch):
     assert other.provenance.source == "trained"
 
 
+def test_shipping_a_finished_run_keeps_its_own_record(full_mode, tmp_path, monkeypatch):
+    """MLCOURSE_SHIP=1 over a run already finished in out_dir (chapter 03's) reloads it and ships the date, device
+    and wall time of its training, not those of the reload."""
+    from mlcourse.checkpoint import load_results, save_results
+
+    monkeypatch.setattr(committed, "CHAPTER_WEIGHTS", tmp_path / "weights")
+    run_dir = tmp_path / "run"
+    ex.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, out_dir=run_dir)
+    made = load_results(run_dir)
+    save_results(
+        run_dir,
+        {
+            **{k: v for k, v in made.items() if k not in ("format", "version")},
+            "date": "2000-01-01T00:00:00+00:00",
+            "wall_time_s": 4321.0,
+            "device": "an old machine",
+        },
+    )
+    full_mode.setenv("MLCOURSE_SHIP", "1")
+    shipped = ex.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, out_dir=run_dir, committed="chX/sin")
+    saved = committed.read("chX/sin")
+    assert shipped.provenance.wall_time_s == saved["wall_time_s"] == 4321.0
+    assert saved["date"].startswith("2000-01-01") and saved["device"] == "an old machine"
+
+
 @pytest.mark.parametrize("name", ["ch02/sinusoid-maml", "ch02/sinusoid-pretrain"])
 def test_committed_chapter_02_weights_load(name):
     """The committed files chapter 02 reads in full mode exist and fit its network exactly."""
@@ -126,6 +151,15 @@ def test_chapter_06_full_mode_settings_match_the_committed_files(full_mode):
         policy = rl.GaussianMLPPolicy(hidden=32)
         _settings_match(f"ch06/rl-{algo}", rl.policy_settings(policy, 500, rl_config, method=algo, seed=0))
         policy.load_state_dict(committed.read(f"ch06/rl-{algo}")["learner"])
+
+
+def test_chapter_03_full_mode_settings_match_the_committed_files(full_mode):
+    """Chapter 03's sinusoid comparison loads the committed weights of all four algorithms (not 13 min of training)."""
+    for algo, (inner_lr, inner_steps) in ex.SINUSOID_COMPARISON.items():
+        config = ex.sinusoid_config(
+            algo, ex.SINUSOID_COMPARISON_ITERATIONS, meta_batch_size=25, inner_lr=inner_lr, inner_steps=inner_steps
+        )
+        _settings_match(f"ch03/sinusoid-{algo}", committed.config_settings(config, {"init": "pytorch"}))
 
 
 def test_chapter_05_full_mode_settings_match_the_committed_files(full_mode):

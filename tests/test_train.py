@@ -505,11 +505,14 @@ def test_test_sampler_changes_shape_only_where_the_learner_allows(tmp_path):
     assert test_sampler(maml, k_shot=2).k_shot == 2
 
 
-def test_rerunning_a_finished_run_keeps_its_record(tmp_path):
-    """The same command again loads the finished run; results.json keeps its wall time, date and extra tests."""
+@pytest.mark.parametrize("test_tasks", [None, 0], ids=["tested", "untested"])
+def test_rerunning_a_finished_run_keeps_its_record(tmp_path, test_tasks):
+    """The same command again loads the finished run; results.json keeps its wall time, date and extra tests, also
+    for a run without a test (chapter 03's sinusoid runs), and the returned wall time is the run's own."""
     from mlcourse.checkpoint import save_results
 
-    train(tiny(tmp_path), progress=False)
+    config = tiny(tmp_path) if test_tasks is None else tiny(tmp_path).replace(test_tasks=test_tasks)
+    train(config, progress=False)
     first = load_results(tmp_path)
     save_results(
         tmp_path,
@@ -520,9 +523,10 @@ def test_rerunning_a_finished_run_keeps_its_record(tmp_path):
             "extra_tests": {"x": {"mean": 1}},
         },
     )
-    again = train(tiny(tmp_path), progress=False)
+    again = train(config, progress=False)
     kept = load_results(tmp_path)
-    assert again.test.mean == first["test"]["mean"]
+    assert (again.test is None) if test_tasks == 0 else (again.test.mean == first["test"]["mean"])
+    assert again.wall_time_s == 1234.5
     assert (
         kept["date"].startswith("2000-01-01")
         and kept["wall_time_s"] == 1234.5

@@ -2,7 +2,7 @@
 
 Built with **nbconvert** (Jupyter's own converter) and a local template (``book_template/``): each chapter is
 executed with ``nbclient`` (fast mode in CI; otherwise full mode for the chapters whose full mode loads the
-committed full-scale results and weights, fast mode for those that would train for long, see
+committed full-scale results and weights, fast mode for the two that measure the machine they run on, see
 :data:`READS_COMMITTED`), its exercises are shown as the student sees them (solutions and hidden tests removed
 after execution), every widget keeps the figure it drew with its default
 values plus a note on how to make it live, and the page is written with MathJax served from the site itself
@@ -62,10 +62,11 @@ EXERCISE_NOTE = (
 )
 SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
 # Chapters whose full mode reads the committed results and weights (results/omniglot, results/chapters): minutes on
-# a CPU. Chapter 08 is the exception: its full mode *measures this machine* (time and memory sweeps, 15-25 minutes
-# on a 2-core CPU), so the book builds it in fast mode, says so on its page, and shows the committed benchmark files
-# in the chapter's own tables; ``--all-full`` builds it in full mode too.
-READS_COMMITTED = ("00", "01", "02", "03", "04", "05", "06", "07")
+# a CPU. Chapters 07 and 08 are the exceptions: their full mode *measures this machine* (07: the learn2learn
+# comparison and `mlcourse bench`, 14 min on a 2-core CPU; 08: time and memory sweeps, 15-25 min), so the book
+# builds them in fast mode, says so on their pages, and shows the committed benchmark files in the chapters' own
+# tables; ``--all-full`` builds them in full mode too.
+READS_COMMITTED = ("00", "01", "02", "03", "04", "05", "06")
 FAST_PAGE_NOTE = "built in fast mode: tiny runs that rank nothing; the tables read the committed full-scale results"
 
 

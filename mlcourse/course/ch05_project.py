@@ -41,7 +41,7 @@ from mlcourse.algorithms import make_learner
 from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
 from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, seed_everything, torch_threads
 from mlcourse.course import plots
-from mlcourse.course.committed import config_settings, train_committed, will_load
+from mlcourse.course.committed import train_committed
 from mlcourse.course.display import live_figure
 from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.data.cifar100 import CIFAR100_FILES, CIFAR100_FOLDER, CIFAR100_SCHEMES, cifar100_dir, load_cifar100
@@ -501,9 +501,8 @@ def run_grid(
             )
             exp = build_variant(config, datasets, attention=variant.attention, device=dev)
             shipped_name = f"ch05/{choice.data}-{variant.slug}-{n_way}w{k_shot}s" if committed and not fast else None
-            loads = shipped_name is not None and will_load(shipped_name, config_settings(config))
-            if not fast and not loads and not (run_dir and (Path(run_dir) / "results.json").exists()):
-                # a full-scale grid is hours of work on a laptop: say so before it starts
+            if shipped_name is None and not fast and not (run_dir and (Path(run_dir) / "results.json").exists()):
+                # a full-scale grid is hours of work on a laptop: say so before it starts (train_committed does too)
                 print(f"{name}: " + expected_training_time(config, measure_step_time(config, experiment=exp)))
             if shipped_name is not None:
                 result = train_committed(config, shipped_name, experiment=exp, progress=progress)

@@ -1,4 +1,4 @@
-"""Committed weights of the chapters' small full-mode models (chapters 02 and 06), so that full mode shows real
+"""Committed weights of the chapters' small full-mode models (chapters 02, 03, 05 and 06), so that full mode shows real
 numbers in minutes instead of retraining for half an hour.
 
 ``load_or_train(name, module, settings, train_fn)`` loads ``results/chapters/<name>.pt`` into ``module`` when the
@@ -27,9 +27,19 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, load_checkpoint, parameter_shapes, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, load_results, parameter_shapes, save_checkpoint
 from ..config import REPO_ROOT, fast_mode
-from ..train import Experiment, TrainConfig, TrainResult, build_experiment, device_name, evaluate, train
+from ..train import (
+    Experiment,
+    TrainConfig,
+    TrainResult,
+    build_experiment,
+    device_name,
+    evaluate,
+    expected_training_time,
+    measure_step_time,
+    train,
+)
 
 CHAPTER_WEIGHTS = REPO_ROOT / "results" / "chapters"
 KIND = "chapter-weights"  # an mlcourse checkpoint file (atomic, weights_only) of this kind
@@ -93,14 +103,15 @@ def load_or_train(
     name: str,
     module: nn.Module,
     settings: Mapping[str, Any],
-    train_fn: Callable[[], Optional[list[Any]]],
+    train_fn: Callable[[], Optional[list[Any] | Mapping[str, Any]]],
     *,
     device: torch.device | str = "cpu",
     directory: Optional[Path] = None,
 ) -> Provenance:
     """Full mode: ``module`` gets the committed weights ``name`` made with ``settings``, or is trained by
-    ``train_fn()`` (which returns the history or ``None``; saved with the weights). Prints where the weights came
-    from when they were loaded. Chapters 02 and 06."""
+    ``train_fn()``, which returns the history (or ``None``), or a mapping with ``history`` and, for a run that was
+    made earlier and only reloaded now, its own ``wall_time_s``, ``date`` and ``device`` (saved with the weights
+    instead of this call's). Prints where the weights came from when they were loaded. Chapters 02, 03, 05, 06."""
     settings = plain_settings(dict(settings))
     saved = None if fast_mode() or _flag("MLCOURSE_RETRAIN") else read(name, directory)
     if saved is not None and saved["config"] != settings:
@@ -113,15 +124,15 @@ def load_or_train(
         print(f"[{name}] {info.describe()} (MLCOURSE_RETRAIN=1 trains instead)")
         return info
     start = time.perf_counter()
-    history = train_fn() or []
-    wall = time.perf_counter() - start
+    made = train_fn()
+    made = dict(made) if isinstance(made, Mapping) else {"history": made}
     info = Provenance(
         name,
         "trained",
-        device_name(torch.device(device)),
-        _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        round(wall, 1),
-        plain_settings(list(history)),
+        made.get("device") or device_name(torch.device(device)),
+        made.get("date") or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        round(float(made.get("wall_time_s") or time.perf_counter() - start), 1),
+        plain_settings(list(made.get("history") or [])),
     )
     if _flag("MLCOURSE_SHIP") and not fast_mode():
         path = weights_path(name, directory)
@@ -186,9 +197,20 @@ def train_committed(
     experiment = experiment if experiment is not None else build_experiment(config)
     runs: list[TrainResult] = []
 
-    def train_now() -> list[dict[str, Any]]:
+    def train_now() -> dict[str, Any]:
+        finished = config.out_dir is not None and (Path(config.out_dir) / "results.json").exists()
+        if not fast_mode() and not finished:  # full-mode training can be long on a laptop: say so before it starts
+            print(f"[{name}] " + expected_training_time(config, measure_step_time(config, experiment=experiment)))
         runs.append(train(config, progress=progress, experiment=experiment))
-        return runs[-1].history
+        done = runs[-1]
+        made = load_results(done.results_path) if done.results_path is not None else {}
+        # a finished run in out_dir is reloaded, not retrained: keep when, where and how long it trained
+        return {
+            "history": done.history,
+            "wall_time_s": done.wall_time_s,
+            "date": made.get("date"),
+            "device": made.get("device"),
+        }
 
     info = load_or_train(name, experiment.learner, config_settings(config, extra), train_now, device=experiment.device)
     done = runs[-1] if runs else None

@@ -155,6 +155,17 @@ def sinusoid_tasks(
     return SinusoidTasks().sample(num_tasks, k_shot, n_query, generator=generator, device=device)
 
 
+# Chapter 03's sinusoid comparison (one budget for all): algorithm -> (inner step size alpha, inner steps while
+# meta-training); full mode trains each for SINUSOID_COMPARISON_ITERATIONS (its weights are committed, ch03/).
+SINUSOID_COMPARISON: dict[str, tuple[float, int]] = {
+    "maml": (0.01, 1),
+    "metasgd": (0.01, 1),
+    "reptile": (0.01, 5),
+    "pretrain": (0.01, 1),
+}
+SINUSOID_COMPARISON_ITERATIONS = 20_000
+
+
 def sinusoid_config(
     algo: str,
     iterations: int,
