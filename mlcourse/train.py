@@ -86,6 +86,7 @@ __all__ = [
     "load_trained",
     "measure_step_time",
     "expected_training_time",
+    "training_notice",
     "load_results",
     "CheckpointError",
     "ResultsError",
@@ -1045,6 +1046,15 @@ def expected_training_time(config: TrainConfig, seconds_per_step: float) -> str:
         f"{config.algo}: {seconds_per_step:.3f} s per step measured on this device -> about {text} for "
         f"{config.iterations:,} iterations (eager; torch.compile typically saves a third on a CPU)"
     )
+
+
+def training_notice(config: TrainConfig, experiment: Optional[Experiment] = None) -> Optional[str]:
+    """The expected-time line of a run about to train (one step measured), or ``None`` when ``config.out_dir``
+    already holds the finished run (it is reloaded, nothing trains). Chapters 01, 03, 05 print it before any
+    full-mode training, so nothing silently starts an hour of work."""
+    if config.out_dir is not None and (Path(config.out_dir) / RESULTS_NAME).exists():
+        return None
+    return expected_training_time(config, measure_step_time(config, experiment=experiment))
 
 
 def _plain(value: Any) -> Any:

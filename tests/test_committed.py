@@ -157,7 +157,11 @@ def test_chapter_03_full_mode_settings_match_the_committed_files(full_mode):
     """Chapter 03's sinusoid comparison loads the committed weights of all four algorithms (not 13 min of training)."""
     for algo, (inner_lr, inner_steps) in ex.SINUSOID_COMPARISON.items():
         config = ex.sinusoid_config(
-            algo, ex.SINUSOID_COMPARISON_ITERATIONS, meta_batch_size=25, inner_lr=inner_lr, inner_steps=inner_steps
+            algo,
+            ex.SINUSOID_COMPARISON_ITERATIONS,
+            meta_batch_size=ex.SINUSOID_COMPARISON_META_BATCH,
+            inner_lr=inner_lr,
+            inner_steps=inner_steps,
         )
         _settings_match(f"ch03/sinusoid-{algo}", committed.config_settings(config, {"init": "pytorch"}))
 

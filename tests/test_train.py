@@ -591,3 +591,14 @@ def test_torch_threads_sets_and_restores_and_refuses_nonsense():
     with pytest.raises(ValueError, match="threads=0"):
         with torch_threads(0):
             pass
+
+
+def test_training_notice_measures_a_run_about_to_train_and_is_silent_for_a_finished_one(tmp_path):
+    """Chapters 01/03/05 print this line before full-mode training; a finished run in out_dir is only reloaded."""
+    from mlcourse.train import training_notice
+
+    config = tiny(tmp_path)
+    line = training_notice(config)
+    assert line is not None and "s per step measured on this device" in line and "12 iterations" in line
+    train(config, progress=False)
+    assert training_notice(config) is None

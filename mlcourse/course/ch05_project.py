@@ -56,9 +56,8 @@ from mlcourse.train import (
     TrainConfig,
     Trainer,
     device_name,
-    expected_training_time,
-    measure_step_time,
     train,
+    training_notice,
 )
 
 DOWNLOAD_COMMAND = ".venv/bin/mlcourse data download cifar100"
@@ -501,9 +500,9 @@ def run_grid(
             )
             exp = build_variant(config, datasets, attention=variant.attention, device=dev)
             shipped_name = f"ch05/{choice.data}-{variant.slug}-{n_way}w{k_shot}s" if committed and not fast else None
-            if shipped_name is None and not fast and not (run_dir and (Path(run_dir) / "results.json").exists()):
-                # a full-scale grid is hours of work on a laptop: say so before it starts (train_committed does too)
-                print(f"{name}: " + expected_training_time(config, measure_step_time(config, experiment=exp)))
+            notice = None if shipped_name is not None or fast else training_notice(config, exp)
+            if notice:  # a full-scale grid is hours of work on a laptop: say so before it starts (train_committed too)
+                print(f"{name}: {notice}")
             if shipped_name is not None:
                 result = train_committed(config, shipped_name, experiment=exp, progress=progress)
             else:

@@ -36,9 +36,8 @@ from ..train import (
     build_experiment,
     device_name,
     evaluate,
-    expected_training_time,
-    measure_step_time,
     train,
+    training_notice,
 )
 
 CHAPTER_WEIGHTS = REPO_ROOT / "results" / "chapters"
@@ -198,9 +197,9 @@ def train_committed(
     runs: list[TrainResult] = []
 
     def train_now() -> dict[str, Any]:
-        finished = config.out_dir is not None and (Path(config.out_dir) / "results.json").exists()
-        if not fast_mode() and not finished:  # full-mode training can be long on a laptop: say so before it starts
-            print(f"[{name}] " + expected_training_time(config, measure_step_time(config, experiment=experiment)))
+        notice = None if fast_mode() else training_notice(config, experiment)
+        if notice:  # full-mode training can be long on a laptop: say so before it starts
+            print(f"[{name}] {notice}")
         runs.append(train(config, progress=progress, experiment=experiment))
         done = runs[-1]
         made = load_results(done.results_path) if done.results_path is not None else {}

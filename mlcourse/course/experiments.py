@@ -55,6 +55,7 @@ from mlcourse.train import (
     expected_training_time,
     measure_step_time,
     train,
+    training_notice,
 )
 
 RESULTS_DIR = REPO_ROOT / "results"
@@ -156,7 +157,8 @@ def sinusoid_tasks(
 
 
 # Chapter 03's sinusoid comparison (one budget for all): algorithm -> (inner step size alpha, inner steps while
-# meta-training); full mode trains each for SINUSOID_COMPARISON_ITERATIONS (its weights are committed, ch03/).
+# meta-training); full mode trains each for SINUSOID_COMPARISON_ITERATIONS with meta-batches of
+# SINUSOID_COMPARISON_META_BATCH tasks (its weights are committed, ch03/; tests/test_committed.py matches them).
 SINUSOID_COMPARISON: dict[str, tuple[float, int]] = {
     "maml": (0.01, 1),
     "metasgd": (0.01, 1),
@@ -164,6 +166,7 @@ SINUSOID_COMPARISON: dict[str, tuple[float, int]] = {
     "pretrain": (0.01, 1),
 }
 SINUSOID_COMPARISON_ITERATIONS = 20_000
+SINUSOID_COMPARISON_META_BATCH = 25
 
 
 def sinusoid_config(
@@ -992,8 +995,9 @@ def train_omniglot(algo: str, *, progress: bool = True, **settings: Any):
             f"{algo}: run directory {config.out_dir} (resumed or reused when it holds this run); from a terminal:\n  "
             f"{train_command(config)}"
         )
-        if not (Path(config.out_dir) / "results.json").exists():  # nothing silently starts an hour of work
-            print("  " + expected_training_time(config, measure_step_time(config)))
+        notice = training_notice(config)  # nothing silently starts an hour of work
+        if notice:
+            print("  " + notice)
     return train(config, progress=progress)
 
 
