@@ -32,7 +32,7 @@ declare -A EXTRA=([protonet-5w1s]="--n-way 20 --k-shot 1" [matchingnet-5w1s]="--
 
 # chapter 01's from-scratch baseline (nothing meta-trained: a fresh Conv-4 fitted to each test task's support set)
 scratch() {
-  $MLC scratch-baseline --tasks 600 --n-way 5 --k-shot 5 --n-query 5 --steps 100 --lr 0.1 --hidden 64 --image-size 28 --device auto
+  $MLC scratch-baseline --tasks 600 --n-way 5 --k-shot 5 --n-query 5 --steps 100 --lr 0.1 --hidden 64 --image-size 28 --compile --device auto
 }
 
 names=("$@")

@@ -234,3 +234,62 @@ def test_task_embedding_is_the_parameter_change_of_plain_sgd():
         path = _sgd_path(model, tasks.support_x[t], tasks.support_y[t], 0.05, 2)
         expected = torch.cat([(path[2][k] - path[0][k]).reshape(-1) for k in path[0]])
         assert torch.allclose(emb[t], expected, atol=1e-6)
+
+
+def _pattern_sampler(n_way: int = 3, seed: int = 0):
+    """A tiny 12 x 12 image dataset (random class templates + noise) and a seeded sampler over it."""
+    from mlcourse.data import EpisodeSampler
+    from mlcourse.data.images import ImageClassDataset
+
+    g = torch.Generator().manual_seed(seed)
+    templates = torch.rand(6, 1, 1, 12, 12, generator=g)
+    images = ((templates + 0.2 * torch.rand(6, 8, 1, 12, 12, generator=g)).clamp(0, 1) * 255).to(torch.uint8)
+    data = ImageClassDataset(images, [f"c{i}" for i in range(6)], name="patterns")
+    return EpisodeSampler(data, n_way, 2, 2, seed=seed)
+
+
+SCRATCH_TINY = dict(steps=3, lr=0.1, hidden=8, image_size=12, batch_size=2)
+
+
+def test_scratch_baseline_is_maml_adaptation_from_the_seeded_init():
+    """Chapter 01's from-scratch learner (one compiled-or-eager SGD step, task after task) gives exactly what
+    the MAML learner's evaluate gives from the same seeded random init on the same tasks."""
+    from mlcourse.config import seed_everything
+    from mlcourse.models import Conv4
+
+    result = ex.scratch_baseline(_pattern_sampler(), 4, **SCRATCH_TINY)
+    seed_everything(0)
+    learner = make_learner("maml", Conv4(1, 3, hidden=8, image_size=12), inner_lr=0.1, inner_steps=3)
+    sampler = _pattern_sampler()
+    expected = [a for _ in range(2) for a in learner.evaluate(sampler.sample(2))["query_accuracy"].tolist()]
+    assert result["per_task"] == pytest.approx(expected, abs=1e-6)
+    assert result["mean"] == pytest.approx(sum(expected) / 4) and result["compile_seconds"] == 0.0
+
+
+def test_scratch_baseline_resumes_after_its_finished_batches(tmp_path):
+    """An interrupted run keeps the batches it finished (partial.json) and resumes after them on the same
+    tasks; a partial file written with other settings is ignored."""
+    import json
+
+    partial = tmp_path / "partial.json"
+    full = ex.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **SCRATCH_TINY)
+    saved = json.loads(partial.read_text())
+    assert saved["per_task"] == full["per_task"] and saved["settings"]["num_tasks"] == 4
+    # as if stopped after the first batch, whose (marked) accuracies must be kept, not recomputed
+    saved["per_task"] = [0.125, 0.375]
+    partial.write_text(json.dumps(saved))
+    resumed = ex.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **SCRATCH_TINY)
+    assert resumed["per_task"] == [0.125, 0.375] + full["per_task"][2:]
+    assert resumed["wall_time_s"] >= saved["wall_time_s"]
+    other = ex.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **{**SCRATCH_TINY, "steps": 2})
+    assert other["per_task"][:2] != [0.125, 0.375]
+
+
+def test_scratch_baseline_without_a_compiler_says_so_and_runs_eagerly(monkeypatch, capsys):
+    monkeypatch.setattr(ex, "compiler_available", lambda device=None: (False, "no C++ compiler (test)"))
+    eager = ex.scratch_baseline(_pattern_sampler(), 2, **SCRATCH_TINY)
+    fallback = ex.scratch_baseline(_pattern_sampler(), 2, compile=True, **SCRATCH_TINY)
+    assert fallback["per_task"] == eager["per_task"] and fallback["compile_seconds"] == 0.0
+    err = capsys.readouterr().err
+    assert "torch.compile is not available here (no C++ compiler (test)); running eagerly" in err
+    assert "Traceback" not in err

@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import json
 import math
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +33,12 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from tqdm.auto import tqdm
 
 from mlcourse import shipped
 from mlcourse.algorithms import BlackBox, make_learner
-from mlcourse.algorithms.core import grad_func, sgd_steps
+from mlcourse.algorithms.core import check_inner, compiler_available, grad_func, sgd_steps, task_metrics
+from mlcourse.atomic import write_json
 from mlcourse.checkpoint import load_results, save_results
 from mlcourse.commands import train_command
 from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, seed_everything
@@ -790,25 +794,85 @@ def scratch_baseline(
     image_size: int = 28,
     seed: int = 0,
     batch_size: int = 25,
+    compile: bool = False,
+    progress: bool = False,
+    partial_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a fresh Conv4 on each task's support set only (no prior experience), then test on its queries.
 
     Every task starts from the same random initialisation (seeded) and takes ``steps`` plain SGD steps of
-    size ``lr`` on the N*K support images (``make_learner("maml", ...).evaluate`` without meta-training:
-    gradient descent from a random init). Returns ``{"mean", "ci95", "per_task"}`` of query accuracy.
+    size ``lr`` on the N*K support images (MAML's inner loop, :func:`~mlcourse.algorithms.core.sgd_steps`, from
+    a random init), one task after another. ``compile=True`` compiles that one SGD step with ``torch.compile``
+    (measured on 2 CPU cores: 0.76 s per step of 25 tasks against 1.4 s eager; ``vmap`` over the tasks was
+    slower still, 2.3 s, because every task has its own weights); without a C++ compiler it says so in one line
+    and runs eagerly. Tasks are drawn ``batch_size`` at a time; with ``partial_path`` the accuracies of every
+    finished batch are written there atomically and a restarted call with the same settings resumes after
+    them. Returns ``{"mean", "ci95", "per_task", "compile_seconds", "wall_time_s"}`` (chapter 01).
     """
-
+    settings = {
+        "num_tasks": num_tasks,
+        "steps": steps,
+        "lr": lr,
+        "hidden": hidden,
+        "image_size": image_size,
+        "seed": seed,
+        "batch_size": batch_size,
+        "n_way": test_sampler.n_way,
+    }
+    check_inner(lr, steps)
     seed_everything(seed)
-    model = Conv4(in_channels=1, n_out=test_sampler.n_way, hidden=hidden, image_size=image_size).to(test_sampler.device)
-    learner = make_learner("maml", model, inner_lr=lr, inner_steps=steps)
-    accs: list[float] = []
-    done = 0
-    while done < num_tasks:
-        size = min(batch_size, num_tasks - done)
-        accs += learner.evaluate(test_sampler.sample(size), inner_steps=steps)["query_accuracy"].tolist()
-        done += size
+    device = test_sampler.device
+    model = Conv4(in_channels=1, n_out=test_sampler.n_way, hidden=hidden, image_size=image_size).to(device)
+    init = {k: v.detach() for k, v in model.named_parameters()}
+
+    def sgd_step(params: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        loss_fn = lambda p: task_metrics(functional_call(model, p, (x,)), y, True)[0]  # noqa: E731
+        return sgd_steps(loss_fn, params, lr, 1, create_graph=False, grad_fn=grad_func)
+
+    step, compile_seconds = sgd_step, 0.0
+    if compile:
+        ok, why = compiler_available(device)
+        if ok:
+            step = torch.compile(sgd_step, dynamic=False)
+        else:
+            print(f"mlcourse: torch.compile is not available here ({why}); running eagerly", file=sys.stderr)
+    done: dict[str, Any] = {"per_task": [], "wall_time_s": 0.0}
+    if partial_path is not None and Path(partial_path).exists():
+        saved = json.loads(Path(partial_path).read_text())
+        if saved.get("settings") == settings:
+            done = saved
+    accs: list[float] = list(done["per_task"])
+    start, elapsed = time.perf_counter(), float(done["wall_time_s"])
+    bar = tqdm(total=num_tasks, initial=len(accs), desc="from scratch", unit="task", disable=not progress)
+    for first in range(0, num_tasks, batch_size):
+        batch = test_sampler.sample(min(batch_size, num_tasks - first))  # drawn even when resumed: same tasks
+        if first < len(accs):
+            continue
+        for t in range(len(batch.support_x)):
+            params = init  # detached: torch.func.grad builds the only graph, inside the step
+            for _ in range(steps):
+                tic = time.perf_counter()
+                params = step(params, batch.support_x[t], batch.support_y[t])
+                if step is not sgd_step and not compile_seconds:
+                    compile_seconds = time.perf_counter() - tic  # the first call compiles
+            with torch.no_grad():
+                out = functional_call(model, params, (batch.query_x[t],))
+            accs.append(task_metrics(out, batch.query_y[t], True)[1]["query_accuracy"].item())
+            bar.update(1)
+        if partial_path is not None:
+            write_json(
+                partial_path,
+                {"settings": settings, "per_task": accs, "wall_time_s": elapsed + time.perf_counter() - start},
+            )
+    bar.close()
     m, c = mean_ci(accs)
-    return {"mean": m, "ci95": c, "per_task": accs}
+    return {
+        "mean": m,
+        "ci95": c,
+        "per_task": accs,
+        "compile_seconds": round(compile_seconds, 1),
+        "wall_time_s": round(elapsed + time.perf_counter() - start, 1),
+    }
 
 
 SCRATCH_RUN = "scratch-5w5s"  # chapter 01's from-scratch baseline, saved beside the shipped runs
@@ -825,18 +889,31 @@ def scratch_run(
     hidden: int = 64,
     image_size: int = 28,
     device: str = "cpu",
+    compile: bool = True,
     out_dir: str | Path | None = None,
 ) -> Path:
     """Chapter 01's from-scratch baseline at full scale: :func:`scratch_baseline` on ``num_tasks`` tasks of unseen
     characters (the protocol's fixed test tasks), saved as ``results/omniglot/scratch-5w5s/results.json`` in the
-    format of the shipped runs (no weights: nothing is meta-trained). ``mlcourse scratch-baseline``."""
+    format of the shipped runs (no weights: nothing is meta-trained). ``mlcourse scratch-baseline``. Finished batches of
+    tasks are kept in ``partial.json`` beside it, so an interrupted run resumes where it stopped."""
     dev = resolve_device(device)
-    start = time.perf_counter()
+    out = Path(out_dir) if out_dir is not None else shipped.SHIPPED_DIR / SCRATCH_RUN
+    partial = out / "partial.json"
+    out.mkdir(parents=True, exist_ok=True)
     sampler = EpisodeSampler(
         load_omniglot_splits(image_size, device=dev)["test"], n_way, k_shot, n_query, seed=TEST_SEED
     )
-    result = scratch_baseline(sampler, num_tasks, steps=steps, lr=lr, hidden=hidden, image_size=image_size)
-    wall = time.perf_counter() - start
+    result = scratch_baseline(
+        sampler,
+        num_tasks,
+        steps=steps,
+        lr=lr,
+        hidden=hidden,
+        image_size=image_size,
+        compile=compile,
+        progress=True,
+        partial_path=partial,
+    )
     mean, ci95, std = confidence_interval(result["per_task"])
     config = {
         "algo": "scratch",
@@ -851,10 +928,12 @@ def scratch_run(
         "hidden": hidden,
         "image_size": image_size,
         "test_tasks": num_tasks,
+        "compile": compile,
     }
     command = (
         f"mlcourse scratch-baseline --tasks {num_tasks} --n-way {n_way} --k-shot {k_shot} --n-query {n_query} "
-        f"--steps {steps} --lr {lr} --hidden {hidden} --image-size {image_size} --device {device}"
+        f"--steps {steps} --lr {lr} --hidden {hidden} --image-size {image_size} "
+        f"--{'' if compile else 'no-'}compile --device {device}"
     )
     results = {
         "config": config,
@@ -869,15 +948,17 @@ def scratch_run(
         },
         "iterations": 0,
         "device": device_name(dev),
-        "wall_time_s": round(wall, 1),
+        "wall_time_s": result["wall_time_s"],
+        "compile_seconds": result["compile_seconds"],
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": str(torch.__version__),
         "weights": None,
         "command": command,
         "note": "a fresh Conv-4 (one seeded initialisation) trained by SGD on each task's support set alone",
     }
-    out = Path(out_dir) if out_dir is not None else shipped.SHIPPED_DIR / SCRATCH_RUN
-    return save_results(out / "results.json", results)
+    path = save_results(out / "results.json", results)
+    partial.unlink(missing_ok=True)
+    return path
 
 
 def add_scratch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -891,6 +972,12 @@ def add_scratch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compile the SGD step with torch.compile (default on; eager without a C++ compiler)",
+    )
     parser.add_argument("--out", default=None, help="default results/omniglot/scratch-5w5s")
     return parser
 
@@ -907,6 +994,7 @@ def run_scratch(args: argparse.Namespace) -> int:
         hidden=args.hidden,
         image_size=args.image_size,
         device=args.device,
+        compile=args.compile,
         out_dir=args.out,
     )
     test = load_results(path)["test"]
