@@ -7,6 +7,8 @@ One row per (algorithm, implementation, shape):
 * ``compiled``: the same learner with ``compile=True`` (``torch.compile`` of the vmapped map; its compile time,
   paid once on the first call, is reported as ``compile_seconds`` and not counted in the rate);
 * ``per-task loop``: ``make_learner(..., vectorise=False)`` (our reference loop, ``torch.autograd.grad``);
+* ``compiled loop``: ``make_learner(..., vectorise=False, compile=True)`` (one task's function compiled once,
+  ``torch.func.grad`` inside, called task after task; compile time reported like ``compiled``);
 * ``learn2learn``: ``l2l.algorithms.MAML`` / ``MetaSGD`` with ``clone()`` / ``adapt()`` in a Python loop over
   tasks, the way its examples are written (ANIL: ``MAML`` around the head, features from the body).
 
@@ -64,7 +66,9 @@ from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import Conv4
 
 VECTORISED, COMPILED, LOOP, L2L = "vectorised", "compiled", "per-task loop", "learn2learn"
-IMPLEMENTATIONS = (VECTORISED, COMPILED, LOOP, L2L)
+COMPILED_LOOP = "compiled loop"
+IMPLEMENTATIONS = (VECTORISED, COMPILED, LOOP, COMPILED_LOOP, L2L)
+COMPILED_IMPLEMENTATIONS = (COMPILED, COMPILED_LOOP)
 QUICK_IMPLEMENTATIONS = (VECTORISED, LOOP, L2L)  # --tiny (CI): no 30-60 s compilations
 #: algorithms the benchmark knows; learn2learn has no ProtoNets class (its examples write one by hand).
 BENCH_ALGORITHMS = ("maml", "fomaml", "reptile", "anil", "metasgd", "protonet")
@@ -454,23 +458,30 @@ def run_benchmark(
                 steps[VECTORISED], _ = mlcourse_step(
                     algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr
                 )
-            compile_seconds = None
-            if COMPILED in implementations:
-                step, compiled = mlcourse_step(
-                    algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr, compile=True
+            compile_seconds: dict[str, float] = {}
+            for impl in (COMPILED, LOOP, COMPILED_LOOP):
+                if impl not in implementations:
+                    continue
+                step, learner = mlcourse_step(
+                    algo,
+                    make_model(shape, device=dev),
+                    shape,
+                    batch,
+                    vectorise=impl == COMPILED,
+                    inner_lr=inner_lr,
+                    compile=impl in COMPILED_IMPLEMENTATIONS,
                 )
+                if impl == LOOP:
+                    steps[LOOP] = step
+                    graph_fns[LOOP] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
+                    continue
                 if progress is not None:
-                    progress(f"{shape_name}: compiling {algo}")
+                    progress(f"{shape_name}: compiling {algo} ({impl})")
                 start = time.perf_counter()
                 step()  # the first call compiles
-                compile_seconds = time.perf_counter() - start
-                if compiled.compile_notice is None:
-                    steps[COMPILED] = step
-            if LOOP in implementations:
-                steps[LOOP], learner = mlcourse_step(
-                    algo, make_model(shape, device=dev), shape, batch, vectorise=False, inner_lr=inner_lr
-                )
-                graph_fns[LOOP] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
+                compile_seconds[impl] = time.perf_counter() - start
+                if learner.compile_notice is None:
+                    steps[impl] = step
             note = ""
             if L2L in implementations and algo in L2L_ALGORITHMS:
                 if l2l is None:
@@ -511,7 +522,7 @@ def run_benchmark(
                         "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
                         "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
                         "ratio_to_eager": rate[impl] / rate[VECTORISED] if VECTORISED in rate else None,
-                        "compile_seconds": compile_seconds if impl == COMPILED else None,
+                        "compile_seconds": compile_seconds.get(impl),
                         "peak_memory_bytes": peak,
                         "peak_memory_method": method,
                         "graph_saved_bytes": graph,
@@ -570,7 +581,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[float]]]:
     """``{"shape/algorithm": {"vectorised_vs_learn2learn": x, "vectorised_vs_loop": y, "compiled_vs_eager": z,
-    "compiled_vs_learn2learn": w, "compile_seconds": s}}`` (``None`` where a row is missing)."""
+    "compiled_vs_learn2learn": w, "compile_seconds": s, "compiled_loop_vs_eager": ..., "compiled_loop_vs_loop": ...,
+    "compiled_loop_vs_learn2learn": ..., "compiled_loop_compile_seconds": ...}}`` (``None`` where a row is missing;
+    "eager" is the eager vectorised path, "loop" the eager per-task loop)."""
     out: dict[str, dict[str, Optional[float]]] = {}
     for r in rows:
         entry = out.setdefault(
@@ -581,6 +594,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[fl
                 "compiled_vs_eager": None,
                 "compiled_vs_learn2learn": None,
                 "compile_seconds": None,
+                "compiled_loop_vs_eager": None,
+                "compiled_loop_vs_loop": None,
+                "compiled_loop_vs_learn2learn": None,
+                "compiled_loop_compile_seconds": None,
             },
         )
         if r["implementation"] == VECTORISED:
@@ -590,6 +607,13 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[fl
                 compiled_vs_eager=r.get("ratio_to_eager"),
                 compiled_vs_learn2learn=r["ratio_to_learn2learn"],
                 compile_seconds=r.get("compile_seconds"),
+            )
+        elif r["implementation"] == COMPILED_LOOP:
+            entry.update(
+                compiled_loop_vs_eager=r.get("ratio_to_eager"),
+                compiled_loop_vs_loop=r["ratio_to_loop"],
+                compiled_loop_vs_learn2learn=r["ratio_to_learn2learn"],
+                compiled_loop_compile_seconds=r.get("compile_seconds"),
             )
     return out
 
@@ -637,7 +661,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         nargs="+",
         choices=IMPLEMENTATIONS,
         default=None,
-        help="default: all (vectorised, compiled, per-task loop, learn2learn); --tiny: no compiled",
+        help="default: all (vectorised, compiled, per-task loop, compiled loop, learn2learn); --tiny: none compiled",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument(
@@ -688,11 +712,15 @@ def run(args: argparse.Namespace) -> int:
                 ("vectorised_vs_learn2learn", "vectorised / learn2learn"),
                 ("compiled_vs_eager", "compiled / eager"),
                 ("compiled_vs_learn2learn", "compiled / learn2learn"),
+                ("compiled_loop_vs_eager", "compiled loop / eager"),
+                ("compiled_loop_vs_loop", "compiled loop / loop"),
+                ("compiled_loop_vs_learn2learn", "compiled loop / learn2learn"),
             )
             if s[field] is not None
         ]
-        if s["compile_seconds"] is not None:
-            parts.append(f"compile time {s['compile_seconds']:.0f} s (once per run)")
+        for field, label in (("compile_seconds", "compiled"), ("compiled_loop_compile_seconds", "compiled loop")):
+            if s[field] is not None:
+                parts.append(f"{label}: compile time {s[field]:.0f} s (once per run)")
         if parts:
             print(f"{key}: " + ", ".join(parts))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -265,7 +265,10 @@ class TrainConfig:
         "constant", "constant, or cosine: the outer learning rate decays to 0", choices=LR_SCHEDULES
     )
     compile: Optional[bool] = option(
-        None, "torch.compile the learner (default: on for vectorised image runs of >= 1,000 iterations)", pair=True
+        None,
+        "torch.compile the learner (default: on for vectorised image runs of >= 1,000 iterations; with "
+        "--no-vectorise, off unless given: each task's function compiled, the fastest on a CPU for the MAML family)",
+        pair=True,
     )
 
     def __post_init__(self) -> None:
@@ -327,9 +330,10 @@ class TrainConfig:
     def compile_enabled(self) -> bool:
         """Whether the learner is compiled: ``compile`` if set, else on for vectorised image runs of >= 1,000
         iterations (measured on a 2-core CPU: the 30-60 s of compilation pay for themselves after a few hundred
-        Conv-4 steps; fast mode and the tiny sinusoid network stay eager). Never for the per-task loop."""
+        Conv-4 steps; fast mode and the tiny sinusoid network stay eager). The per-task loop (``--no-vectorise``)
+        stays the eager reference unless ``--compile`` is given (then each task's function is compiled)."""
         if not self.vectorise:
-            return False
+            return bool(self.compile)
         if self.compile is not None:
             return self.compile
         return self.is_classification and self.iterations >= COMPILE_AUTO_ITERATIONS
