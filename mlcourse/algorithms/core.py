@@ -11,8 +11,9 @@ Parameters travel as plain dicts ``{name: Tensor}`` and models are called with
 the tasks (``vmap`` or a Python loop) and averages; ``evaluate(batch)`` adapts without a meta-gradient.
 With ``compile=True`` the vectorised map (or, with ``vectorise=False``, the one-task function the loop calls) is
 compiled with ``torch.compile`` (second order included: the inner gradients come from ``torch.func.grad``, which
-the compiler traces; the outer ``backward()`` runs the compiled backward graph). The eager map stays the reference; where the compiler cannot run (no C++
-compiler on a CPU machine, an unsupported platform) the learner says so in one line and runs eagerly.
+the compiler traces; the outer ``backward()`` runs the compiled backward graph). The eager map stays the
+reference; where the compiler cannot run (no C++ compiler on a CPU machine, an unsupported platform) the learner
+says so in one line and runs eagerly.
 """
 
 from __future__ import annotations
@@ -254,9 +255,9 @@ class Learner(nn.Module):
         tasks = [tree_map(lambda v, i=i: v[i], task) for i in range(num_tasks)]
         if self.use_compile:
             # one task's function compiled once (torch.func.grad inside: autograd.grad(create_graph=True) cannot
-            # run in a compiled region) and called task after task; on a CPU this beats the compiled vmap, whose
-            # convolutions with every task's own weights become grouped ones (ch03 shape, 2 cores: second-order
-            # MAML 389 ms vs 558 ms per meta-gradient)
+            # run in a compiled region) and called task after task. For the MAML family on a 2-core CPU this beats
+            # the compiled vmap, whose convolutions with every task's own weights become grouped ones (second-order
+            # MAML at chapter 03's shape: 18.3 vs 14.8 tasks/s, benchmarks/results/bench-cpu-compiled-2026-12-03.json)
             one = partial(fn, grad_fn=grad_func)
             return _stack([self._run_compiled(key, one, meta, t) if self.use_compile else one(meta, t) for t in tasks])
         return _stack([partial(fn, grad_fn=grad_autograd)(meta, t) for t in tasks])
