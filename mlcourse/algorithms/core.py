@@ -122,6 +122,49 @@ def compiler_available(device: Optional[torch.device | str] = None) -> tuple[boo
     return True, ""
 
 
+class CompiledCall:
+    """``fn`` compiled with ``torch.compile`` on its first call, or ``fn`` itself where the compiler cannot run
+    here (no C++ compiler on a CPU machine, or the first compilation fails): then one line on stderr says why,
+    never a traceback, and every call runs eagerly. ``seconds``: the first call (compilation + one run);
+    ``notice``: why it runs eagerly, if it does. The learners' compiled maps and chapter 01's from-scratch SGD step
+    use it."""
+
+    def __init__(self, fn: Callable, device: Optional[torch.device | str] = None) -> None:
+        self.fn, self.device = fn, device
+        self.compiled: Optional[Callable] = None
+        self.calls, self.seconds = 0, 0.0
+        self.notice: Optional[str] = None
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        if self.notice is not None:
+            return self.fn(*args)
+        if self.compiled is not None:
+            return self.compiled(*args)
+        ok, why = compiler_available(self.device)
+        if not ok:
+            return self._give_up(why, args)
+        # torch's C++ builder warns about a missing CUDA runtime on CPU-only machines: not our business
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        compiled = torch.compile(self.fn, dynamic=False)
+        start = time.perf_counter()
+        try:
+            out = compiled(*args)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager function is the reference
+            return self._give_up(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, args)
+        self.compiled, self.seconds = compiled, time.perf_counter() - start
+        return out
+
+    def _give_up(self, why: str, args: tuple) -> Any:
+        self.notice = why[:200]
+        print(
+            f"mlcourse: torch.compile is not available here ({self.notice}); running eagerly, which is slower "
+            "but gives the same results",
+            file=sys.stderr,
+        )
+        return self.fn(*args)
+
+
 def _stack(outs: list[Any]) -> Any:
     """Stack per-task outputs (tensors, dicts, tuples of them) along a new leading task dimension."""
     if isinstance(outs[0], dict):
@@ -162,7 +205,7 @@ class Learner(nn.Module):
         self.first_order, self.vectorise = bool(first_order), bool(vectorise)
         self.use_compile = bool(compile)
         # compiled maps, one per (train/eval, static arguments); the first call of each pays the compile time
-        self._compiled: dict[tuple, Callable] = {}
+        self._compiled: dict[tuple, CompiledCall] = {}
         self.compile_seconds = 0.0  # time spent in first calls of compiled maps (compilation + one step)
         self.compile_notice: Optional[str] = None  # why compilation was given up, if it was
 
@@ -263,40 +306,18 @@ class Learner(nn.Module):
         return _stack([partial(fn, grad_fn=grad_autograd)(meta, t) for t in tasks])
 
     def _run_compiled(self, key: tuple, mapped: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
-        """Call the compiled version of ``mapped`` (built on first use). A compiler that cannot run here is
-        reported in one line (``compile_notice``) and the learner continues eagerly."""
-        compiled = self._compiled.get(key)
-        first = compiled is None
-        if first:
-            ok, why = compiler_available(next(iter(meta["model"].values())).device)
-            if not ok:
-                return self._give_up_compiling(why, mapped, meta, task)
-            # torch's C++ builder warns about a missing CUDA runtime on CPU-only machines: not our business
-            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-            compiled = torch.compile(mapped, dynamic=False)
-            self._compiled[key] = compiled
-        start = time.perf_counter()
-        try:
-            out = compiled(meta, task)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager map is the reference
-            if not first:
-                raise
-            return self._give_up_compiling(
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, mapped, meta, task
-            )
-        if first:
-            self.compile_seconds += time.perf_counter() - start
+        """Call the compiled version of ``mapped`` (a :class:`CompiledCall`, built on first use). A compiler that
+        cannot run here is reported in one line (``compile_notice``) and the whole learner continues eagerly."""
+        call = self._compiled.get(key)
+        if call is None:
+            call = self._compiled[key] = CompiledCall(mapped, next(iter(meta["model"].values())).device)
+        first = call.calls == 0
+        out = call(meta, task)
+        if call.notice is not None:
+            self.use_compile, self._compiled, self.compile_notice = False, {}, call.notice
+        elif first:
+            self.compile_seconds += call.seconds
         return out
-
-    def _give_up_compiling(self, why: str, mapped: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
-        self.use_compile, self._compiled = False, {}
-        self.compile_notice = why[:200]
-        print(
-            f"mlcourse: torch.compile is not available here ({self.compile_notice}); running eagerly, which is slower "
-            "but gives the same results",
-            file=sys.stderr,
-        )
-        return mapped(meta, task)
 
     def _static(self, batch: TaskBatch) -> dict[str, Any]:
         cls = batch.is_classification

@@ -23,7 +23,6 @@ import contextlib
 import datetime as _dt
 import json
 import math
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from tqdm.auto import tqdm
 
 from mlcourse import shipped
 from mlcourse.algorithms import BlackBox, make_learner
-from mlcourse.algorithms.core import check_inner, compiler_available, grad_func, sgd_steps, task_metrics
+from mlcourse.algorithms.core import CompiledCall, check_inner, grad_func, sgd_steps, task_metrics
 from mlcourse.atomic import write_json
 from mlcourse.checkpoint import load_results, save_results
 from mlcourse.commands import train_command
@@ -802,9 +801,9 @@ def scratch_baseline(
 
     Every task starts from the same random initialisation (seeded) and takes ``steps`` plain SGD steps of
     size ``lr`` on the N*K support images (MAML's inner loop, :func:`~mlcourse.algorithms.core.sgd_steps`, from
-    a random init), one task after another. ``compile=True`` compiles that one SGD step with ``torch.compile``
-    (measured on 2 CPU cores: 0.76 s per step of 25 tasks against 1.4 s eager; ``vmap`` over the tasks was
-    slower still, 2.3 s, because every task has its own weights); without a C++ compiler it says so in one line
+    a random init), one task after another. ``compile=True`` compiles that one SGD step
+    (:class:`~mlcourse.algorithms.core.CompiledCall`; measured on 2 CPU cores: 0.76 s per step of 25 tasks against 1.4 s eager; ``vmap`` over the tasks was
+    slower still, 2.3 s, because every task has its own weights); where it cannot compile it says so in one line
     and runs eagerly. Tasks are drawn ``batch_size`` at a time; with ``partial_path`` the accuracies of every
     finished batch are written there atomically and a restarted call with the same settings resumes after
     them. Returns ``{"mean", "ci95", "per_task", "compile_seconds", "wall_time_s"}`` (chapter 01).
@@ -829,13 +828,7 @@ def scratch_baseline(
         loss_fn = lambda p: task_metrics(functional_call(model, p, (x,)), y, True)[0]  # noqa: E731
         return sgd_steps(loss_fn, params, lr, 1, create_graph=False, grad_fn=grad_func)
 
-    step, compile_seconds = sgd_step, 0.0
-    if compile:
-        ok, why = compiler_available(device)
-        if ok:
-            step = torch.compile(sgd_step, dynamic=False)
-        else:
-            print(f"mlcourse: torch.compile is not available here ({why}); running eagerly", file=sys.stderr)
+    step = CompiledCall(sgd_step, device) if compile else sgd_step
     done: dict[str, Any] = {"per_task": [], "wall_time_s": 0.0}
     if partial_path is not None and Path(partial_path).exists():
         saved = json.loads(Path(partial_path).read_text())
@@ -851,10 +844,7 @@ def scratch_baseline(
         for t in range(len(batch.support_x)):
             params = init  # detached: torch.func.grad builds the only graph, inside the step
             for _ in range(steps):
-                tic = time.perf_counter()
                 params = step(params, batch.support_x[t], batch.support_y[t])
-                if step is not sgd_step and not compile_seconds:
-                    compile_seconds = time.perf_counter() - tic  # the first call compiles
             with torch.no_grad():
                 out = functional_call(model, params, (batch.query_x[t],))
             accs.append(task_metrics(out, batch.query_y[t], True)[1]["query_accuracy"].item())
@@ -870,7 +860,7 @@ def scratch_baseline(
         "mean": m,
         "ci95": c,
         "per_task": accs,
-        "compile_seconds": round(compile_seconds, 1),
+        "compile_seconds": round(step.seconds if isinstance(step, CompiledCall) else 0.0, 1),
         "wall_time_s": round(elapsed + time.perf_counter() - start, 1),
     }
 
