@@ -5,4 +5,10 @@ Subpackages: ``data`` (data sets, episodic tasks), ``models``, ``algorithms`` (o
 ``bench`` and ``cli``.
 """
 
+from .config import keep_freed_memory
+
 __version__ = "0.1.0"
+
+# glibc: reuse freed memory instead of page-faulting it in again every training step (bit-identical, ~1.5x faster
+# steps on a 2-core CPU; MLCOURSE_MALLOC=default turns it off). See mlcourse.config.keep_freed_memory.
+keep_freed_memory()

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 from mlcourse import atomic
 from mlcourse.algorithms import make_learner
 from mlcourse.cliparse import CLIError
-from mlcourse.config import REPO_ROOT, device_name, resolve_device
+from mlcourse.config import REPO_ROOT, cpu_allocator, device_name, release_freed_memory, resolve_device
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import Conv4
 
@@ -359,7 +359,8 @@ def _reset_peak_rss() -> bool:
 
 def peak_memory(step: Callable[[], Any], device: torch.device) -> tuple[Optional[int], str]:
     """Run ``step()`` once and return ``(bytes, method)``: CUDA peak allocated above the baseline, or on CPU
-    the growth of the peak resident set (Linux ``VmHWM``, reset first), or ``(None, reason)``."""
+    the growth of the peak resident set (Linux ``VmHWM``, reset first, after the freed memory malloc keeps for reuse
+    is handed back: see ``mlcourse.config.keep_freed_memory``), or ``(None, reason)``."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
@@ -368,6 +369,8 @@ def peak_memory(step: Callable[[], Any], device: torch.device) -> tuple[Optional
         step()
         torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - base), "cuda max_memory_allocated - baseline"
+    if device.type == "cpu":
+        release_freed_memory()
     if device.type == "cpu" and _reset_peak_rss():
         base = _read_status("VmRSS")
         step()
@@ -443,6 +446,7 @@ def run_benchmark(
         "torch": str(torch.__version__),
         "learn2learn": l2l_version,
         "threads": torch.get_num_threads(),
+        "allocator": cpu_allocator(),
         "dtype": "float32",
         "date": date,
     }

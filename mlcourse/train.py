@@ -66,7 +66,7 @@ from .checkpoint import (
     save_checkpoint,
     save_results,
 )
-from .config import device_name, fast_mode, resolve_device, seed_everything
+from .config import cpu_allocator, device_name, fast_mode, resolve_device, seed_everything
 from .stats import confidence_interval
 
 __all__ = [
@@ -100,6 +100,11 @@ SPLIT_SCHEMES = {"omniglot": ("vinyals", "lake"), "cifar100": ("article", "cifar
 _OMNIGLOT_SPLITS = {"vinyals": ("train", "val", "test"), "lake": ("background", "evaluation", "evaluation")}
 LR_SCHEDULES = ("constant", "cosine")
 COMPILE_AUTO_ITERATIONS = 1_000
+# Compiled by default on a CPU only where it measured faster than eager there: 2 cores, chapter 03's shape, freed
+# memory kept (benchmarks/results/bench-cpu-malloc-2026-12-03.json): compiled / eager 1.72x for Reptile, 1.17x for
+# first-order MAML, but 0.98x for second-order MAML and 0.72x for ProtoNet (once malloc stopped page-faulting eager's
+# activations in every step, little was left for the compiler to win). On a GPU every vectorised image run compiles.
+COMPILE_PAYS_ON_CPU = ("reptile", "fomaml")
 VAL_SEED_OFFSET = 1_000_003
 TEST_SEED = 2_026
 
@@ -266,8 +271,9 @@ class TrainConfig:
     )
     compile: Optional[bool] = option(
         None,
-        "torch.compile the learner (default: on for vectorised image runs of >= 1,000 iterations; with "
-        "--no-vectorise, off unless given: each task's function compiled, the fastest on a CPU for the MAML family)",
+        "torch.compile the learner (default: on for vectorised image runs of >= 1,000 iterations, on a CPU only for "
+        "reptile and fomaml, measured faster compiled there; with --no-vectorise, off unless given: each task's "
+        "function compiled)",
         pair=True,
     )
 
@@ -327,16 +333,20 @@ class TrainConfig:
         """Support examples per class in training tasks (``train_k_shot`` or ``k_shot``)."""
         return self.k_shot if self.train_k_shot is None else self.train_k_shot
 
-    def compile_enabled(self) -> bool:
-        """Whether the learner is compiled: ``compile`` if set, else on for vectorised image runs of >= 1,000
-        iterations (measured on a 2-core CPU: the 30-60 s of compilation pay for themselves after a few hundred
-        Conv-4 steps; fast mode and the tiny sinusoid network stay eager). The per-task loop (``--no-vectorise``)
-        stays the eager reference unless ``--compile`` is given (then each task's function is compiled)."""
+    def compile_enabled(self, device_type: str = "cuda") -> bool:
+        """Whether the learner is compiled on a ``device_type`` device: ``compile`` if set, else on for vectorised
+        image runs of >= 1,000 iterations (the 30-120 s of compilation are paid once), on a CPU only for the
+        algorithms measured faster compiled there (``COMPILE_PAYS_ON_CPU``); fast mode and the tiny sinusoid network
+        stay eager. The per-task loop (``--no-vectorise``) stays the eager reference unless ``--compile`` is given
+        (then each task's function is compiled)."""
         if not self.vectorise:
             return bool(self.compile)
         if self.compile is not None:
             return self.compile
-        return self.is_classification and self.iterations >= COMPILE_AUTO_ITERATIONS
+        if not (self.is_classification and self.iterations >= COMPILE_AUTO_ITERATIONS):
+            return False
+        first_order_maml = self.algo == "maml" and self.first_order  # the same learner as fomaml
+        return device_type != "cpu" or self.algo in COMPILE_PAYS_ON_CPU or first_order_maml
 
     def outer_lr_at(self, step: int) -> float:
         """The outer learning rate used for step ``step + 1`` (constant, or cosine decay to 0 over ``iterations``)."""
@@ -549,7 +559,7 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
         inner_steps=config.inner_steps,
         first_order=config.first_order,
         vectorise=config.vectorise,
-        compile=config.compile_enabled(),
+        compile=config.compile_enabled(device.type),
         **extra,
     ).to(device)
     return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
@@ -978,9 +988,11 @@ def train(
                 "compiled": bool(getattr(learner, "use_compile", False)),
                 "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
                 "compile_notice": getattr(learner, "compile_notice", None),
+                "allocator": cpu_allocator(),
             }
             if reused:  # nothing was trained now: keep when, where and how long the run took
                 made.update({k: reused[k] for k in made if k in reused})
+                made["allocator"] = reused.get("allocator")  # None: made before it was recorded
             results_file = save_results(
                 results_path,
                 {
@@ -997,6 +1009,9 @@ def train(
                     "compiled": made["compiled"],
                     "compile_seconds": made["compile_seconds"],
                     "compile_notice": made["compile_notice"],
+                    "allocator": made[
+                        "allocator"
+                    ],  # host memory (mlcourse.config.keep_freed_memory); None: not recorded
                     "date": made["date"],
                     "checkpoint": CHECKPOINT_NAME,
                     # tests on other task shapes (``mlcourse eval --record``) stay with an unchanged run

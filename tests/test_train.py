@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from mlcourse.checkpoint import CheckpointError, load_checkpoint, load_results
+from mlcourse.config import cpu_allocator
 from mlcourse.data.images import ImageClassDataset
 from mlcourse.data.sampler import EpisodeSampler
 from mlcourse.data.tasks import TaskBatch
@@ -448,6 +449,13 @@ def test_cosine_schedule_is_applied_by_the_loop_and_resumes_exactly(tmp_path):
 
 def test_compile_defaults_to_long_vectorised_runs_and_is_recorded(tmp_path):
     assert TrainConfig.defaults("omniglot", fast=False).compile_enabled()  # 60,000 iterations, vectorised
+    # on a CPU only where compiling measured faster (benchmarks/results/bench-cpu-malloc-2026-12-03.json)
+    assert not TrainConfig.defaults("omniglot", fast=False).compile_enabled("cpu")  # second-order MAML
+    assert not TrainConfig.defaults("omniglot", fast=False, algo="protonet").compile_enabled("cpu")
+    for algo, first_order in (("reptile", False), ("fomaml", False), ("maml", True)):
+        config = TrainConfig.defaults("omniglot", fast=False, algo=algo, first_order=first_order)
+        assert config.compile_enabled("cpu") and config.compile_enabled("cuda")
+    assert TrainConfig.defaults("omniglot", fast=False, algo="protonet", compile=True).compile_enabled("cpu")
     assert not TrainConfig.defaults("omniglot", fast=True).compile_enabled()  # fast mode stays eager
     assert not TrainConfig.defaults("omniglot", fast=False, vectorise=False).compile_enabled()
     assert not TrainConfig.defaults("omniglot", fast=False, compile=False).compile_enabled()
@@ -459,6 +467,7 @@ def test_compile_defaults_to_long_vectorised_runs_and_is_recorded(tmp_path):
     result = train(tiny(tmp_path), progress=False)  # eager (12 iterations): recorded as such
     saved = load_results(tmp_path)
     assert saved["compiled"] is False and saved["compile_seconds"] == 0 and saved["compile_notice"] is None
+    assert saved["allocator"] == cpu_allocator()  # host memory, beside the device and the wall time
     assert result.completed
 
 
@@ -521,10 +530,12 @@ def test_rerunning_a_finished_run_keeps_its_record(tmp_path, test_tasks):
             "date": "2000-01-01T00:00:00+00:00",
             "wall_time_s": 1234.5,
             "extra_tests": {"x": {"mean": 1}},
+            "allocator": "recorded then",
         },
     )
     again = train(config, progress=False)
     kept = load_results(tmp_path)
+    assert kept["allocator"] == "recorded then"  # how the run was made, not how this process allocates
     assert (again.test is None) if test_tasks == 0 else (again.test.mean == first["test"]["mean"])
     assert again.wall_time_s == 1234.5
     assert (

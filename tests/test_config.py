@@ -1,0 +1,54 @@
+"""mlcourse.config.keep_freed_memory: glibc keeps freed memory for reuse (set when mlcourse is imported)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+# 64 MB allocated and freed 30 times; prints the page faults of the last 20 and the allocator's label
+PROBE = """
+import resource, torch, mlcourse
+from mlcourse.config import cpu_allocator
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    torch.empty(64 << 20, dtype=torch.uint8).fill_(1)
+start = faults()
+for _ in range(20):
+    torch.empty(64 << 20, dtype=torch.uint8).fill_(1)
+print(faults() - start)
+print(cpu_allocator())
+"""
+
+
+def probe(setting: str | None) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLCOURSE_MALLOC"}
+    if setting is not None:
+        env["MLCOURSE_MALLOC"] = setting
+    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    faults, label = done.stdout.strip().splitlines()
+    return int(faults), label, done.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_freed_memory_is_reused_instead_of_faulted_in_again():
+    kept, label, _ = probe(None)
+    default, default_label, _ = probe("default")
+    # 20 x 64 MB is 327,680 pages of 4 KiB: kept, freed blocks are reused and (after the first rounds) nothing
+    # faults in again; by default each block is a fresh mapping, faulted in page by page
+    assert kept < 16_384, (kept, label)
+    assert default > 10 * 16_384, (default, kept)
+    assert label.startswith("glibc ") and "keeping up to 1 GiB" in label
+    assert default_label == "the system's malloc (MLCOURSE_MALLOC=default)"
+
+
+def test_unknown_setting_is_named_in_one_line_and_changes_nothing():
+    _, label, stderr = probe("fast")
+    assert label == "the system's malloc (MLCOURSE_MALLOC=default)"
+    assert stderr.strip() == (
+        "mlcourse: MLCOURSE_MALLOC='fast' is not understood (allowed: keep, default); malloc left as it is"
+    )
