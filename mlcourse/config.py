@@ -144,9 +144,10 @@ def keep_freed_memory() -> str:
     with fresh ``mmap`` pages and returns them on ``free``, so every step page-faults them in (and zero-fills them)
     again. Measured on a 2-core Xeon VM at chapter 03's shape (8 tasks, 5-way 1-shot, Conv-4 64 filters): second-order
     MAML 192,667 page faults per meta-gradient before, 1,402 after, and a median step of 692 ms before, 467 ms after;
-    ProtoNet 579 ms, 353 ms (``mlcourse bench`` before and after: README's Benchmarks). The arithmetic is untouched: trained weights are bit-identical. The cost: memory the
-    process frees stays with it for reuse (its resident size stays near its peak; at most ``KEEP_FREED_BYTES`` free
-    at the top of the heap) instead of going back to the system. Called once when ``mlcourse`` is imported;
+    ProtoNet 579 ms, 353 ms (README's Benchmarks compares two ``mlcourse bench`` files). The arithmetic is untouched:
+    trained weights are bit-identical. The cost: memory the process frees stays with it for reuse (its resident size
+    stays near its peak; at most ``KEEP_FREED_BYTES`` free at the top of the heap) instead of going back to the
+    system. Called once when ``mlcourse`` is imported;
     ``MLCOURSE_MALLOC=default`` leaves malloc alone. Elsewhere than glibc (macOS, Windows, musl) nothing changes.
     Returns the label :func:`cpu_allocator` gives (recorded in results files and benchmark rows, chapter 07).
     """
