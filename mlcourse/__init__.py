@@ -5,10 +5,10 @@ Subpackages: ``data`` (data sets, episodic tasks), ``models``, ``algorithms`` (o
 ``bench`` and ``cli``.
 """
 
-from .config import keep_freed_memory
+from .hostmemory import keep_freed_memory
 
 __version__ = "0.1.0"
 
 # glibc: reuse freed memory instead of page-faulting it in again every training step (bit-identical; eager steps up
-# to ~1.5x faster on a 2-core CPU; MLCOURSE_MALLOC=default turns it off). See mlcourse.config.keep_freed_memory.
+# to ~1.5x faster on a 2-core CPU; MLCOURSE_MALLOC=default turns it off). See mlcourse.hostmemory.
 keep_freed_memory()

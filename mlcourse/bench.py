@@ -61,8 +61,9 @@ from torch import Tensor, nn
 from mlcourse import atomic
 from mlcourse.algorithms import make_learner
 from mlcourse.cliparse import CLIError
-from mlcourse.config import REPO_ROOT, cpu_allocator, device_name, release_freed_memory, resolve_device
+from mlcourse.config import REPO_ROOT, device_name, resolve_device
 from mlcourse.data.tasks import TaskBatch
+from mlcourse.hostmemory import cpu_allocator, release_freed_memory
 from mlcourse.models import Conv4
 
 VECTORISED, COMPILED, LOOP, L2L = "vectorised", "compiled", "per-task loop", "learn2learn"
@@ -360,7 +361,7 @@ def _reset_peak_rss() -> bool:
 def peak_memory(step: Callable[[], Any], device: torch.device) -> tuple[Optional[int], str]:
     """Run ``step()`` once and return ``(bytes, method)``: CUDA peak allocated above the baseline, or on CPU
     the growth of the peak resident set (Linux ``VmHWM``, reset first, after the freed memory malloc keeps for reuse
-    is handed back: see ``mlcourse.config.keep_freed_memory``), or ``(None, reason)``."""
+    is handed back: see ``mlcourse.hostmemory``), or ``(None, reason)``."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
@@ -371,12 +372,12 @@ def peak_memory(step: Callable[[], Any], device: torch.device) -> tuple[Optional
         return int(torch.cuda.max_memory_allocated(device) - base), "cuda max_memory_allocated - baseline"
     if device.type == "cpu":
         release_freed_memory()
-    if device.type == "cpu" and _reset_peak_rss():
-        base = _read_status("VmRSS")
-        step()
-        peak = _read_status("VmHWM")
-        if base is not None and peak is not None:
-            return max(0, peak - base), "CPU peak RSS growth (VmHWM reset; allocator-dependent)"
+        if _reset_peak_rss():
+            base = _read_status("VmRSS")
+            step()
+            peak = _read_status("VmHWM")
+            if base is not None and peak is not None:
+                return max(0, peak - base), "CPU peak RSS growth (VmHWM reset; allocator-dependent)"
     step()
     return None, f"not measured on {device.type}"
 

@@ -6,11 +6,9 @@ Used by every notebook's setup cell (``from mlcourse.config import ...``) and by
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import platform
 import random
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional, TypeVar
@@ -21,8 +19,6 @@ import torch
 T = TypeVar("T")
 
 FAST_ENV = "MLCOURSE_FAST"
-MALLOC_ENV = "MLCOURSE_MALLOC"
-KEEP_FREED_BYTES = 1 << 30  # free memory glibc may keep for reuse before it hands any back to the system
 DATA_ENV = "MLCOURSE_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -131,60 +127,3 @@ def torch_threads(n: Optional[int]) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
-_allocator = "the system's malloc, as configured"
-
-
-def keep_freed_memory() -> str:
-    """Let glibc's malloc keep freed memory for the next allocation instead of handing it back to the system.
-
-    A meta-training step frees and allocates hundreds of MB of activations; by default glibc serves large blocks
-    with fresh ``mmap`` pages and returns them on ``free``, so every step page-faults them in (and zero-fills them)
-    again. Measured on a 2-core Xeon VM at chapter 03's shape (8 tasks, 5-way 1-shot, Conv-4 64 filters): second-order
-    MAML 192,667 page faults per meta-gradient before, 1,402 after, and a median step of 692 ms before, 467 ms after;
-    ProtoNet 579 ms, 353 ms (README's Benchmarks compares two ``mlcourse bench`` files). The arithmetic is untouched:
-    trained weights are bit-identical. The cost: memory the process frees stays with it for reuse (its resident size
-    stays near its peak; at most ``KEEP_FREED_BYTES`` free at the top of the heap) instead of going back to the
-    system. Called once when ``mlcourse`` is imported;
-    ``MLCOURSE_MALLOC=default`` leaves malloc alone. Elsewhere than glibc (macOS, Windows, musl) nothing changes.
-    Returns the label :func:`cpu_allocator` gives (recorded in results files and benchmark rows, chapter 07).
-    """
-    global _allocator
-    choice = os.environ.get(MALLOC_ENV, "keep").strip().lower() or "keep"
-    if choice not in ("keep", "default"):
-        # at import time: a clear line, not a traceback
-        print(
-            f"mlcourse: {MALLOC_ENV}={choice!r} is not understood (allowed: keep, default); malloc left as it is",
-            file=sys.stderr,
-        )
-        choice = "default"
-    if choice == "default":
-        _allocator = f"the system's malloc ({MALLOC_ENV}=default)"
-        return _allocator
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt, libc_version = libc.mallopt, libc.gnu_get_libc_version
-    except (OSError, AttributeError, TypeError):
-        return _allocator  # not glibc: nothing to tune
-    libc_version.restype = ctypes.c_char_p
-    if mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES) == 1:
-        _allocator = (
-            f"glibc {libc_version().decode()} malloc keeping up to {KEEP_FREED_BYTES >> 30} GiB of freed memory"
-        )
-    return _allocator
-
-
-def release_freed_memory() -> bool:
-    """Hand the freed memory glibc keeps (:func:`keep_freed_memory`) back to the system now (``malloc_trim``), so that
-    the growth of the resident set measures what comes next (``mlcourse.bench.peak_memory``). False if not glibc."""
-    try:
-        return bool(ctypes.CDLL(None).malloc_trim(0) >= 0)
-    except (OSError, AttributeError, TypeError):
-        return False
-
-
-def cpu_allocator() -> str:
-    """How host memory is allocated in this process (see :func:`keep_freed_memory`); results files record it."""
-    return _allocator

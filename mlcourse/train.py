@@ -66,7 +66,8 @@ from .checkpoint import (
     save_checkpoint,
     save_results,
 )
-from .config import cpu_allocator, device_name, fast_mode, resolve_device, seed_everything
+from .config import device_name, fast_mode, resolve_device, seed_everything
+from .hostmemory import cpu_allocator
 from .stats import confidence_interval
 
 __all__ = [
@@ -1010,9 +1011,7 @@ def train(
                     "compiled": made["compiled"],
                     "compile_seconds": made["compile_seconds"],
                     "compile_notice": made["compile_notice"],
-                    "allocator": made[
-                        "allocator"
-                    ],  # host memory (mlcourse.config.keep_freed_memory); None: not recorded
+                    "allocator": made["allocator"],  # host memory (mlcourse.hostmemory); None: not recorded
                     "date": made["date"],
                     "checkpoint": CHECKPOINT_NAME,
                     # tests on other task shapes (``mlcourse eval --record``) stay with an unchanged run

@@ -15,7 +15,7 @@ import torch
 
 from mlcourse import bench
 from mlcourse.cli import _build_parser, main
-from mlcourse.config import cpu_allocator
+from mlcourse.hostmemory import cpu_allocator
 
 
 def _parse(argv):

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from mlcourse.checkpoint import CheckpointError, load_checkpoint, load_results
-from mlcourse.config import cpu_allocator
 from mlcourse.data.images import ImageClassDataset
 from mlcourse.data.sampler import EpisodeSampler
 from mlcourse.data.tasks import TaskBatch
+from mlcourse.hostmemory import cpu_allocator
 from mlcourse.train import (
     ConfigError,
     EvalResult,

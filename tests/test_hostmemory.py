@@ -1,4 +1,4 @@
-"""mlcourse.config.keep_freed_memory: glibc keeps freed memory for reuse (set when mlcourse is imported)."""
+"""mlcourse.hostmemory.keep_freed_memory: glibc keeps freed memory for reuse (set when mlcourse is imported)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 # 64 MB allocated and freed 30 times; prints the page faults of the last 20 and the allocator's label
 PROBE = """
 import resource, torch, mlcourse
-from mlcourse.config import cpu_allocator
+from mlcourse.hostmemory import cpu_allocator
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
@@ -53,3 +53,11 @@ def test_unknown_setting_is_named_in_one_line_and_changes_nothing():
     assert stderr.strip() == (
         "mlcourse: MLCOURSE_MALLOC='fast' is not understood (allowed: keep, default); malloc left as it is"
     )
+
+
+def test_importing_mlcourse_light_modules_does_not_import_torch():
+    """keep_freed_memory runs on ``import mlcourse``: it must not make the torch-free modules pay torch's import."""
+    code = "import sys, mlcourse.atomic, mlcourse.tables, mlcourse.cliparse; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
