@@ -302,6 +302,7 @@ class Learner(nn.Module):
             # the compiled vmap, whose convolutions with every task's own weights become grouped ones (second-order
             # MAML at chapter 03's shape: 18.3 vs 14.8 tasks/s, benchmarks/results/bench-cpu-compiled-2026-12-03.json)
             one = partial(fn, grad_fn=grad_func)
+            # use_compile turns False if the first call gives up compiling: the remaining tasks then run eagerly
             return _stack([self._run_compiled(key, one, meta, t) if self.use_compile else one(meta, t) for t in tasks])
         return _stack([partial(fn, grad_fn=grad_autograd)(meta, t) for t in tasks])
 

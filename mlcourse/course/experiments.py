@@ -802,9 +802,9 @@ def scratch_baseline(
     Every task starts from the same random initialisation (seeded) and takes ``steps`` plain SGD steps of
     size ``lr`` on the N*K support images (MAML's inner loop, :func:`~mlcourse.algorithms.core.sgd_steps`, from
     a random init), one task after another. ``compile=True`` compiles that one SGD step
-    (:class:`~mlcourse.algorithms.core.CompiledCall`; measured on 2 CPU cores: 0.76 s per step of 25 tasks against 1.4 s eager; ``vmap`` over the tasks was
-    slower still, 2.3 s, because every task has its own weights); where it cannot compile it says so in one line
-    and runs eagerly. Tasks are drawn ``batch_size`` at a time; with ``partial_path`` the accuracies of every
+    (:class:`~mlcourse.algorithms.core.CompiledCall`; measured on 2 CPU cores: 0.76 s per step of 25 tasks against
+    1.4 s eager; ``vmap`` over the tasks was slower still, 2.3 s, because every task has its own weights); where it
+    cannot compile it says so in one line and runs eagerly. Tasks are drawn ``batch_size`` at a time; with ``partial_path`` the accuracies of every
     finished batch are written there atomically and a restarted call with the same settings resumes after
     them. Returns ``{"mean", "ci95", "per_task", "compile_seconds", "wall_time_s"}`` (chapter 01).
     """
