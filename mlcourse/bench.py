@@ -125,6 +125,13 @@ def _quiet_import(name: str) -> Any:
         return importlib.import_module(name)
 
 
+#: How to install learn2learn, the optional `compare` extra (said where it is missing: `mlcourse bench`, chapter 07).
+L2L_INSTALL_HINT = (
+    "to install it, run `make setup` in a clone of the repository (it builds learn2learn 0.2.0 with Cython), "
+    'or `pip install "mlcourse[compare]"` on Python 3.10 (with a C compiler)'
+)
+
+
 def load_learn2learn(source: str | os.PathLike | None = None) -> Optional[types.ModuleType]:
     """learn2learn with at least ``.algorithms.MAML`` and ``.algorithms.MetaSGD``, or ``None``.
 
@@ -697,7 +704,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.l2l_source:
         l2l = load_learn2learn(args.l2l_source)
     else:
-        l2l = True
+        l2l = load_learn2learn()
+        if l2l is None:
+            print(f"learn2learn is not installed, so its rows are skipped; {L2L_INSTALL_HINT}", flush=True)
+            l2l = False
     implementations = args.implementations or list(QUICK_IMPLEMENTATIONS if args.tiny else IMPLEMENTATIONS)
     rows = run_benchmark(
         shapes,

@@ -215,8 +215,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
         else:
             detail = text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupt or truncated and cannot be read ({detail}); "
-            "delete it to start the run again"
+            f"{str(path)!r} cannot be read as an mlcourse checkpoint ({detail}): it is another kind of file, or a "
+            "damaged one; to train afresh, give the run a new --out directory"
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an mlcourse checkpoint (no '{CHECKPOINT_FORMAT}' marker)")

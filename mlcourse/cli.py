@@ -26,13 +26,14 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from . import bench, distributed
+from .algorithms import PROTOCOLS
 from .checkpoint import resolve_checkpoint_path
 from .cliparse import EXIT_ERROR, CLIError
 from .cliparse import Parser as _Parser
 from .commands import parse_train_args
 from .config import fast_mode, resolve_device
 from .course import book, ch05_project, ch08_scaling, experiments, grading
-from .shipped import export_run, record_extra_test
+from .shipped import export_run, record_extra_test, record_protocol_test
 from .train import TEST_SEED, _data_api, evaluate, load_trained, test_sampler, train
 
 
@@ -61,7 +62,17 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--k-shot", dest="k_shot", type=int, help="test another number of support examples per class")
     e.add_argument("--seed", type=int, default=None, help="test-task seed (default: the protocol's fixed test tasks)")
     e.add_argument("--compile", action="store_true", help="torch.compile the evaluation (pays off for many tasks)")
-    e.add_argument("--record", action="store_true", help="add the result to the run's results.json (extra_tests)")
+    e.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="transductive: the queries normalised as one batch; support: with the support set's statistics; "
+        "single: each query alone (default: the run's own normalisation mode)",
+    )
+    e.add_argument(
+        "--record",
+        action="store_true",
+        help="add the result to the run's results.json (extra_tests; with --protocol: test_by_protocol)",
+    )
     e.add_argument("--no-progress", dest="progress", action="store_false")
 
     x = commands.add_parser("export", help="copy a finished run's results.json and fp32 weights (no optimiser state)")
@@ -106,6 +117,14 @@ def _build_parser() -> argparse.ArgumentParser:
             "blackbox-vs-maml", help="chapter 08: a black-box (in-context) learner against MAML on the sinusoids"
         )
     )
+    experiments.add_ood_arguments(
+        commands.add_parser(
+            "blackbox-ood",
+            help="chapter 08: the black-box learner and MAML on sinusoids outside the training range",
+            description="Chapter 08: the black-box learner and MAML on sinusoids outside the training range "
+            "(results/ch08_blackbox_ood.json).",
+        )
+    )
     s = commands.add_parser("student-notebooks", help="write the student version of the graded chapters (nbgrader)")
     s.add_argument("chapters", nargs="*", help="e.g. 08 (default: every chapter with graded exercises)")
     s.add_argument("--out", default="build/student", help="folder for the student notebooks (default build/student)")
@@ -119,9 +138,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="full mode for every chapter, also those that then train for 15-60 min each (02, 05, 06, 08)",
     )
     b.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
-    g = commands.add_parser("grade", help="grade a filled-in student notebook (nbgrader autograde)")
-    g.add_argument("notebook", help="the student's notebook, e.g. build/student/08_scalability.ipynb")
-    g.add_argument("--chapter", default=None, help="the chapter it belongs to (default: from the file name)")
+    g = commands.add_parser(
+        "grade", help="grade filled-in student notebooks (nbgrader autograde; fast mode unless --full)"
+    )
+    g.add_argument("notebook", help="a student's notebook (build/student/08_scalability.ipynb) or a folder of them")
+    g.add_argument("--chapter", default=None, help="the chapter (default: from each file name or its graded cells)")
+    g.add_argument("--full", action="store_true", help="execute in full mode (MLCOURSE_FAST=0): up to 1 h a chapter")
+    g.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default 600; 3600 with --full)")
     ch05_project.add_arguments(
         commands.add_parser(
             "cifar-grid", help="chapter 05: the comparison grid at full scale (a results.json per variant)"
@@ -169,10 +192,29 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         inner_steps=inner,
         batch_size=args.batch_size or min(config.meta_batch_size, 25),
         progress=args.progress,
+        protocol=args.protocol,
     )
     shape = f"{sampler.n_way}-way {sampler.k_shot}-shot " if config.is_classification else ""
-    print(f"{config.algo} {config.data} step {checkpoint['step']}: test {shape}{result} with {inner} inner steps")
-    if args.record:
+    protocol = f", {args.protocol} protocol" if args.protocol else ""
+    print(
+        f"{config.algo} {config.data} step {checkpoint['step']}: test {shape}{result} with {inner} inner steps"
+        + protocol
+    )
+    if args.record and args.protocol:
+        if (sampler.n_way, sampler.k_shot, inner) != (config.n_way, config.k_shot, config.test_inner_steps):
+            raise CLIError("--record with --protocol records the run's own task shape and inner steps only")
+        seed = TEST_SEED if args.seed is None else args.seed
+        where = record_protocol_test(
+            os.path.dirname(os.fspath(checkpoint_path(args.checkpoint))),
+            result,
+            seed=seed,
+            command=f"mlcourse eval {args.checkpoint} --protocol {args.protocol} --tasks {args.tasks} --seed {seed}"
+            + (f" --batch {args.batch_size}" if args.batch_size else ""),
+            device=exp.device,
+            wall_time_s=time.perf_counter() - start,
+        )
+        print(f"recorded in {where}")
+    elif args.record:
         where = record_extra_test(
             os.path.dirname(os.fspath(checkpoint_path(args.checkpoint))),
             result,
@@ -227,7 +269,14 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    print(grading.grade(args.notebook, args.chapter))
+    timeout = args.timeout if args.timeout is not None else (3600 if args.full else 600)
+    if timeout < 1:
+        raise CLIError(f"--timeout {timeout} is not allowed; allowed: an integer >= 1 (seconds per cell)")
+    if os.path.isdir(args.notebook):
+        reports = grading.grade_folder(args.notebook, args.chapter, timeout, full=args.full)
+    else:
+        reports = [grading.grade(args.notebook, args.chapter, timeout, full=args.full)]
+    print("\n\n".join(str(r) for r in reports))
     return 0
 
 
@@ -256,6 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "book": _cmd_book,
         "sinusoid-paper": experiments.run,
         "blackbox-vs-maml": experiments.run,
+        "blackbox-ood": experiments.run,
         "article-vs-maml": experiments.run,
         "cifar-grid": ch05_project.run,
         "scaling": ch08_scaling.run,

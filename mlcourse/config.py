@@ -20,7 +20,25 @@ T = TypeVar("T")
 
 FAST_ENV = "MLCOURSE_FAST"
 DATA_ENV = "MLCOURSE_DATA_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The repository's address, the one place it is written: `pip install` from it, the "Open in Colab" and Binder links
+#: of the README and the book, and `[project.urls]` (a fork changes it here; tests/test_launch.py checks the rest).
+REPOSITORY_URL = "https://github.com/mlcourse-org/mlcourse"
+#: What a chapter's setup cell installs when `mlcourse` is not importable (a notebook service); overridable (tests).
+INSTALL_SOURCE_ENV = "MLCOURSE_INSTALL_SOURCE"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _project_root(package_dir: Path = PACKAGE_DIR) -> Path:
+    """The checkout the package runs from; in a pip install, the committed results, benchmark files and split lists
+    that the wheel carries inside the package (``mlcourse/_project``, pyproject.toml's ``package-dir``)."""
+    checkout = package_dir.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "results").is_dir():
+        return checkout
+    return package_dir / "_project"
+
+
+REPO_ROOT = _project_root()
+INSTALLED_COPY = REPO_ROOT.parent == PACKAGE_DIR  # True in a pip install (no checkout around the package)
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
@@ -45,10 +63,14 @@ def pick(fast: T, full: T) -> T:
 
 
 def data_dir() -> Path:
-    """The one directory that caches every data set: ``$MLCOURSE_DATA_DIR`` or ``<repo>/data``."""
+    """The one directory that caches every data set: ``$MLCOURSE_DATA_DIR``, else ``<repo>/data`` in a checkout and
+    ``$XDG_CACHE_HOME/mlcourse/data`` (``~/.cache/...``) in a pip install (never inside site-packages)."""
     override = os.environ.get(DATA_ENV)
-    path = Path(override).expanduser() if override else REPO_ROOT / "data"
-    return path
+    if override:
+        return Path(override).expanduser()
+    if INSTALLED_COPY:
+        return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mlcourse" / "data"
+    return REPO_ROOT / "data"
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:

@@ -6,39 +6,104 @@ parts functionally (``torch.func.functional_call(model.body, ...)``).
 
 Normalisation uses *batch statistics only* (no running averages), written with plain tensor ops in
 ``BatchNormPlain``: transductive, as in MAML, and exact under ``torch.func.vmap`` with second-order
-gradients. ``norm="torch_batchnorm"`` swaps in ``nn.BatchNorm2d`` *only* so the tests (and ch08) can
+gradients; or, inside :func:`context_rows`, with the statistics of the batch's first rows only (the learners'
+``support`` mode: the support set's statistics, so that a prediction does not depend on the other queries). ``norm="torch_batchnorm"`` swaps in ``nn.BatchNorm2d`` *only* so the tests (and ch08) can
 show that it gives a wrong second-order meta-gradient under ``vmap``; do not train with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-NORMS = ("batch", "none", "torch_batchnorm")
+NORMS = ("batch", "none", "torch_batchnorm", "tasknorm")
 
 
 class BatchNormPlain(nn.Module):
-    """Per-channel normalisation over (batch, height, width) with a learnable affine map; no running stats."""
+    """Per-channel normalisation over (batch, height, width) with a learnable affine map; no running stats.
+
+    ``context_rows = None`` (transductive): the statistics of the whole batch. ``context_rows = n``: the statistics
+    of the batch's first ``n`` rows only (the support set, placed first by the learners' ``support`` mode), applied
+    to every row, so that the other rows do not depend on one another. A Python integer, read at call time: static
+    under ``torch.func.vmap`` and ``torch.compile``; set it with :func:`context_rows`.
+    """
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.context_rows: Optional[int] = None
 
     def forward(self, x: Tensor) -> Tensor:
-        centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
-        var = centred.square().mean(dim=(0, 2, 3), keepdim=True)  # biased, as in batch norm
+        if self.context_rows is None:
+            centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
+            var = centred.square().mean(dim=(0, 2, 3), keepdim=True)  # biased, as in batch norm
+        else:
+            context = x[: self.context_rows]
+            mean = context.mean(dim=(0, 2, 3), keepdim=True)
+            var = (context - mean).square().mean(dim=(0, 2, 3), keepdim=True)
+            centred = x - mean
         scale = torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1)  # [1, C, 1, 1]: cheap
         return centred * scale + self.bias.view(1, -1, 1, 1)
+
+
+class TaskNormI(BatchNormPlain):
+    """TaskNorm-I (Bronskill et al., 2020): the context's batch moments blended with each row's own instance moments
+    (over height and width), ``mean = a m_ctx + (1 - a) m_row``, ``var = a (v_ctx + (m_ctx - mean)^2) + (1 - a)
+    (v_row + (m_row - mean)^2)``, with ``a = sigmoid(scale * n_ctx + offset)`` learned (``scale = offset = 0`` at
+    start: ``a = 1/2``). The context is the first ``context_rows`` rows (the support set; ``None``: the whole
+    batch); variances are biased, as in :class:`BatchNormPlain`. Each row's output depends on itself and the context
+    only, so a prediction of one image does not depend on the other queries."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__(channels, eps)
+        self.scale = nn.Parameter(torch.zeros(()))
+        self.offset = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = x.shape[0] if self.context_rows is None else min(self.context_rows, x.shape[0])
+        context = x[:rows]
+        mean_c = context.mean(dim=(0, 2, 3), keepdim=True)
+        var_c = (context - mean_c).square().mean(dim=(0, 2, 3), keepdim=True)
+        mean_i = x.mean(dim=(2, 3), keepdim=True)
+        var_i = (x - mean_i).square().mean(dim=(2, 3), keepdim=True)
+        alpha = torch.sigmoid(self.scale * rows + self.offset)
+        mean = alpha * mean_c + (1 - alpha) * mean_i
+        var = alpha * (var_c + (mean_c - mean).square()) + (1 - alpha) * (var_i + (mean_i - mean).square())
+        scale = torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1)
+        return (x - mean) * scale + self.bias.view(1, -1, 1, 1)
+
+
+@contextmanager
+def context_rows(model: nn.Module, rows: Optional[int]) -> Iterator[None]:
+    """Within the block, every ``BatchNormPlain`` of ``model`` takes its statistics from the first ``rows`` rows of
+    its input (``None``: the whole batch, the transductive default). Set outside ``vmap``/``compile``: the value is
+    static there. A model with ``nn.BatchNorm2d`` cannot do this (it always uses the whole batch)."""
+    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 1):
+        raise ValueError(f"rows={rows!r} is not allowed; allowed: None or an integer >= 1")
+    if rows is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise ValueError("norm='torch_batchnorm' cannot normalise with the support set's statistics; use norm='batch'")
+    layers = [m for m in model.modules() if isinstance(m, BatchNormPlain)]
+    saved = [m.context_rows for m in layers]
+    for m in layers:
+        m.context_rows = rows
+    try:
+        yield
+    finally:
+        for m, value in zip(layers, saved):
+            m.context_rows = value
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return BatchNormPlain(channels)
+    if kind == "tasknorm":
+        return TaskNormI(channels)
     if kind == "none":
         return nn.Identity()
     if kind == "torch_batchnorm":  # the vmap trap, for tests and ch08 only

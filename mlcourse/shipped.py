@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import torch
 
+from .algorithms import PROTOCOLS
 from .checkpoint import (
     CHECKPOINT_NAME,
     RESULTS_NAME,
@@ -33,33 +34,54 @@ from .checkpoint import (
 from .commands import train_command
 from .config import REPO_ROOT, device_name
 from .tables import format_table
-from .train import EvalResult, Experiment, TrainConfig, evaluate, load_trained, test_sampler
+from .train import TEST_SEED, EvalResult, Experiment, TrainConfig, evaluate, load_trained, test_sampler
 
 SHIPPED_DIR = REPO_ROOT / "results" / "omniglot"
 FRESH_TEST_SEED = 4_242  # fresh test tasks (not the TEST_SEED tasks of the committed result)
 
 
+# What each number's normalisation statistics were: every results table names the protocol of its numbers.
+PROTOCOL_LABELS = {
+    "transductive": "transductive: query batch statistics",
+    "support": "support-set statistics",
+    "single": "each query alone (a batch of one)",
+    "tasknorm": "TaskNorm-I: support-set and instance statistics",
+}
+AS_PUBLISHED = "as published"  # a paper whose evaluation protocol the course does not know for sure
+TRANSDUCTIVE = PROTOCOL_LABELS["transductive"]
+
+
+def protocol_label(protocol: Optional[str]) -> str:
+    """The label of an evaluation protocol or normalisation mode; raises naming the value and the allowed ones."""
+    if protocol not in PROTOCOL_LABELS:
+        raise ValueError(f"protocol={protocol!r} is not known; allowed: {', '.join(PROTOCOL_LABELS)}")
+    return PROTOCOL_LABELS[protocol]
+
+
 @dataclass(frozen=True)
 class Published:
-    """A published accuracy (percent) for one method and task shape, with its source."""
+    """A published accuracy (percent) for one method and task shape, with its source and evaluation protocol."""
 
     accuracy: float
     ci95: Optional[float]
     source: str
+    protocol: str = AS_PUBLISHED
 
     def cell(self) -> str:
         value = f"{self.accuracy:.2f} %" if self.ci95 is None else f"{self.accuracy:.2f} ± {self.ci95:.2f} %"
-        return f"{value} ({self.source})"
+        return f"{value} ({self.source}; {self.protocol})"
 
 
-# Omniglot, Conv-4, the papers' own tables. Keys: (algo, n_way, k_shot).
+# Omniglot, Conv-4, the papers' own tables. Keys: (algo, n_way, k_shot). MAML's numbers use the batch statistics of
+# the query batch (Finn et al.'s code normalises in training mode at test time; Nichol et al. 2018 list them as
+# "+ Transduction"); Reptile's is the transductive row of Nichol et al.; the others are labelled "as published".
 PUBLISHED: dict[tuple[str, int, int], Published] = {
-    ("maml", 5, 1): Published(98.7, 0.4, "Finn et al. 2017, Table 1"),
-    ("fomaml", 5, 1): Published(98.3, 0.5, "Finn et al. 2017, Table 1 (first-order approx.)"),
-    ("maml", 5, 5): Published(99.9, 0.1, "Finn et al. 2017, Table 1"),
-    ("maml", 20, 1): Published(95.8, 0.3, "Finn et al. 2017, Table 1"),
+    ("maml", 5, 1): Published(98.7, 0.4, "Finn et al. 2017, Table 1", TRANSDUCTIVE),
+    ("fomaml", 5, 1): Published(98.3, 0.5, "Finn et al. 2017, Table 1 (first-order approx.)", TRANSDUCTIVE),
+    ("maml", 5, 5): Published(99.9, 0.1, "Finn et al. 2017, Table 1", TRANSDUCTIVE),
+    ("maml", 20, 1): Published(95.8, 0.3, "Finn et al. 2017, Table 1", TRANSDUCTIVE),
     ("metasgd", 5, 1): Published(99.53, 0.26, "Li et al. 2017, Table 1"),
-    ("reptile", 5, 1): Published(97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive)"),
+    ("reptile", 5, 1): Published(97.68, 0.04, "Nichol et al. 2018, Table 1 (Reptile + Transduction)", TRANSDUCTIVE),
     ("protonet", 5, 1): Published(98.8, None, "Snell et al. 2017, Table 1"),
     ("protonet", 5, 5): Published(99.7, None, "Snell et al. 2017, Table 1"),
     ("protonet", 20, 1): Published(96.0, None, "Snell et al. 2017, Table 1"),
@@ -85,6 +107,19 @@ METHOD_NAMES = {
 def published(algo: str, n_way: int, k_shot: int) -> Optional[Published]:
     """The published Omniglot number for this method and shape, or ``None`` (not reported)."""
     return PUBLISHED.get((algo, n_way, k_shot))
+
+
+# The course's targets (percent) for the shipped 5-way 1-shot runs under a non-transductive protocol (support-set
+# statistics), set near each method's published accuracy: where each run should land once no query sees another.
+NON_TRANSDUCTIVE_TARGETS: dict[tuple[str, int, int], float] = {
+    ("protonet", 5, 1): 98.8,
+    ("matchingnet", 5, 1): 98.1,
+    ("maml", 5, 1): 98.3,
+    ("metasgd", 5, 1): 98.5,
+    ("fomaml", 5, 1): 97.8,
+    ("reptile", 5, 1): 97.5,
+}
+TARGETS_SOURCE = "the course's targets, set near each method's published 5-way 1-shot accuracy"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,8 +217,10 @@ def reevaluate(
     batch_size: int = 25,
     progress: bool = False,
     directory: str | Path | None = None,
+    protocol: Optional[str] = None,
 ) -> EvalResult:
-    """Evaluate a shipped run's weights on ``num_tasks`` test tasks drawn with ``seed`` (fresh ones by default).
+    """Evaluate a shipped run's weights on ``num_tasks`` test tasks drawn with ``seed`` (fresh ones by default),
+    under ``protocol`` (``transductive``, ``support``, ``single``; ``None``: the run's own normalisation mode).
 
     Full mode of chapters 01/03/05: minutes on a CPU instead of an hour of training per run.
     """
@@ -196,7 +233,58 @@ def reevaluate(
         inner_steps=exp.config.test_inner_steps,
         batch_size=batch_size,
         progress=progress,
+        protocol=protocol,
     )
+
+
+def evaluate_protocols(
+    name: str,
+    protocols: Sequence[str] = PROTOCOLS,
+    num_tasks: int = 600,
+    *,
+    seed: int = TEST_SEED,
+    **kw: Any,
+) -> dict[str, tuple[EvalResult, float]]:
+    """``{protocol: (result, seconds)}``: a shipped run under each evaluation protocol, on the same ``num_tasks``
+    test tasks (the protocol's fixed ones by default, those of its recorded ``test``). Issue 25: the transductive
+    number leans on the query batch's statistics; ``support`` and ``single`` classify a query without the others."""
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown or not protocols:
+        raise ValueError(f"protocols={list(protocols)!r} is not allowed; allowed: some of {', '.join(PROTOCOLS)}")
+    out = {}
+    for protocol in protocols:
+        start = time.perf_counter()
+        result = reevaluate(name, num_tasks, seed=seed, protocol=protocol, **kw)
+        out[protocol] = (result, time.perf_counter() - start)
+    return out
+
+
+def record_protocol_test(
+    run_dir: str | Path,
+    result: EvalResult,
+    *,
+    seed: int,
+    command: str,
+    device: torch.device | str,
+    wall_time_s: float,
+) -> Path:
+    """Add a test under one protocol (same weights and task shape, ``mlcourse eval --protocol P --record``) to a
+    run's results.json, key ``test_by_protocol``; its ``test`` entry stays as it was."""
+    if result.protocol not in PROTOCOLS:
+        raise ValueError(f"result.protocol={result.protocol!r} is not allowed; allowed: {', '.join(PROTOCOLS)}")
+    results = load_results(run_dir)
+    by_protocol = dict(results.get("test_by_protocol") or {})
+    by_protocol[result.protocol] = {
+        **result.to_dict(),
+        "seed": seed,
+        "command": command,
+        "device": device_name(torch.device(device)),
+        "wall_time_s": round(wall_time_s, 1),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    results = {k: v for k, v in results.items() if k not in ("format", "version")}
+    results["test_by_protocol"] = by_protocol
+    return save_results(Path(run_dir) / RESULTS_NAME, results)
 
 
 def agrees(new: EvalResult, committed: Mapping[str, Any]) -> bool:
@@ -227,7 +315,8 @@ def _short_device(label: str) -> str:
 
 
 def table_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
-    """One row per (run, test shape): method, shape, accuracy ± CI, how it was made, the published number."""
+    """One row per (run, test shape): method, shape, accuracy ± CI, its protocol (a ``test`` without one ran in the
+    run's own ``norm_mode``: transductive unless configured), how it was made, the published number and protocol."""
     rows = []
     for res in runs.values():
         config, test = res["config"], res.get("test")
@@ -247,6 +336,7 @@ def table_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
                     METHOD_NAMES.get(config["algo"], config["algo"]) + note,
                     f"{n_way}-way {k_shot}-shot",
                     f"{100 * t['mean']:.2f} ± {100 * t['ci95']:.2f} % ({t['num_tasks']} tasks)",
+                    protocol_label(t.get("protocol") or config.get("norm_mode", "transductive")),
                     made,
                     pub.cell() if pub else "not reported",
                 ]
@@ -254,7 +344,14 @@ def table_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     return rows
 
 
-TABLE_HEADERS = ("method", "task", "this course (95 % CI)", "device, iterations, wall time, date", "published")
+TABLE_HEADERS = (
+    "method",
+    "task",
+    "this course (95 % CI)",
+    "protocol (this course)",
+    "device, iterations, wall time, date",
+    "published (source; protocol)",
+)
 
 
 def results_table(names: Optional[Iterable[str]] = None, directory: str | Path | None = None) -> str:
@@ -266,6 +363,83 @@ def results_table(names: Optional[Iterable[str]] = None, directory: str | Path |
     if not runs:
         return "(no shipped Omniglot runs found under results/omniglot/)"
     return format_table(table_rows(runs), TABLE_HEADERS)
+
+
+PROTOCOL_HEADERS = (
+    "method",
+    "task",
+    "transductive (query batch)",
+    "support statistics",
+    "each query alone",
+    "published (source; protocol)",
+)
+
+
+def protocol_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """One row per run with ``test_by_protocol``: its accuracy under each evaluation protocol (the
+    transductive number leans on the query batch's statistics), and the published number."""
+    rows = []
+    for res in runs.values():
+        by_protocol, config = res.get("test_by_protocol") or {}, res["config"]
+        if not by_protocol:
+            continue
+        cells = [
+            f"{100 * by_protocol[p]['mean']:.2f} ± {100 * by_protocol[p]['ci95']:.2f} %" if p in by_protocol else "-"
+            for p in PROTOCOLS
+        ]
+        pub = published(config["algo"], config["n_way"], config["k_shot"])
+        name = METHOD_NAMES.get(config["algo"], config["algo"])
+        rows.append([name, f"{config['n_way']}-way {config['k_shot']}-shot", *cells, pub.cell() if pub else "-"])
+    return rows
+
+
+def _selected_runs(names: Optional[Iterable[str]], directory: str | Path | None) -> dict[str, dict[str, Any]]:
+    """The shipped runs named in ``names`` (all of them when ``None``), in that order."""
+    runs = shipped_runs(directory)
+    return runs if names is None else {n: runs[n] for n in names if n in runs}
+
+
+def protocol_table(names: Optional[Iterable[str]] = None, directory: str | Path | None = None) -> str:
+    """The shipped runs under the three evaluation protocols, read from their results files (never typed in)."""
+    rows = protocol_rows(_selected_runs(names, directory))
+    return format_table(rows, PROTOCOL_HEADERS) if rows else "(no shipped run records test_by_protocol yet)"
+
+
+TARGET_HEADERS = ("method", "task", "support-set statistics (95 % CI)", "target", "verdict")
+
+
+def target_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """One row per run with a non-transductive target (:data:`NON_TRANSDUCTIVE_TARGETS`) and a recorded ``support``
+    test: its accuracy, the target, and whether the mean meets it or by how many points it misses (and whether the
+    target lies inside the accuracy's 95 % interval)."""
+    rows = []
+    for res in runs.values():
+        config, entry = res["config"], (res.get("test_by_protocol") or {}).get("support")
+        target = NON_TRANSDUCTIVE_TARGETS.get((config["algo"], config["n_way"], config["k_shot"]))
+        if target is None or entry is None:
+            continue
+        mean, ci95 = 100 * entry["mean"], 100 * entry["ci95"]
+        gap = target - mean
+        verdict = "meets it" if gap <= 0 else f"misses it by {gap:.2f} points"
+        if 0 < gap <= ci95:
+            verdict += " (inside its 95 % CI)"
+        rows.append(
+            [
+                METHOD_NAMES.get(config["algo"], config["algo"]),
+                f"{config['n_way']}-way {config['k_shot']}-shot",
+                f"{mean:.2f} ± {ci95:.2f} %",
+                f"≥ {target:.1f} %",
+                verdict,
+            ]
+        )
+    return rows
+
+
+def target_table(names: Optional[Iterable[str]] = None, directory: str | Path | None = None) -> str:
+    """The shipped runs' support-statistics accuracy against :data:`NON_TRANSDUCTIVE_TARGETS`, read from their
+    results files."""
+    rows = target_rows(_selected_runs(names, directory))
+    return format_table(rows, TARGET_HEADERS) if rows else "(no shipped run with a target records a support test)"
 
 
 def shortfalls(runs: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[str]:
@@ -312,8 +486,18 @@ __all__ = [
     "shipped_runs",
     "load_shipped",
     "reevaluate",
+    "evaluate_protocols",
+    "record_protocol_test",
     "agrees",
     "results_table",
+    "protocol_table",
+    "protocol_rows",
+    "protocol_label",
+    "PROTOCOL_LABELS",
+    "NON_TRANSDUCTIVE_TARGETS",
+    "TARGETS_SOURCE",
+    "target_rows",
+    "target_table",
     "table_rows",
     "timed_reevaluation",
     "shortfalls",

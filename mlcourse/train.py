@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from . import data, distributed, models
-from .algorithms import ALGORITHMS, make_learner
+from .algorithms import ALGORITHMS, NORM_MODES, PROTOCOLS, make_learner
 from .checkpoint import (
     CHECKPOINT_NAME,
     RESULTS_NAME,
@@ -172,6 +172,9 @@ RESUMABLE_CHANGES = (
 # Fields that do not change a finished run's test result: a run finished elsewhere (another directory, a
 # GPU machine) keeps its test result when it is loaded again (chapters 01 and 03 in full mode).
 TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every", "compile")
+# Fields added after results and chapter weights were committed: ``to_dict`` leaves them out at their default, so the
+# settings of a run made before them (a missing key: the default) still compare equal to a fresh configuration.
+LATER_FIELDS = ("norm_mode",)
 
 
 def option(
@@ -248,6 +251,13 @@ class TrainConfig:
     first_order: bool = option(False, "first-order meta-gradient", flag="--first-order", const=True)
     stratified: bool = option(False, "the article's superclass-stratified sampling of training tasks", const=True)
     attention: bool = option(False, "Conv-4 with the attention block (the article's MAML + attention)", const=True)
+    norm_mode: str = option(
+        "transductive",
+        "normalisation statistics: transductive (each batch's own, MAML's protocol), support (the support set's: "
+        "a query's prediction does not depend on the other queries) or tasknorm (TaskNorm-I: the support set's "
+        "moments blended with each image's own by a learned weight)",
+        choices=NORM_MODES,
+    )
     vectorise: bool = option(True, "the per-task reference loop instead of vmap", flag="--no-vectorise", const=False)
     checkpoint_every: int = option(500, "write a checkpoint every N steps", low=1)
     log_every: int = option(10, "log the training loss every N steps", low=1)
@@ -313,7 +323,9 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except a ``LATER_FIELDS`` one at its default (files written before it existed lack it)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in LATER_FIELDS or v != defaults[k]}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -420,6 +432,8 @@ class TrainConfig:
             fail("rotations", "False for data other than omniglot")
         if self.stratified and not self.is_classification:
             fail("stratified", "False for sinusoid regression")
+        if self.norm_mode == "tasknorm" and not self.is_classification:
+            fail("norm_mode", "transductive or support for sinusoid regression (its MLP has no normalisation)")
         if self.attention and not self.is_classification:
             fail("attention", "False for sinusoid regression (the attention block belongs to Conv-4)")
         if self.inner_batch is not None and self.algo != "reptile":
@@ -546,6 +560,7 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
             n_out=config.n_way,
             hidden=config.hidden,
             image_size=config.image_size,
+            norm="tasknorm" if config.norm_mode == "tasknorm" else "batch",
             attention=config.attention,
         )
     model = model.to(device)
@@ -562,6 +577,7 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
         first_order=config.first_order,
         vectorise=config.vectorise,
         compile=config.compile_enabled(device.type),
+        norm_mode=config.norm_mode,
         **extra,
     ).to(device)
     return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
@@ -613,6 +629,7 @@ class EvalResult:
     std: float = 0.0
     loss_mean: float = float("nan")
     inner_steps: Optional[int] = None
+    protocol: Optional[str] = None  # None: the learner's own normalisation mode (see ``evaluate``)
 
     @property
     def num_tasks(self) -> int:
@@ -633,6 +650,7 @@ class EvalResult:
             "num_tasks": self.num_tasks,
             "loss_mean": self.loss_mean,
             "inner_steps": self.inner_steps,
+            **({} if self.protocol is None else {"protocol": self.protocol}),
             "per_task": list(self.per_task),
         }
 
@@ -649,13 +667,18 @@ def evaluate(
     inner_steps: Optional[int] = None,
     batch_size: Optional[int] = None,
     progress: bool = False,
+    protocol: Optional[str] = None,
 ) -> EvalResult:
     """The standard few-shot test protocol (chapters 03-08, ``mlcourse eval``).
 
     Draws ``num_tasks`` tasks from ``sampler`` (use the test split: classes never seen in training) in
-    batches of ``batch_size`` (default 25), adapts with ``learner.evaluate(batch, inner_steps)`` and
-    returns the mean query accuracy (MSE for regression) with ``ci95 = 1.96 * std / sqrt(n)``.
+    batches of ``batch_size`` (default 25), adapts with ``learner.evaluate(batch, inner_steps, protocol)`` and
+    returns the mean query accuracy (MSE for regression) with ``ci95 = 1.96 * std / sqrt(n)``. ``protocol``:
+    ``transductive`` (queries normalised as one batch), ``support`` (with the support set's statistics),
+    ``single`` (each query alone), or ``None``: the learner's own ``norm_mode``.
     """
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r} is not known; allowed: {', '.join(PROTOCOLS)} (or None)")
     if not _is_int(num_tasks) or num_tasks < 1:
         raise ValueError(f"num_tasks={num_tasks!r} is out of range; allowed >= 1 (the protocol uses 600)")
     if inner_steps is not None and (not _is_int(inner_steps) or inner_steps < 0):
@@ -665,6 +688,7 @@ def evaluate(
         raise ValueError(f"batch_size={batch_size!r} is out of range; allowed >= 1")
     from tqdm.auto import tqdm
 
+    by_protocol = {} if protocol is None else {"protocol": protocol}  # a learner's own mode needs no argument
     scores: list[torch.Tensor] = []
     losses: list[torch.Tensor] = []
     metric = "accuracy"
@@ -673,7 +697,7 @@ def evaluate(
         while done < num_tasks:
             size = min(batch_size, num_tasks - done)
             batch = sampler.sample(size)
-            metrics = learner.evaluate(batch, inner_steps=inner_steps)
+            metrics = learner.evaluate(batch, inner_steps=inner_steps, **by_protocol)
             if "query_accuracy" in metrics and batch.is_classification:
                 scores.append(metrics["query_accuracy"].detach().float().reshape(-1).cpu())
             else:
@@ -692,6 +716,7 @@ def evaluate(
         std=std,
         loss_mean=float(torch.cat(losses).double().mean()),
         inner_steps=inner_steps,
+        protocol=protocol,
     )
 
 
@@ -720,7 +745,7 @@ class TrainResult:
 
 
 def _check_resume_config(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
-    current = config.to_dict()
+    current = dataclasses.asdict(config)  # every field, LATER_FIELDS at their default too
     if saved.get("algo") != config.algo:
         raise CheckpointError(
             f"checkpoint {str(path)!r} was written by algorithm {saved.get('algo')!r}, but this run uses {config.algo!r}; "
@@ -1095,7 +1120,8 @@ def _reused_results(results_path: Optional[Path], config: TrainConfig, step: int
         saved = load_results(results_path)
     except ResultsError:
         return None
-    saved_config, current = saved.get("config") or {}, config.to_dict()
+    later = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in LATER_FIELDS}
+    saved_config, current = {**later, **(saved.get("config") or {})}, dataclasses.asdict(config)
     same = all(saved_config.get(k) == v for k, v in current.items() if k not in TEST_NEUTRAL_CHANGES)
     return saved if same and saved.get("iterations") == step else None
 
@@ -1135,6 +1161,8 @@ def load_trained(
         config = config.replace(device=str(device))
     config = config.replace(compile=bool(compile))
     exp = build_experiment(config)
-    check_compatible(checkpoint, path, config.algo, exp.learner.state_dict())
+    # a chapter's committed weights name the chapter's model in "algo"; the algorithm is in their configuration
+    named_by_config = {**checkpoint, "algo": config.algo}
+    check_compatible(named_by_config, path, config.algo, exp.learner.state_dict())
     exp.learner.load_state_dict(checkpoint["learner"])
     return exp, checkpoint

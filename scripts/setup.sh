@@ -23,11 +23,13 @@ if ! "$VPY" -c "import torch, torchvision; torchvision.ops.nms" 2>/dev/null; the
   "$VPY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" 2>&1 | grep -v "^WARNING: Location" \
     || "$VPY" -m pip install -q torch torchvision
 fi
-# learn2learn 0.2.0 cannot be pip-installed on Python >= 3.11: build it from its sdist (see the script).
+# learn2learn 0.2.0 (optional for `pip install`, always here) cannot be pip-installed on Python >= 3.11: build it
+# from its sdist (see the script).
 PYTHON="$VPY" bash scripts/install_learn2learn.sh 2>&1 | grep -Ev "^WARNING: Location|warning:|Deprecat|^ *\*|^!!|^$|Gym|gym|Please|Users of|fetch_build_eggs|initialize_options|Requirements should|If you are using|This deprecation|calls to avoid|Instead, use|See https|^ +[0-9]+ \||^ +\||In function" || true
 "$VPY" -c "import learn2learn" || { echo "[setup] learn2learn failed to install"; exit 1; }
 echo "[setup] installing mlcourse and its dependencies"
-"$VPY" -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+# learn2learn is the `compare` extra: already built above, so pip finds it installed and builds nothing.
+"$VPY" -m pip install -q -e ".[dev,compare]" 2>&1 | grep -v "^WARNING: Location" || true
 "$VPY" -c "import mlcourse, learn2learn, torch, jupyterlab, ipywidgets, nbval" 
 rm -f "$VENV"/.mlcourse-setup-*
 touch "$stamp"

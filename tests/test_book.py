@@ -128,14 +128,47 @@ def test_page_template_fetches_nothing_from_the_network(tmp_path):
     nb = book.static_page_cells(_executed_made_up_chapter(), "09_made_up.ipynb")
     nav = {"title": "09 · Made up", "section": "—", "notebook": "notebooks/09_made_up.ipynb",
            "notebook_name": "09_made_up.ipynb", "prev": "08_x.html", "prev_title": "08", "next": None,
-           "next_title": None, "fast": True, "fast_note": book.FAST_PAGE_NOTE}  # fmt: skip
+           "next_title": None, "fast": True, "fast_note": book.FAST_PAGE_NOTE,
+           **book.launch_links("09_made_up.ipynb")}  # fmt: skip
     page = book.render(nb, f"_static/mathjax/MathJax.js?config={book.MATHJAX_CONFIG}", nav)
-    remote = re.findall(r"""(?:src|href)=["'](https?:)?//[^"']+""", page)
+    # what a page loads (src=, <link href=); the "Open in Colab"/Binder anchors are links a reader may follow
+    remote = re.findall(r"""(?:src=|<link[^>]*href=)["'](https?:)?//[^"']+""", page)
     assert not remote, remote
+    anchors = re.findall(r"""<a [^>]*href=["'](https?://[^"']+)""", page)
+    assert sorted(set(anchors)) == sorted(book.launch_links("09_made_up.ipynb").values()), anchors
     assert '<script src="_static/mathjax/MathJax.js' in page
     assert 'href="08_x.html"' in page and 'href="index.html"' in page and "make course" in page
     assert "<title>09 · Made up · mlcourse</title>" in page
     assert book.FAST_PAGE_NOTE in page  # a page built in fast mode says so
+
+
+def _launch_anchors(page: str) -> list[tuple[str, str]]:
+    return re.findall(r'<a [^>]*href="(https://[^"]+)"[^>]*>(Open in Colab|Binder)</a>', page)
+
+
+def _assert_links_of(page: str, notebook: str) -> None:
+    """A page links "Open in Colab" and "Binder" for ``notebook``, built from the one repository setting."""
+    links = book.launch_links(notebook)
+    assert set(_launch_anchors(page)) == {(links["colab"], "Open in Colab"), (links["binder"], "Binder")}, notebook
+    assert (book.NOTEBOOKS / notebook).is_file()
+
+
+def test_index_page_links_every_chapter_to_colab_and_binder(monkeypatch):
+    monkeypatch.setattr(book, "syllabus_html", lambda *a, **k: "", raising=False)  # its own tests: test_syllabus.py
+    pages = [book.ChapterPage(p.stem, p.stem, "—", 1.0, True) for p in book.chapters()]
+    index = book.index_page(pages, {"date": "d", "device": "cpu", "seconds": 1.0, "builder": "b"})
+    anchors = _launch_anchors(index)
+    assert len(anchors) == 2 * len(pages)
+    for p in book.chapters():
+        links = book.launch_links(p.name)
+        assert (links["colab"], "Open in Colab") in anchors and (links["binder"], "Binder") in anchors
+
+
+def test_built_book_pages_link_colab_and_binder(built_book):
+    """Each chapter page of the built book (the same build as the browser test) links its notebook's launch pages."""
+    for path in book.chapters():
+        _assert_links_of((built_book / f"{path.stem}.html").read_text(encoding="utf-8"), path.name)
+    assert len(_launch_anchors((built_book / "index.html").read_text(encoding="utf-8"))) == 2 * len(book.chapters())
 
 
 def test_book_builds_long_training_chapters_in_fast_mode_unless_asked():
@@ -263,8 +296,10 @@ def test_built_book_in_a_browser_with_the_network_off(built_book, book_url, tmp_
                     assert state["math"] > 20 and not state["rawMath"], (name, state)
                     page.screenshot(path=str(tmp_path / "book_04.png"))
             page.goto(f"{book_url}/{pages[1]}")  # a page links to its notebook, which is in the site
-            href = page.locator("nav.mlcourse-nav-top .mlcourse-run a").get_attribute("href")
+            href = page.locator("nav.mlcourse-nav-top .mlcourse-run a[download]").get_attribute("href")
             assert (built_book / href).exists(), href
+            launch = page.locator("nav.mlcourse-nav-top .mlcourse-run a.mlcourse-launch")  # shown, not fetched
+            assert launch.count() == 2 and "colab.research.google.com" in launch.first.get_attribute("href")
         finally:
             browser.close()
     assert not blocked, f"the book asked the network for: {sorted(set(blocked))[:10]}"

@@ -94,6 +94,14 @@ def test_malformed_train_option_is_named_with_its_value(capsys):
     one_line_error(capsys, ["eval", "x", "--no-such-option"], "unrecognized arguments: --no-such-option")
 
 
+def test_reptile_inner_batches_on_sinusoids(tmp_path, capsys):
+    """Regression has no classes (n_way = 0): Reptile's inner mini-batches take the support points in order
+    (it ended in a ZeroDivisionError before)."""
+    argv = ["train", "--algo", "reptile", "--data", "sinusoid", "--inner-batch", "5", "--iterations", "3"]
+    assert main([*argv, "--device", "cpu", "--no-progress", "--test-tasks", "4", "--out", str(tmp_path)]) == 0
+    assert load_results(tmp_path / "results.json")["config"]["inner_batch"] == 5
+
+
 def test_error_messages_and_exit_codes(capsys, tmp_path):
     one_line_error(capsys, ["train", *TINY, "--inner-steps", "-1", "--out", str(tmp_path)], "inner_steps=-1", ">= 0")
     one_line_error(capsys, ["train", *TINY, "--inner-lr", "0", "--out", str(tmp_path)], "inner_lr=0.0", "> 0")
@@ -101,7 +109,10 @@ def test_error_messages_and_exit_codes(capsys, tmp_path):
     one_line_error(capsys, ["bench", "--repeats", "0"], "--repeats=0", ">= 1")  # mlcourse bench has its own parser
     one_line_error(capsys, ["eval", str(tmp_path / "missing")], "missing", "does not exist")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    one_line_error(capsys, ["eval", str(tmp_path / "bad.pt")], "bad.pt", "corrupt")
+    line = one_line_error(
+        capsys, ["eval", str(tmp_path / "bad.pt")], "bad.pt", "cannot be read as an mlcourse checkpoint"
+    )
+    assert "delete" not in line  # never advise deleting a file mlcourse did not write
     one_line_error(capsys, ["data", "import", "omniglot", str(tmp_path / "nowhere")], "nowhere")
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from mlcourse.config import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -111,6 +113,7 @@ def test_field_map_chapters_match_the_notebooks() -> None:
         "first-order MAML": ("first-order MAML", "FOMAML"),
         "RL² (recurrent meta-RL)": ("RL²",),
         "in-context sequence models": ("in-context",),
+        "iMAML (implicit gradients)": ("iMAML",),
     }
     text = {num: "\n".join(_source(c) for c in _cells(name)) for num, name in _chapters().items()}
     for _, _, algorithms in FIELD_MAP:
@@ -120,3 +123,134 @@ def test_field_map_chapters_match_the_notebooks() -> None:
     # named on the map (and in chapter 00's text) only: "not run in this course"
     assert not any("SNAIL" in body for num, body in text.items() if num != "00")
     assert not any("Santoro" in body for num, body in text.items() if num not in ("00", "08"))  # 08 cites it
+
+
+# --- sentences that state or compare measured numbers: generated from the files, or checked here -----------------
+
+
+def _markdown(name: str) -> str:
+    return "\n".join(_source(c) for c in _cells(name) if c["cell_type"] == "markdown")
+
+
+def _code(name: str) -> str:
+    return "\n".join(_source(c) for c in _cells(name) if c["cell_type"] == "code")
+
+
+def test_chapter_07_comparisons_are_printed_from_the_benchmark_files() -> None:
+    from mlcourse import bench
+    from mlcourse.course import ch08_scaling as S
+
+    files = {p["file"].split("/")[-1]: p for p in bench.load_results()}
+    before, after = files["bench-cpu-compiled-2026-12-03.json"], files["bench-cpu-malloc-2026-12-03.json"]
+    rankings = "\n".join(S.bench_rankings(before))
+    assert "ch03 reptile: compiled " in rankings and "(fastest: compiled)" in rankings  # not the compiled loop
+    changes = {line.split(":")[0]: line for line in S.bench_changes(before, after)}
+    assert (
+        "per-task loop (eager)" in changes["ch03 maml"] and "slower" in changes["ch03 maml"].split("per-task loop")[1]
+    )
+    assert "vectorised (eager)" in changes["ch03 maml"] and "faster" in changes["ch03 maml"].split(";")[0]
+    code = _code("07_tools.ipynb")
+    assert "scaling.bench_rankings(" in code and "scaling.bench_changes(" in code
+    reading = next(_source(c) for c in _cells("07_tools.ipynb") if _source(c).startswith("What to read from these"))
+    assert not re.search(r"\d\.\d", reading), "a measured figure is typed into chapter 07's reading of the benchmarks"
+    for claim in ("is the fastest row", "much faster", "hardly changed"):
+        assert claim not in reading
+
+
+def test_bench_changes_says_about_the_same_within_the_tolerance() -> None:
+    from mlcourse.course import ch08_scaling as S
+
+    row = {"shape": "s", "algorithm": "maml", "unit": "tasks/s"}
+    before = {
+        "rows": [
+            {**row, "implementation": "vectorised", "rate": 10.0},
+            {**row, "implementation": "compiled", "rate": 10.0},
+        ]
+    }
+    after = {
+        "rows": [
+            {**row, "implementation": "vectorised", "rate": 10.4},
+            {**row, "implementation": "compiled", "rate": 8.0},
+        ]
+    }
+    (line,) = S.bench_changes(before, after)
+    assert (
+        "vectorised (eager) 10.0 -> 10.4 tasks/s (about the same" in line and "compiled (compiled) 10.0 -> 8.0" in line
+    )
+    assert "(slower, -20 %)" in line
+    with pytest.raises(ValueError, match="same_within=1.5"):
+        S.bench_changes(before, after, same_within=1.5)
+
+
+def test_chapter_08_distributed_text_matches_the_committed_measurement() -> None:
+    from mlcourse.course import ch08_scaling as S
+
+    report = S.load_distributed_results()[-1]
+    assert report["speedup"]["2"] < 1  # what chapter 08 says of the committed file: two processes slower than one
+    assert S.speedup_lines(report)[0].endswith("slower than one process")
+    text = _markdown("08_scalability.ipynb")
+    assert "were *slower* than one process" in text and "the committed 2-process CPU measurement" in text
+    assert "S.speedup_lines(report)" in _code("08_scalability.ipynb")
+
+
+def test_chapter_08_gpu_peak_and_imaml_are_stated_correctly() -> None:
+    from mlcourse.course import ch08_scaling as S
+
+    text, code = _markdown("08_scalability.ipynb"), _code("08_scalability.ipynb")
+    assert "TF32 setting" in S.load_gpu_reference()["how_measured"]  # the file records that it did not record it
+    assert "Which peak applies is not known" in text and "upper bound" in text
+    assert "torch.backends.cudnn.allow_tf32" in code and "at most" in code
+    assert r"H = \nabla^2_\phi\mathcal{L}^{\text{tr}}(\phi^\ast)" in text
+    assert "not on $K$" not in text and "the inner solve still takes its $K$ steps" in text
+
+
+def test_chapter_05_example_is_the_published_protocol_without_stratified() -> None:
+    from mlcourse.course import ch05_project as P
+
+    line = P.published_protocol_command("maml", "cifar-fs", k_shot=1)
+    assert "--stratified" not in line and "--split cifar-fs" in line and "--k-shot 1" in line
+    assert "P.published_protocol_command(" in _code("05_cifar100_project.ipynb")
+    assert '--stratified "' not in _code("05_cifar100_project.ipynb")
+    with pytest.raises(ValueError, match="split='nope'"):
+        P.published_protocol_command(split="nope")
+
+
+def test_chapter_02_account_of_the_full_runs_matches_the_files() -> None:
+    from mlcourse.course import experiments as ex
+
+    runs = ex.load_paper_runs()
+    assert len(runs) == 5 and len(ex.full_runs_summary(runs)) > 5
+    text = _markdown("02_core_concepts.ipynb")
+    assert "2026-11-27" not in text and "~25 min" not in _code("02_core_concepts.ipynb")
+    assert "ex.full_runs_summary(full_runs)" in _code("02_core_concepts.ipynb")
+    k5 = [r["comparison"]["K=5"]["maml"] for r in runs.values()]
+    # "in some runs a handful of the 1,000 tasks blow up", "a task can also blow up ... and recover"
+    assert any(0 < c["diverged"][10] <= 20 for c in k5) and any(c["diverged"][10] == 0 for c in k5)
+    assert any(max(c["diverged"][1:]) > c["diverged"][10] for c in k5)
+    # "the median task keeps improving, to below the paper's means"; "the K=10 curves show none"
+    paper = ex.PAPER_SINUSOID["maml"]
+    assert all(c["median"][5] < paper[1] and c["median"][10] < paper[2] for c in k5)
+    assert all(max(r["comparison"]["K=10"]["maml"]["diverged"]) == 0 for r in runs.values())
+    assert "the loss surface in θ is sharper" not in text
+
+
+def test_chapter_03_names_the_runs_it_makes() -> None:
+    from mlcourse.course import experiments as ex
+
+    text = _markdown("03_algorithms.ipynb")
+    assert "all five algorithms" not in text
+    assert set(ex.SINUSOID_COMPARISON) == {"maml", "metasgd", "reptile", "pretrain"}
+    assert "The sinusoid comparison below runs MAML,\nMeta-SGD and Reptile, with the pretrain-then-fine-tune" in text
+    runs = re.search(r"OMNIGLOT_RUNS = \{(.*?)\}", _code("03_algorithms.ipynb"), flags=re.S).group(1)
+    assert len(re.findall(r'"\w+": "', runs)) == 8 and "eight runs" in text
+    assert r"temperature $\tau = 10$" in text  # exercise 2: the MatchingNet's starting temperature
+
+
+def test_chapter_00_names_what_the_course_runs() -> None:
+    cells = _cells("00_welcome.ipynb")
+    field = next(_source(c) for c in cells if _source(c).startswith("## 6 · A map of the field"))
+    assert "only names the third family" not in field and "chapter 08 meta-trains" in field
+    table = next(_source(c) for c in cells if _source(c).startswith("## 5 · Map of the course"))
+    row = next(line for line in table.splitlines() if line.startswith("| 03 "))
+    for name in ("MAML", "first-order MAML", "Reptile", "Meta-SGD", "ANIL", "Proto-MAML", "Prototypical", "Matching"):
+        assert name in row, name

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,9 @@ from mlcourse.checkpoint import save_results
 from mlcourse.cli import main
 from mlcourse.course import ch05_project as P
 from mlcourse.data import EpisodeSampler, ImageClassDataset, import_cifar100
+from mlcourse.train import load_trained
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = dict(
     iterations=2,
@@ -129,6 +133,22 @@ def test_grid_on_fake_cifar_writes_results_and_loads_them(fake_cifar, tmp_path):
     assert problems == [] and sorted(r.method for r in rows) == ["MAML + attention", "ProtoNet"]
     assert all(r.device.startswith("CPU") and r.wall_time_s is not None for r in rows)
     assert P.load_project_results([tmp_path / "runs"])[0] == []
+
+    # the attention run's saved configuration says so, and it reloads and evaluates like any run (issue 24, item 7)
+    reloaded, checkpoint = load_trained(tmp_path / "runs" / "maml-attention", device="cpu")
+    assert checkpoint["config"]["attention"] is True
+    assert any("spatial" in n for n, _ in reloaded.model.named_parameters())
+    accuracy = reloaded.learner.evaluate(reloaded.samplers["test"].sample(2))["query_accuracy"]
+    assert accuracy.shape == (2,) and bool(((0 <= accuracy) & (accuracy <= 1)).all())
+
+
+def test_committed_attention_weights_reload_with_the_gate():
+    path = ROOT / "results" / "chapters" / "ch05" / "omniglot-maml-attention-5w1s.pt"
+    exp, checkpoint = load_trained(path, device="cpu")  # refused before: its configuration said attention=False
+    assert checkpoint["config"]["attention"] is True
+    assert any("spatial" in n for n, _ in exp.model.named_parameters())
+    plain, _ = load_trained(path.with_name("omniglot-maml-5w1s.pt"), device="cpu")
+    assert not any("spatial" in n for n, _ in plain.model.named_parameters())
 
 
 def test_grid_config_sizes_and_variants(data_root):

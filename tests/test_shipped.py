@@ -63,6 +63,82 @@ def test_shipped_weights_reproduce_their_recorded_accuracy(name: str, omniglot_d
         assert shipped.agrees(new, recorded), (name, n_way, k_shot, new.mean, recorded["mean"])
 
 
+PROTOCOL_CHECK_TASKS = {"transductive": 0, "support": 100, "single": 50}  # transductive: the `test` check above
+
+
+def test_every_shipped_run_records_each_protocol_on_the_test_tasks() -> None:
+    """Issue 25: each run reports the transductive and the non-transductive protocols on the protocol's 600 tasks;
+    the transductive entry is its `test` again (the same tasks, evaluated again: a few queries may flip)."""
+    for name, res in TRAINED.items():
+        recorded = res.get("test_by_protocol") or {}
+        assert set(recorded) == {"transductive", "support", "single"}, (name, sorted(recorded))
+        for protocol, entry in recorded.items():
+            assert entry["num_tasks"] >= 600 and entry["protocol"] == protocol and entry["seed"] == TEST_SEED, name
+            assert entry["command"].startswith(f"mlcourse eval results/omniglot/{name} --protocol {protocol}"), name
+            assert entry["inner_steps"] == res["config"]["test_inner_steps"] and entry["device"], name
+        again, test = recorded["transductive"]["per_task"], res["test"]["per_task"]
+        assert len(again) == len(test) and abs(sum(again) - sum(test)) / len(test) < 0.005, name
+
+
+@pytest.mark.parametrize("name", sorted(TRAINED))
+def test_shipped_weights_reproduce_their_recorded_protocols(name: str, omniglot_data) -> None:
+    """The non-transductive numbers, evaluated again on the first tasks of the recorded ones."""
+    recorded = TRAINED[name].get("test_by_protocol") or {}
+    assert recorded, f"{name}: no test_by_protocol (mlcourse eval results/omniglot/{name} --protocol P --record)"
+    for protocol, tasks in PROTOCOL_CHECK_TASKS.items():
+        if not tasks:
+            continue
+        entry = recorded[protocol]
+        new = shipped.reevaluate(name, tasks, seed=entry["seed"], protocol=protocol)
+        same_tasks = sum(entry["per_task"][:tasks]) / tasks
+        assert abs(new.mean - same_tasks) < 0.005, (name, protocol, new.mean, same_tasks)
+        assert shipped.agrees(new, entry), (name, protocol, new.mean, entry["mean"])
+
+
+def test_eval_protocol_records_beside_the_test(tmp_path, omniglot_data, capsys) -> None:
+    """`mlcourse eval RUN --protocol P --record` adds test_by_protocol[P] and leaves `test` as it was; it is the
+    library's evaluation of the same tasks, and it records the run's own task shape only."""
+    import shutil
+
+    from mlcourse.checkpoint import load_results
+    from mlcourse.cli import main
+
+    run = tmp_path / "protonet-5w1s"
+    shutil.copytree(shipped.SHIPPED_DIR / "protonet-5w1s", run)
+    before = load_results(run)
+    for protocol in ("support", "single"):
+        args = ["eval", str(run), "--protocol", protocol, "--tasks", "6", "--batch", "3", "--record", "--no-progress"]
+        assert main(args) == 0
+        assert f"{protocol} protocol" in capsys.readouterr().out
+    after = load_results(run)
+    assert after["test"] == before["test"] and after.get("extra_tests") == before.get("extra_tests")
+    library = shipped.evaluate_protocols("protonet-5w1s", ("support", "single"), 6, batch_size=3, directory=tmp_path)
+    for protocol, (result, _seconds) in library.items():
+        entry = after["test_by_protocol"][protocol]
+        assert entry["per_task"] == result.per_task and entry["num_tasks"] == 6 and entry["seed"] == TEST_SEED
+        assert entry["command"] == f"mlcourse eval {run} --protocol {protocol} --tasks 6 --seed {TEST_SEED} --batch 3"
+    assert library["single"][0].mean < library["support"][0].mean  # a query alone, normalised by itself
+    assert main(["eval", str(run), "--protocol", "support", "--n-way", "3", "--tasks", "2", "--record"]) != 0
+    assert "records the run's own task shape" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="protocols=\\['batch'\\].*transductive, support, single"):
+        shipped.evaluate_protocols("protonet-5w1s", ["batch"], 2, directory=tmp_path)
+
+
+def test_protocol_table_reads_the_files(tmp_path) -> None:
+    table = shipped.protocol_table()
+    for name, res in TRAINED.items():
+        for entry in (res.get("test_by_protocol") or {}).values():
+            assert f"{100 * entry['mean']:.2f} ± {100 * entry['ci95']:.2f} %" in table, name
+    assert "no shipped run records test_by_protocol" in shipped.protocol_table(directory=tmp_path)
+    run = {
+        "config": {"algo": "anil", "n_way": 5, "k_shot": 1},
+        "test_by_protocol": {"support": {"mean": 0.9, "ci95": 0.01}},
+    }
+    assert shipped.protocol_rows({"a": run, "b": {**run, "test_by_protocol": {}}}) == [
+        ["ANIL", "5-way 1-shot", "-", "90.00 ± 1.00 %", "-", "-"]
+    ]
+
+
 def test_results_table_reads_the_files(tmp_path) -> None:
     table = shipped.results_table()
     for name, res in RUNS.items():
@@ -98,3 +174,52 @@ def test_device_label_says_when_a_run_used_one_thread() -> None:
     assert shipped._short_device("CPU: AMD EPYC (2 cores, 2 torch threads)") == "CPU (2 cores)"
     assert shipped._short_device("CPU: AMD EPYC (2 cores, 1 torch threads)") == "CPU (2 cores, 1 thread)"
     assert shipped._short_device("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"
+
+
+def test_every_table_names_the_protocol_of_each_number(tmp_path) -> None:
+    """Issue 25: this course's numbers and the papers' each carry their protocol, so that no row compares a
+    transductive number with another unmarked."""
+    rows = shipped.table_rows(RUNS)
+    assert rows and all(row[3] == shipped.TRANSDUCTIVE for row in rows)  # the shipped runs' `test`: query batch stats
+    assert all(row[-1] == "not reported" or "; " in row[-1] for row in rows)
+    assert "protocol (this course)" in shipped.results_table().splitlines()[0]
+    assert shipped.published("maml", 5, 1).protocol == shipped.TRANSDUCTIVE
+    assert shipped.published("reptile", 5, 1).protocol == shipped.TRANSDUCTIVE
+    for algo in ("protonet", "matchingnet", "metasgd"):
+        assert shipped.published(algo, 5, 1).cell().endswith("; as published)"), algo
+    support_run = {"config": {"algo": "protonet", "n_way": 5, "k_shot": 1, "norm_mode": "support"}}
+    test = {"mean": 0.9, "ci95": 0.01, "num_tasks": 6}
+    assert shipped.table_rows({"a": {**support_run, "test": test}})[0][3] == "support-set statistics"
+    single = {**test, "protocol": "single"}
+    assert shipped.table_rows({"a": {**support_run, "test": single}})[0][3] == "each query alone (a batch of one)"
+    assert "published (source; protocol)" in shipped.protocol_table().splitlines()[0]
+    with pytest.raises(ValueError, match="protocol='batch' is not known; allowed: transductive, support"):
+        shipped.protocol_label("batch")
+
+
+def test_target_rows_say_which_runs_meet_their_non_transductive_target(tmp_path) -> None:
+    def run(algo, support):
+        return {"config": {"algo": algo, "n_way": 5, "k_shot": 1}, "test_by_protocol": {"support": support}}
+
+    runs = {
+        "a": run("maml", {"mean": 0.981, "ci95": 0.003}),
+        "b": run("protonet", {"mean": 0.99, "ci95": 0.002}),
+        "c": run("anil", {"mean": 0.5, "ci95": 0.01}),  # no target
+        "d": {"config": {"algo": "reptile", "n_way": 5, "k_shot": 1}},  # no support test
+    }
+    assert shipped.target_rows(runs) == [
+        [
+            "MAML (second order)",
+            "5-way 1-shot",
+            "98.10 ± 0.30 %",
+            "≥ 98.3 %",
+            "misses it by 0.20 points (inside its 95 % CI)",
+        ],
+        ["ProtoNet", "5-way 1-shot", "99.00 ± 0.20 %", "≥ 98.8 %", "meets it"],
+    ]
+    assert "no shipped run with a target" in shipped.target_table(directory=tmp_path)
+    table = shipped.target_table()
+    for name, res in TRAINED.items():
+        key = (res["config"]["algo"], res["config"]["n_way"], res["config"]["k_shot"])
+        if key in shipped.NON_TRANSDUCTIVE_TARGETS:
+            assert f"{100 * res['test_by_protocol']['support']['mean']:.2f} ±" in table, name

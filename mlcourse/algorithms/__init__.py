@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from mlcourse.algorithms.core import Learner, MetaOutput
+from mlcourse.algorithms.core import NORM_MODES, PROTOCOLS, Learner, MetaOutput
 from mlcourse.algorithms.gradient_based import ANIL, FOMAML, MAML, ArticleRule, MetaSGD, Pretrain, ProtoMAML, Reptile
 from mlcourse.algorithms.metric_based import MatchingNet, ProtoNet
 from mlcourse.algorithms.model_based import BlackBox
@@ -39,11 +39,13 @@ def make_learner(
     first_order: bool = False,
     vectorise: bool = True,
     compile: bool = False,
+    norm_mode: str = "transductive",
     **kwargs: Any,
 ) -> Learner:
     """Build learner ``name`` around ``model``. Extra keyword arguments: ``num_classes`` (pretrain),
     ``include_query``, ``inner_batch`` (reptile), ``scale`` (matchingnet). ``fomaml``/``reptile`` are always first order.
-    ``compile=True`` compiles the vectorised map with ``torch.compile`` (falls back to eager with a notice)."""
+    ``compile=True`` compiles the vectorised map with ``torch.compile`` (falls back to eager with a notice).
+    ``norm_mode``: ``transductive`` (each batch's own statistics) or ``support`` (the support set's)."""
     key = name.strip().lower()
     if key not in REGISTRY:
         raise ValueError(f"unknown algorithm {name!r}; allowed: {', '.join(ALGORITHMS)}")
@@ -54,12 +56,15 @@ def make_learner(
         first_order=first_order,
         vectorise=vectorise,
         compile=compile,
+        norm_mode=norm_mode,
         **kwargs,
     )
 
 
 __all__ = [
     "ALGORITHMS",
+    "NORM_MODES",
+    "PROTOCOLS",
     "REGISTRY",
     "Learner",
     "MetaOutput",

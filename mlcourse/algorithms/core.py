@@ -22,7 +22,8 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, NamedTuple, Optional, Union
 
@@ -33,10 +34,21 @@ from torch.func import functional_call
 from torch.utils._pytree import tree_leaves, tree_map
 
 from mlcourse.data.tasks import TaskBatch
+from mlcourse.models import TaskNormI, context_rows
 
 Params = dict[str, Tensor]
 GradFn = Callable[[Callable[[Params], Tensor], Params, bool], Params]
 LR = Union[float, Params]
+
+# How normalisation layers get their statistics (``Learner(norm_mode=...)``): ``transductive``, the statistics of
+# whatever batch the network is given (MAML's protocol: a query's output depends on the other queries); ``support``,
+# the support set's statistics for the support set and for every later input (a prediction of one image is the same
+# alone or in a batch); ``tasknorm``, ``support`` with a model of ``TaskNormI`` layers (the support set's moments
+# blended with each image's own). Evaluation protocols add ``single``: each query classified alone in the learner's
+# own mode.
+NORM_MODES = ("transductive", "support", "tasknorm")
+PROTOCOLS = ("transductive", "support", "single")
+CONTEXT_KEY = "context.x"  # the support images an adapted state carries in ``support`` mode (not a parameter name)
 
 
 class MetaOutput(NamedTuple):
@@ -57,6 +69,26 @@ def check_inner(inner_lr: float, inner_steps: int) -> None:
 def subdict(params: Params, prefix: str) -> Params:
     """``{"head.weight": w, "body.0.x": b}, "head." -> {"weight": w}`` (to call a submodule functionally)."""
     return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def model_params(state: Params) -> Params:
+    """An adapted state without the support images it may carry (``CONTEXT_KEY``): the tensors a model can take."""
+    return {k: v for k, v in state.items() if k != CONTEXT_KEY}
+
+
+def in_context(state: Params, x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """``fn(x)``, or in ``support`` mode (``state`` carries the support images) the rows of ``x`` in
+    ``fn(cat([support, x]))``: normalised with the support set's statistics (see ``Learner._map``)."""
+    if CONTEXT_KEY not in state:
+        return fn(x)
+    context = state[CONTEXT_KEY]
+    return fn(torch.cat([context, x]))[context.shape[0] :]
+
+
+def check_norm_mode(norm_mode: str) -> None:
+    """Raise ``ValueError`` naming the bad value and the allowed ones."""
+    if norm_mode not in NORM_MODES:
+        raise ValueError(f"norm_mode={norm_mode!r} is not known; allowed: {', '.join(NORM_MODES)}")
 
 
 def features(model: nn.Module, params: Params, x: Tensor) -> Tensor:
@@ -197,10 +229,15 @@ class Learner(nn.Module):
         first_order: bool = False,
         vectorise: bool = True,
         compile: bool = False,
+        norm_mode: str = "transductive",
     ) -> None:
         super().__init__()
         check_inner(inner_lr, inner_steps)
+        check_norm_mode(norm_mode)
+        if norm_mode == "tasknorm" and not any(isinstance(m, TaskNormI) for m in model.modules()):
+            raise ValueError("norm_mode='tasknorm' needs a model with TaskNorm-I layers (Conv4(norm='tasknorm'))")
         self.model = model
+        self.norm_mode = norm_mode
         self.inner_lr, self.inner_steps = float(inner_lr), int(inner_steps)
         self.first_order, self.vectorise = bool(first_order), bool(vectorise)
         self.use_compile = bool(compile)
@@ -235,15 +272,24 @@ class Learner(nn.Module):
         raise NotImplementedError
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
-        """One task's outputs (logits, log-probabilities or regression values) for inputs ``x``."""
+        """One task's outputs (logits, log-probabilities or regression values) for inputs ``x``; a subclass runs
+        the network through :func:`in_context` so that ``support`` mode normalises ``x`` with the support set."""
         raise NotImplementedError
+
+    def context_state(self, sx: Tensor) -> Params:
+        """What the adapted state carries for normalisation: the support images in ``support`` mode, else nothing."""
+        return {} if self.norm_mode == "transductive" else {CONTEXT_KEY: sx}
+
+    def task_state(self, meta: dict[str, Params], sx: Tensor, sy: Tensor, **kw: Any) -> Params:
+        """:meth:`task_adapt` plus :meth:`context_state`: the state :meth:`task_predict` receives."""
+        return {**self.task_adapt(meta, sx, sy, **kw), **self.context_state(sx)}
 
     def task_train(
         self, meta: dict[str, Params], task: dict[str, Tensor], *, grad_fn: GradFn, classification: bool, n_way: int
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """One task's meta-loss and metrics: adapt on the support set, score the queries (the graph back to
         ``meta`` is kept unless the learner is first order)."""
-        state = self.task_adapt(
+        state = self.task_state(
             meta,
             task["sx"],
             task["sy"],
@@ -268,7 +314,7 @@ class Learner(nn.Module):
         inner_lr: Optional[float] = None,
     ) -> dict[str, Tensor]:
         """One task's query metrics after adapting for ``steps`` steps (no meta-gradient)."""
-        state = self.task_adapt(
+        state = self.task_state(
             meta,
             task["sx"],
             task["sy"],
@@ -288,7 +334,32 @@ class Learner(nn.Module):
     def _map(self, fn: Callable, meta: dict[str, Params], task: dict[str, Tensor], key: tuple = ()) -> Any:
         """Apply ``fn(meta, task)`` to every task: ``vmap`` (vectorised) or a loop whose outputs are stacked; with
         ``self.use_compile`` the vmapped map, or in the loop the one-task function, is compiled. ``key`` names ``fn``
-        among the compiled maps (its static arguments)."""
+        among the compiled maps (its static arguments). In ``support`` mode the normalisation layers take their
+        statistics from the first rows of each input, as many as a support set has (a static value)."""
+        with context_rows(self.model, self._context_size(task)):
+            return self._map_tasks(fn, meta, task, (self.norm_mode, *key))
+
+    def _context_size(self, task: dict[str, Any]) -> Optional[int]:
+        """The support set's size in ``support`` mode (from the support images or the state carrying them)."""
+        state = task.get("state") or {}
+        if self.norm_mode == "transductive":
+            if CONTEXT_KEY in state:
+                raise ValueError(
+                    f"these adapted states carry the support images ({CONTEXT_KEY!r}): they were adapted in a "
+                    "non-transductive mode, but the learner's norm_mode is 'transductive'; predict in the same mode"
+                )
+            return None
+        if "sx" in task:
+            return int(task["sx"].shape[1])
+        if CONTEXT_KEY not in state:
+            raise ValueError(
+                f"norm_mode={self.norm_mode!r} needs an adapted state that carries the support images "
+                f"({CONTEXT_KEY!r}): adapt with this learner in this mode (learner.adapt(batch))"
+            )
+        return int(state[CONTEXT_KEY].shape[1])
+
+    def _map_tasks(self, fn: Callable, meta: dict[str, Params], task: dict[str, Tensor], key: tuple) -> Any:
+        """:meth:`_map` without the normalisation context."""
         if self.vectorise:
             mapped = torch.func.vmap(partial(fn, grad_fn=grad_func), in_dims=(None, 0), randomness="error")
             if self.use_compile:
@@ -352,7 +423,7 @@ class Learner(nn.Module):
         static = self._static(batch)
 
         def one_task(meta: dict[str, Params], task: dict[str, Tensor], grad_fn: GradFn) -> Params:
-            return self.task_adapt(
+            return self.task_state(
                 meta,
                 task["sx"],
                 task["sy"],
@@ -406,7 +477,7 @@ class Learner(nn.Module):
 
             def one_task(meta: dict[str, Params], task: dict[str, Tensor], grad_fn: GradFn) -> dict[str, Tensor]:
                 adapt = partial(
-                    self.task_adapt,
+                    self.task_state,
                     sx=task["sx"],
                     sy=task["sy"],
                     inner_lr=inner_lr,
@@ -422,7 +493,7 @@ class Learner(nn.Module):
                         ]
                     )
                     if s < max_steps:  # one more step from the adapted state
-                        state = adapt({**meta, "model": {**meta["model"], **state}}, steps=1)
+                        state = adapt({**meta, "model": {**meta["model"], **model_params(state)}}, steps=1)
                 return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
 
             curve = self._map(
@@ -433,15 +504,23 @@ class Learner(nn.Module):
             )
         return {k: v.detach() for k, v in curve.items()}
 
-    def evaluate(self, batch: TaskBatch, inner_steps: int | None = None) -> dict[str, Tensor]:
+    def evaluate(
+        self, batch: TaskBatch, inner_steps: int | None = None, protocol: Optional[str] = None
+    ) -> dict[str, Tensor]:
         """Adapt on each support set (``inner_steps``, default the training value) and score the queries: the
         metrics of ``predict(adapt(batch), query_x)``, computed task by task in one map.
 
+        ``protocol``: ``None`` keeps the learner's ``norm_mode``; ``"transductive"`` or ``"support"`` evaluates in
+        that mode; ``"single"`` classifies each query alone (a batch of one) in the learner's own mode.
         No meta-gradient is built (works inside or outside ``torch.no_grad()``); returns per-task ``[T]`` metrics.
         """
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={protocol!r} is not known; allowed: {', '.join(PROTOCOLS)} (or None)")
         steps = self.inner_steps if inner_steps is None else inner_steps
         check_inner(self.inner_lr, steps)
-        with torch.no_grad():
+        if protocol == "single":
+            return self._evaluate_each_query_alone(batch, steps)
+        with torch.no_grad(), self.normalising(protocol or self.norm_mode):
             static = self._static(batch)
             metrics = self._map(
                 partial(self.task_eval, steps=steps, **static),
@@ -450,6 +529,23 @@ class Learner(nn.Module):
                 key=("eval", steps, *static.values()),
             )
         return {k: v.detach() for k, v in metrics.items()}
+
+    def _evaluate_each_query_alone(self, batch: TaskBatch, steps: int) -> dict[str, Tensor]:
+        """The ``single`` protocol: ``predict`` called with one query per task at a time (no query sees another)."""
+        state = self.adapt(batch, steps=steps)
+        outs = torch.cat([self.predict(state, batch.query_x[:, j : j + 1]) for j in range(batch.query_x.shape[1])], 1)
+        rows = [task_metrics(o, y, batch.is_classification)[1] for o, y in zip(outs, batch.query_y)]
+        return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+
+    @contextmanager
+    def normalising(self, norm_mode: str) -> Iterator[None]:
+        """Within the block the learner runs in ``norm_mode`` (evaluation under another protocol); restored after."""
+        check_norm_mode(norm_mode)
+        saved, self.norm_mode = self.norm_mode, norm_mode
+        try:
+            yield
+        finally:
+            self.norm_mode = saved
 
     def config_dict(self) -> dict[str, Any]:
         """Hyper-parameters for checkpoints (``make_learner(c.pop("algorithm"), model, **c)`` rebuilds it)."""
@@ -460,5 +556,6 @@ class Learner(nn.Module):
             "first_order": self.first_order,
             "vectorise": self.vectorise,
             "compile": self.use_compile,
+            "norm_mode": self.norm_mode,
             **self.extra_config(),
         }

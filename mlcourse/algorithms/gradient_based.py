@@ -10,7 +10,16 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from mlcourse.algorithms.core import Learner, Params, features, sgd_steps, subdict, task_metrics
+from mlcourse.algorithms.core import (
+    Learner,
+    Params,
+    features,
+    in_context,
+    model_params,
+    sgd_steps,
+    subdict,
+    task_metrics,
+)
 from mlcourse.data.tasks import TaskBatch
 
 Task = dict[str, Tensor]
@@ -34,7 +43,7 @@ class MAML(Learner):
         return sgd_steps(loss_fn, meta["model"], lr, steps, create_graph=create_graph, grad_fn=grad_fn)
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
-        return functional_call(self.model, state, (x,))
+        return in_context(state, x, lambda z: functional_call(self.model, model_params(state), (z,)))
 
 
 class FOMAML(MAML):
@@ -90,7 +99,8 @@ class ANIL(MAML):
         return {f"head.{k}": v for k, v in head.items()}
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
-        return functional_call(self.model.head, subdict(state, "head."), (features(self.model, meta["model"], x),))
+        fx = in_context(state, x, lambda z: features(self.model, meta["model"], z))
+        return functional_call(self.model.head, subdict(state, "head."), (fx,))
 
 
 class ProtoMAML(MAML):
@@ -147,10 +157,14 @@ class Reptile(MAML):
     def inner_batches(self, n_examples: int, n_way: int) -> list[Tensor] | None:
         """The support indices of each inner step (``None``: the whole support set every step). The support
         set is class-major (``EpisodeSampler``: ``y = 0..0 1..1 ...``); reading it shot-major interleaves the
-        classes, so each mini-batch holds about ``inner_batch / n_way`` examples of every class."""
+        classes, so each mini-batch holds about ``inner_batch / n_way`` examples of every class. Regression
+        (``n_way == 0``: no classes) takes the support points in their sampled order, which is already random."""
         if self.inner_batch is None or self.inner_batch >= n_examples or self.include_query:
             return None
-        order = torch.arange(n_examples).view(n_way, n_examples // n_way).t().reshape(-1)
+        if n_way > 0:
+            order = torch.arange(n_examples).view(n_way, n_examples // n_way).t().reshape(-1)
+        else:
+            order = torch.arange(n_examples)
         return [
             order[(s * self.inner_batch + torch.arange(self.inner_batch)) % n_examples] for s in range(self.inner_steps)
         ]
@@ -179,10 +193,10 @@ class Reptile(MAML):
                 bx, by = x[idx.to(x.device)], y[idx.to(y.device)]
                 loss_fn = lambda p: task_metrics(functional_call(self.model, p, (bx,)), by, classification)[0]  # noqa: E731
                 phi = sgd_steps(loss_fn, phi, lr, 1, create_graph=False, grad_fn=grad_fn)
-        phi = {k: v.detach() for k, v in phi.items()}
+        phi = {k: v.detach() for k, v in model_params(phi).items()}
         surrogate = sum((theta[k] * (theta[k].detach() - phi[k])).sum() for k in theta)
-        _, metrics = task_metrics(functional_call(self.model, phi, (task["qx"],)), task["qy"], classification)
-        return surrogate, metrics
+        out = self.task_predict(meta, {**phi, **self.context_state(task["sx"])}, task["qx"])
+        return surrogate, task_metrics(out, task["qy"], classification)[1]
 
 
 class ArticleRule(MAML):
@@ -196,9 +210,8 @@ class ArticleRule(MAML):
         loss, metrics = task_metrics(
             functional_call(self.model, meta["model"], (task["sx"],)), task["sy"], classification, "support"
         )
-        metrics.update(
-            task_metrics(functional_call(self.model, meta["model"], (task["qx"],)), task["qy"], classification)[1]
-        )
+        out = self.task_predict(meta, {**meta["model"], **self.context_state(task["sx"])}, task["qx"])
+        metrics.update(task_metrics(out, task["qy"], classification)[1])
         return loss, metrics
 
 
@@ -288,4 +301,5 @@ class Pretrain(MAML):
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         if "probe.weight" not in state:
             return super().task_predict(meta, state, x)
-        return features(self.model, meta["model"], x) @ state["probe.weight"].T + state["probe.bias"]
+        fx = in_context(state, x, lambda z: features(self.model, meta["model"], z))
+        return fx @ state["probe.weight"].T + state["probe.bias"]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mlcourse.algorithms.core import Learner, Params, features
+from mlcourse.algorithms.core import Learner, Params, features, in_context
 
 Task = dict[str, Tensor]
 
@@ -38,7 +38,7 @@ class ProtoNet(Learner):
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         """Logits = minus the squared Euclidean distance of each embedded input to each prototype."""
-        fq = features(self.model, meta["model"], x)
+        fq = in_context(state, x, lambda z: features(self.model, meta["model"], z))
         return -(fq.unsqueeze(1) - state["prototypes"].unsqueeze(0)).square().sum(-1)
 
 
@@ -82,7 +82,7 @@ class MatchingNet(ProtoNet):
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         """log p(c|q): attention over the support set, summed per class (exactly, with ``logsumexp``)."""
-        fq = features(self.model, meta["model"], x)
+        fq = in_context(state, x, lambda z: features(self.model, meta["model"], z))
         tau = meta["temperature"]["log_scale"].exp()
         sim = tau * F.normalize(fq, dim=-1) @ state["support"].T  # [Q, S]
         mask = state["labels"].bool()  # [S, N]

@@ -31,7 +31,8 @@ from typing import Any, Optional
 
 import nbformat
 
-from mlcourse.config import NOTEBOOKS, chapter_notebooks, device_name, resolve_device
+from mlcourse.config import NOTEBOOKS, REPOSITORY_URL, chapter_notebooks, device_name, resolve_device
+from mlcourse.course.syllabus import syllabus_html
 
 TEMPLATE_NAME = "mlcourse_book"
 TEMPLATE_DIR = Path(__file__).with_name("book_template") / TEMPLATE_NAME  # nbconvert template + style sheet
@@ -68,6 +69,34 @@ SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
 # tables; ``--all-full`` builds them in full mode too.
 READS_COMMITTED = ("00", "01", "02", "03", "04", "05", "06")
 FAST_PAGE_NOTE = "built in fast mode: tiny runs that rank nothing; the tables read the committed full-scale results"
+COLAB = "https://colab.research.google.com/github/{repo}/blob/main/notebooks/{notebook}"
+BINDER = "https://mybinder.org/v2/gh/{repo}/HEAD?labpath=notebooks/{notebook}"
+
+
+def launch_links(notebook: str, repository: str = REPOSITORY_URL) -> dict[str, str]:
+    """The "Open in Colab" and Binder addresses of ``notebook`` (a file in ``notebooks/``), built from the one
+    repository setting (``mlcourse.config.REPOSITORY_URL``): the README and every book page link them."""
+    prefix = "https://github.com/"
+    repo = repository.removeprefix(prefix).removesuffix(".git").strip("/")
+    if not repository.startswith(prefix) or repo.count("/") != 1 or "" in repo.split("/"):
+        raise ValueError(f"repository {repository!r} is not allowed; allowed: https://github.com/<owner>/<name>")
+    if not notebook.endswith(".ipynb") or "/" in notebook:
+        raise ValueError(f"notebook {notebook!r} is not allowed; allowed: a file name NN_name.ipynb in notebooks/")
+    return {"colab": COLAB.format(repo=repo, notebook=notebook), "binder": BINDER.format(repo=repo, notebook=notebook)}
+
+
+def launch_table(paths: Optional[Sequence[Path]] = None) -> str:
+    """The README's chapter list: one Markdown row per chapter with its launch links (tests/test_launch.py checks
+    that the README holds exactly this table)."""
+    rows = ["| # | chapter | run it in the browser |", "| --- | --- | --- |"]
+    for path in paths if paths is not None else chapter_notebooks():
+        title = title_of(nbformat.read(path, as_version=4), path.stem).split(" · ", 1)[-1]
+        links = launch_links(path.name)
+        rows.append(
+            f"| {path.stem[:2]} | [{title}](notebooks/{path.name}) | "
+            f"[Open in Colab]({links['colab']}) · [Binder]({links['binder']}) |"
+        )
+    return "\n".join(rows)
 
 
 @dataclass
@@ -291,12 +320,17 @@ def render(nb: nbformat.NotebookNode, mathjax_url: str, nav: dict[str, Any]) -> 
     return body
 
 
+def _launch_html(notebook: str) -> str:
+    links = launch_links(notebook)
+    return f'<a href="{links["colab"]}">Open in Colab</a> · <a href="{links["binder"]}">Binder</a>'
+
+
 def index_page(pages: Sequence[ChapterPage], info: dict[str, Any]) -> str:
     """The table of contents, in the article's section order."""
     rows = "\n".join(
         f'<tr><td class="num">{html.escape(p.stem[:2])}</td><td>{html.escape(p.section)}</td>'
         f'<td><a href="{p.page}">{html.escape(p.title)}</a></td><td>{"fast" if p.fast else "full"}</td>'
-        f'<td><a href="{p.notebook}" download>notebook</a></td></tr>'
+        f'<td><a href="{p.notebook}" download>notebook</a> · {_launch_html(p.stem + ".ipynb")}</td></tr>'
         for p in pages
     )
     modes = {p.fast for p in pages}
@@ -314,13 +348,16 @@ def index_page(pages: Sequence[ChapterPage], info: dict[str, Any]) -> str:
 <h1>mlcourse · learning to learn</h1>
 <p>A meta-learning course that runs: one chapter per section of the article
 “元学习算法的扩展性分析” (<i>Scalability analysis of meta-learning algorithms</i>), corrected where it is wrong,
-with this course's own experiments. This site is the course executed once; to run it yourself, clone the
-repository and type <code>make course</code> (each page links to its notebook).</p>
+with this course's own experiments. This site is the course executed once; to run it yourself, open a chapter in
+Colab or Binder (a hosted notebook: its first cell installs the package), or clone the repository and type
+<code>make course</code> (each page links to its notebook).</p>
 <h2>Contents</h2>
 <table class="mlcourse-toc"><thead><tr><th>#</th><th>Article section</th><th>Chapter</th><th>Built in</th><th>Run it</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>
+<h2>Syllabus</h2>
+{syllabus_html()}
 <p class="mlcourse-built">Built {html.escape(info["date"])} in {mode} on {html.escape(info["device"])},
 in {info["seconds"]:.0f} s ({html.escape(info["builder"])}).</p>
 </main></body></html>
@@ -382,6 +419,7 @@ def build_book(
             "next_title": short_title(pages[i + 1].title) if i + 1 < len(pages) else None,
             "fast": page.fast,
             "fast_note": FAST_PAGE_NOTE,
+            **launch_links(path.name),
         }
         (out / page.page).write_text(render(static_page_cells(nb, path.name), mathjax_url, nav), encoding="utf-8")
     info = {

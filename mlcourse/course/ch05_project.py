@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from mlcourse import models
 from mlcourse.algorithms import make_learner
 from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
+from mlcourse.commands import train_command
 from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, seed_everything, torch_threads
 from mlcourse.course import plots
 from mlcourse.course.committed import train_committed
@@ -342,6 +343,7 @@ def grid_config(
         "n_way": n_way,
         "k_shot": k_shot,
         "stratified": True,
+        "attention": variant.attention,
         "log_every": 5 if fast else 20,
         "checkpoint_every": 10**9,
         **sizes,
@@ -358,12 +360,11 @@ def build_variant(
     config: Any,
     datasets: Mapping[str, Any],
     *,
-    attention: bool = False,
     stratified_train: bool = True,
     device: torch.device | str | None = None,
 ):
     """An :class:`mlcourse.train.Experiment` on preloaded ``datasets`` (what ``build_experiment`` does,
-    plus the attention gate and stratified sampling for the training split only)."""
+    with stratified sampling for the training split only); the attention gate follows ``config.attention``."""
 
     if "val" not in datasets and config.val_tasks > 0:
         raise ValueError(f"val_tasks={config.val_tasks} but no 'val' split was loaded; load it or set val_tasks=0")
@@ -389,7 +390,7 @@ def build_variant(
         n_out=config.n_way,
         hidden=config.hidden,
         image_size=int(train_set.images.shape[-1]),
-        attention=attention,
+        attention=config.attention,
     ).to(device)
     extra = {"num_classes": int(train_set.num_classes)} if config.algo == "pretrain" else {}
     learner = make_learner(
@@ -498,7 +499,7 @@ def run_grid(
             config = grid_config(
                 choice, variant, n_way=n_way, k_shot=k_shot, fast=fast, device=str(dev), out_dir=run_dir, **overrides
             )
-            exp = build_variant(config, datasets, attention=variant.attention, device=dev)
+            exp = build_variant(config, datasets, device=dev)
             shipped_name = f"ch05/{choice.data}-{variant.slug}-{n_way}w{k_shot}s" if committed and not fast else None
             notice = None if shipped_name is not None or fast else training_notice(config, exp)
             if notice:  # a full-scale grid is hours of work on a laptop: say so before it starts (train_committed too)
@@ -640,6 +641,18 @@ def _relative(path: Path) -> str:
         return str(path.resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
+
+
+def published_protocol_command(algo: str = "maml", split: str = "cifar-fs", k_shot: int = 1) -> str:
+    """The ``mlcourse train`` line of one published-protocol CIFAR-100 run (uniform test *and* training tasks, as
+    behind the published numbers, so no ``--stratified``), generated from its ``TrainConfig`` with the data set's
+    defaults: chapter 05 prints it as the example when no results exist yet (``docs/FULL_SCALE.md`` lists them all)."""
+    if split not in CIFAR100_SCHEMES:
+        raise ValueError(f"split={split!r} is not allowed; allowed: {', '.join(CIFAR100_SCHEMES)}")
+    config = TrainConfig.defaults(
+        "cifar100", algo, fast=False, split_scheme=split, k_shot=k_shot, out_dir=f"runs/ch05/{split}-5w{k_shot}s/{algo}"
+    )
+    return ".venv/bin/" + train_command(config)
 
 
 def published_rows(data: Optional[str] = None) -> list[ResultRow]:

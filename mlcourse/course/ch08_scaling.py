@@ -331,6 +331,30 @@ def plot_sweep(
     return fig
 
 
+def ood_figure(families: Mapping[str, Any], shots: Sequence[int] = (5, 10)) -> Figure:
+    """Chapter 08: the median query MSE of the black-box learner and of MAML (each adaptation in the results) on
+    each task family of ``experiments.blackbox_ood`` (inside and outside the training range), one panel per K, log
+    scale: the bars are the numbers of the results file or of a live run, nothing typed in."""
+    import matplotlib.pyplot as plt
+
+    names = list(families)
+    fig, axes = plt.subplots(1, len(shots), figsize=(5.6 * len(shots), 3.9), squeeze=False)
+    for ax, k in zip(axes[0], shots):
+        cells = [families[n][f"K={k}"] for n in names]
+        models = [m for m in cells[0] if m != "black_box_wins"]
+        width = 0.8 / len(models)
+        for j, model in enumerate(models):
+            xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(names))]
+            ax.bar(xs, [c[model]["median"] for c in cells], width=width, label=model)
+        ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("median query MSE over tasks")
+        ax.set_title(f"K={k} support points: inside and outside the training range", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def point_figure(
     inner_steps: int = 2,
     k_shot: int = 1,
@@ -454,6 +478,45 @@ def gpu_results_table(results: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) if lines else "no benchmark results found"
 
 
+EAGER_ROWS = ("vectorised", "per-task loop", "learn2learn")  # benchmark rows run without torch.compile
+
+
+def bench_rankings(payload: Mapping[str, Any]) -> list[str]:
+    """One line per shape and algorithm of a benchmark file (``bench.load_results()``): its rows from the fastest
+    to the slowest with their rates, so that chapter 07 prints each comparison instead of typing it."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in payload.get("rows", []):
+        groups.setdefault((row["shape"], row["algorithm"]), []).append(row)
+    name = str(payload.get("file", "this run")).split("/")[-1]
+    lines = []
+    for (shape, algo), rows in groups.items():
+        ordered = sorted(rows, key=lambda r: -r["rate"])
+        ranking = " > ".join(f"{r['implementation']} {r['rate']:.1f}" for r in ordered)
+        lines.append(f"{name} {shape} {algo}: {ranking} {rows[0]['unit']} (fastest: {ordered[0]['implementation']})")
+    return lines
+
+
+def bench_changes(before: Mapping[str, Any], after: Mapping[str, Any], *, same_within: float = 0.05) -> list[str]:
+    """Rows measured in both benchmark files at the same shape, one line per algorithm: each implementation's rate
+    in ``before`` and ``after`` and whether it rose or fell (a change below ``same_within``, as a fraction, reads
+    "about the same"; chapter 07: before and after keeping freed memory)."""
+    if not 0 <= same_within < 1:
+        raise ValueError(f"same_within={same_within!r} is not allowed; allowed: 0 <= same_within < 1")
+    old = {(r["shape"], r["algorithm"], r["implementation"]): r["rate"] for r in before.get("rows", [])}
+    per_algo: dict[tuple[str, str], list[str]] = {}
+    for r in after.get("rows", []):
+        was = old.get((r["shape"], r["algorithm"], r["implementation"]))
+        if was is None:
+            continue
+        change = r["rate"] / was - 1
+        word = "about the same" if abs(change) < same_within else "faster" if change > 0 else "slower"
+        kind = "eager" if r["implementation"] in EAGER_ROWS else "compiled"
+        per_algo.setdefault((r["shape"], r["algorithm"]), []).append(
+            f"{r['implementation']} ({kind}) {was:.1f} -> {r['rate']:.1f} {r['unit']} ({word}, {100 * change:+.0f} %)"
+        )
+    return [f"{shape} {algo}: " + "; ".join(parts) for (shape, algo), parts in per_algo.items()]
+
+
 def timer() -> Callable[[], float]:
     """``elapsed = timer(); ...; elapsed()`` seconds (notebook cells report their own run time)."""
     start = time.perf_counter()
@@ -486,6 +549,24 @@ def distributed_report(**kwargs: Any) -> dict[str, Any]:
         "torch": str(torch.__version__),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def speedup_lines(report: Mapping[str, Any]) -> list[str]:
+    """For each process count above one in a distributed measurement (:func:`distributed_report`): its speed-up over
+    one process, said in words from the numbers (faster or slower than one process)."""
+    results = {int(k): v for k, v in report["results"].items()}
+    speedups = {int(k): float(v) for k, v in report["speedup"].items()}
+    if 1 not in results:
+        raise ValueError(f"the report has no one-process measurement; process counts: {sorted(results)}")
+    lines = []
+    for world in sorted(w for w in results if w > 1):
+        s = speedups[world]
+        verdict = "faster than" if s > 1 else "slower than" if s < 1 else "as fast as"
+        lines.append(
+            f"{world} processes: {1e3 * results[world]['median_s']:.0f} ms against {1e3 * results[1]['median_s']:.0f} ms "
+            f"for one: speed-up {s:.2f}x, {verdict} one process"
+        )
+    return lines
 
 
 def load_distributed_results(directory: Any = None) -> list[dict[str, Any]]:

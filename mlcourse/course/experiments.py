@@ -13,6 +13,8 @@ Sections:
   :func:`sinusoid_predictions`, :func:`sinusoid_task_embedding`, :func:`pca_2d`;
 * Omniglot few-shot classification: :func:`load_omniglot_splits`, :func:`scratch_baseline`,
   :func:`train_omniglot`, :func:`omniglot_comparison`;
+* chapter 08's black-box learner: :func:`blackbox_vs_maml`, and outside the training range :func:`blackbox_ood`
+  (``mlcourse blackbox-ood``: :func:`blackbox_ood_run`, :func:`ood_table`, :func:`ood_findings`);
 * tables: :func:`format_table`.
 """
 
@@ -23,7 +25,9 @@ import contextlib
 import datetime as _dt
 import json
 import math
+import re
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +46,7 @@ from mlcourse.checkpoint import load_results, save_results
 from mlcourse.commands import train_command
 from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, seed_everything
 from mlcourse.course import ch04_bilevel as B
+from mlcourse.course.committed import read as read_committed
 from mlcourse.course.committed import train_committed
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
 from mlcourse.data.tasks import TaskBatch
@@ -650,6 +655,52 @@ def load_paper_runs(
     return {label: data for _, label, data in sorted(runs, key=lambda r: r[0])}
 
 
+def _span(values: Sequence[float], digits: int = 2) -> str:
+    """``"0.57–0.72"``: the smallest and largest of ``values`` (finite ones) with ``digits`` decimals."""
+    finite = [v for v in values if math.isfinite(v)]
+    return f"{min(finite):.{digits}f}–{max(finite):.{digits}f}" if finite else "none finite"
+
+
+def full_runs_summary(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Chapter 02's account of the full-scale runs (:func:`load_paper_runs`), as lines computed from the files so that
+    no figure is typed into the notebook: the files' dates, K=5 means after one step beside the paper's, the median
+    task after 5 and 10 steps, the tasks diverged after each step, the share of tasks with ``alpha * lambda_max``
+    above 2, and the curvature after one step of the tasks that blow up against the others."""
+    if not runs:
+        raise ValueError("no full-scale runs: results/sinusoid_paper_full*.json are missing")
+    k5 = {label: r["comparison"]["K=5"] for label, r in runs.items()}
+    paper = PAPER_SINUSOID
+    dates = sorted({r["date"][:10] for r in runs.values()})
+    lines = [
+        f"{len(runs)} full runs, files dated {', '.join(dates)} (each file's date is printed with the tables above)",
+        f"K=5, after 1 step: MAML mean {_span([c['maml']['mean'][1] for c in k5.values()])} (paper "
+        f"{paper['maml'][0]}), pretrained {_span([c['pretrained']['mean'][1] for c in k5.values()])} "
+        f"(paper {paper['pretrained'][0]})",
+        f"K=5, median task after 5 steps {_span([c['maml']['median'][5] for c in k5.values()])}, after 10 steps "
+        f"{_span([c['maml']['median'][10] for c in k5.values()])} (the paper's means: {paper['maml'][1]}, "
+        f"{paper['maml'][2]})",
+    ]
+    for label, c in k5.items():
+        n = c.get("num_tasks", "?")
+        lines.append(f"K=5, {label}: tasks diverged after 1..10 steps {c['maml']['diverged'][1:]} of {n}")
+    k10 = max(max(r["comparison"]["K=10"]["maml"]["diverged"]) for r in runs.values())
+    lines.append(f"K=10: the most tasks diverged in any run after any number of steps: {k10}")
+    for k in ("K=5", "K=10"):
+        shares = [r["maml_step_sharpness"][k]["share_above_2"] for r in runs.values() if "maml_step_sharpness" in r]
+        if shares:
+            lines.append(
+                f"{k}: share of tasks with alpha*lambda_max > 2 at theta: {_span([100 * s for s in shares], 0)} %"
+            )
+    for label, r in runs.items():
+        along = r.get("maml_step_sharpness", {}).get("K=5", {}).get("along_steps")
+        if along and along["num_diverged"] > 0:
+            lines.append(
+                f"{label}: median alpha*lambda_max after 1 step: {along['diverged'][1]:.1f} for the "
+                f"{along['num_diverged']} tasks that blow up, {along['not_diverged'][1]:.1f} for the others"
+            )
+    return lines
+
+
 def variants_table(runs: Mapping[str, Mapping[str, Any]], k_shot: int = 5, steps: Sequence[int] = (1, 5, 10)) -> str:
     """One row per run (:func:`load_paper_runs`): MAML's mean, median and mean-over-the-tasks-that-did-not-
     diverge query MSE after ``steps`` fine-tuning steps on ``k_shot`` points, the tasks diverged after the
@@ -1199,6 +1250,189 @@ def save_blackbox_vs_maml(
     return save_result(BLACKBOX_VS_MAML, payload, device, directory=directory, wall_time_s=run["train_wall_time_s"])
 
 
+BLACKBOX_OOD = "ch08_blackbox_ood"  # results/ch08_blackbox_ood.json: chapter 08, tasks outside the training range
+OOD_COMMAND = "mlcourse blackbox-ood --threads 1"  # how results/ch08_blackbox_ood.json is made (recorded in it)
+
+
+def ood_families() -> dict[str, SinusoidTasks]:
+    """Chapter 08's test families: the training range (amplitude U[0.1, 5], phase U[0, pi]) and three outside it:
+    larger amplitudes, the other half-period of phases (waves of the opposite sign), and both at once."""
+    pi = math.pi
+    return {
+        "training range": SinusoidTasks(),
+        "amplitude 5-10": SinusoidTasks(amplitude=(5.0, 10.0)),
+        "phase pi-2pi": SinusoidTasks(phase=(pi, 2 * pi)),
+        "amplitude 5-10, phase pi-2pi": SinusoidTasks(amplitude=(5.0, 10.0), phase=(pi, 2 * pi)),
+    }
+
+
+def committed_sinusoid_maml(name: str = "ch02/sinusoid-maml") -> tuple[nn.Module, dict[str, Any]]:
+    """Chapter 02's full-scale MAML (the committed weights ``results/chapters/<name>.pt``, in fast mode too) and
+    where it came from: the file, its training settings, device, date and wall time."""
+    saved = read_committed(name)
+    if saved is None:
+        raise FileNotFoundError(f"no committed weights results/chapters/{name}.pt (mlcourse sinusoid-paper makes them)")
+    config = saved["config"]
+    learner = make_learner(
+        config["algo"], SinusoidMLP(hidden=config["hidden"]), inner_lr=config["inner_lr"], inner_steps=1
+    )
+    learner.load_state_dict(saved["learner"])
+    info = {
+        "weights": f"results/chapters/{name}.pt",
+        "iterations": config["iterations"],
+        "inner_lr": config["inner_lr"],
+        "device": saved["device"],
+        "date": saved["date"],
+        "train_wall_time_s": saved["wall_time_s"],
+    }
+    return learner, info
+
+
+def _loss_summary(losses: Tensor) -> dict[str, float]:
+    """Mean ± 95 % CI and median of per-task query MSEs (a diverged task, ``nan`` or ``inf``, counts as ``inf``; its
+    mean is then not finite, which :func:`mse_cell` prints as "diverged", so numpy's warning about it is silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, ci95 = mean_ci(losses)
+    return {"mean": mean, "ci95": ci95, "median": float(losses.nan_to_num(nan=math.inf).median())}
+
+
+def blackbox_ood(
+    blackbox: nn.Module,
+    maml: nn.Module,
+    *,
+    num_tasks: int = 500,
+    shots: Sequence[int] = (5, 10),
+    maml_steps: Sequence[int] = (1, 10),
+    seed: int = SINUSOID_TEST_SEED,
+) -> dict[str, Any]:
+    """Chapter 08: the black-box learner (no step) against MAML after ``maml_steps`` SGD steps at its training
+    step size, on the same tasks and query points of each :func:`ood_families` family (``num_tasks`` tasks, K in
+    ``shots``, 100 queries). Per family and K: each model's query MSE (mean, 95 % CI, median) and the share of tasks
+    on which the black box's MSE is below MAML's after ``max(maml_steps)`` steps (with its 95 % CI)."""
+    if num_tasks < 2:
+        raise ValueError(f"num_tasks={num_tasks} is not allowed; allowed: >= 2 (a confidence interval needs two)")
+    if not maml_steps or min(maml_steps) < 0:
+        raise ValueError(f"maml_steps={tuple(maml_steps)} is not allowed; allowed: integers >= 0, at least one")
+    last = max(maml_steps)
+    out: dict[str, Any] = {}
+    for name, family in ood_families().items():
+        rows = {}
+        for k in shots:
+            batch = family.sample(num_tasks, int(k), 100, generator=torch.Generator().manual_seed(seed))
+            black = blackbox.evaluate(batch)["query_loss"].double().cpu()
+            curve = maml.adaptation_curve(batch, last)["query_loss"].double().cpu()
+            wins, wins_ci = mean_ci((black < curve[:, last].nan_to_num(nan=math.inf)).double())
+            rows[f"K={k}"] = {
+                "black box": _loss_summary(black),
+                **{f"MAML, {s} step{'' if s == 1 else 's'}": _loss_summary(curve[:, s]) for s in maml_steps},
+                "black_box_wins": {"share": wins, "ci95": wins_ci, "against": f"MAML, {last} steps"},
+            }
+        out[name] = {"amplitude": list(family.amplitude), "phase": list(family.phase), **rows}
+    return out
+
+
+def parameter_count(module: nn.Module) -> int:
+    """The number of trainable numbers in ``module`` (chapter 08 prints it for both learners)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def blackbox_ood_run(*, num_tasks: int = 500, device: torch.device | str = "cpu", progress: bool = True) -> dict:
+    """``mlcourse blackbox-ood``: the black-box learner trained again with the settings of
+    ``results/ch08_blackbox_vs_maml.json`` (its weights are not committed; its in-distribution test is compared
+    with the file's, task by task) and chapter 02's committed MAML, tested by :func:`blackbox_ood`."""
+    committed = load_result(BLACKBOX_VS_MAML)
+    if committed is None:
+        raise FileNotFoundError(f"{result_path(BLACKBOX_VS_MAML)} is missing: run mlcourse blackbox-vs-maml first")
+    s = committed["settings"]
+    width, layers, heads = (int(v) for v in re.findall(r"=(\d+)", s["model"]))
+    start = time.perf_counter()
+    run = blackbox_vs_maml(
+        s["iterations"],
+        num_tasks=s["test_tasks"],
+        k_shot_train=s["k_shot_train"],
+        meta_batch_size=s["meta_batch_size"],
+        width=width,
+        layers=layers,
+        heads=heads,
+        outer_lr=s["outer_lr"],
+        seed=s["seed"],
+        device=device,
+        progress=progress,
+    )
+    maml, maml_info = committed_sinusoid_maml()
+    blackbox = run["learner"].cpu().eval()
+    same = {
+        k: max(abs(a - b) for a, b in zip(run["test"][k]["per_task"], committed["test"][k]["per_task"]))
+        for k in committed["test"]
+    }
+    models = {
+        "black box": {
+            "model": s["model"],
+            "parameters": parameter_count(blackbox),
+            "settings_from": f"results/{BLACKBOX_VS_MAML}.json",
+            "train_wall_time_s": round(run["train_wall_time_s"], 1),
+            "max_abs_difference_from_committed_test": same,
+        },
+        "MAML": {"model": "SinusoidMLP 1-40-40-1", "parameters": parameter_count(maml), **maml_info},
+    }
+    results = blackbox_ood(blackbox, maml, num_tasks=num_tasks)
+    return {"models": models, "families": results, "num_tasks": num_tasks, "wall_time_s": time.perf_counter() - start}
+
+
+def save_blackbox_ood(run: Mapping[str, Any], device: torch.device | str = "cpu", directory=None) -> Path:
+    """Write a :func:`blackbox_ood_run` to ``results/ch08_blackbox_ood.json`` with the command that made it."""
+    payload = {"command": OOD_COMMAND, **{k: run[k] for k in ("models", "families", "num_tasks")}}
+    return save_result(BLACKBOX_OOD, payload, device, directory=directory, wall_time_s=run["wall_time_s"])
+
+
+def ood_table(families: Mapping[str, Any], k_shot: int = 10) -> str:
+    """Query MSE (mean ± 95 % CI, median) of every model on each family at K = ``k_shot``, and the share of tasks
+    the black box wins against MAML's longest adaptation."""
+    rows, headers = [], None
+    for name, fam in families.items():
+        cell = fam[f"K={k_shot}"]
+        models = [m for m in cell if m != "black_box_wins"]
+        headers = headers or [
+            "tasks (amplitude, phase)",
+            *models,
+            f"black box better than {cell['black_box_wins']['against']}",
+        ]
+        ranges = f"{name}: A in [{fam['amplitude'][0]:g}, {fam['amplitude'][1]:g}], b in [{fam['phase'][0]:.2f}, {fam['phase'][1]:.2f}]"
+        wins = cell["black_box_wins"]
+        rows.append(
+            [ranges]
+            + [f"{mse_cell(cell[m]['mean'], cell[m]['ci95'])} (median {cell[m]['median']:.3f})" for m in models]
+            + [f"{100 * wins['share']:.0f} ± {100 * wins['ci95']:.0f} % of tasks"]
+        )
+    return format_table(rows, headers or [])
+
+
+def ood_findings(families: Mapping[str, Any], k_shot: int = 10, reference: str = "training range") -> list[str]:
+    """:func:`blackbox_ood`'s results in words, one line per family outside ``reference``: each model's median query
+    MSE and how many times its median on the ``reference`` tasks that is, whether the black box's error grew by more
+    or by less than MAML's, and on what share of the tasks the black box still does better (chapter 08)."""
+    if reference not in families:
+        raise ValueError(f"reference={reference!r} is not one of the families: {', '.join(families)}")
+    base = families[reference][f"K={k_shot}"]
+    lines = []
+    for name, fam in families.items():
+        if name == reference:
+            continue
+        cell = fam[f"K={k_shot}"]
+        maml = cell["black_box_wins"]["against"]
+        growth = {m: cell[m]["median"] / base[m]["median"] for m in ("black box", maml)}
+        more = "more" if growth["black box"] > growth[maml] else "less"
+        wins = cell["black_box_wins"]
+        lines.append(
+            f"K={k_shot}, {name}: black box median {cell['black box']['median']:.3f} ({growth['black box']:.3g}x its "
+            f"median in the {reference}), {maml} {cell[maml]['median']:.3f} ({growth[maml]:.3g}x): the black box's "
+            f"error grew {more} than MAML's; its MSE is the lower one on {100 * wins['share']:.0f} ± "
+            f"{100 * wins['ci95']:.0f} % of the tasks"
+        )
+    return lines
+
+
 def blackbox_table(blackbox: Mapping[str, Any], maml: Optional[Mapping[str, Any]], label: str = "black box") -> str:
     """Query MSE on the same test tasks: the black-box learner (no step) beside MAML after 1 and 10 steps."""
     rows = []
@@ -1341,11 +1575,28 @@ def add_sinusoid_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     return parser
 
 
+def add_ood_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``mlcourse blackbox-ood`` (chapter 08; the black box's training settings come from its results
+    file, so there is no iteration or seed option)."""
+    parser.add_argument("--tasks", type=int, default=500, help="test tasks per family and K (default 500)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
 def run(args: argparse.Namespace) -> int:
     """``mlcourse sinusoid-paper`` (the full-scale sinusoid run behind ``results/sinusoid_paper_full.json``, resumable:
     checkpoints in ``runs/sinusoid-paper-full``) and ``mlcourse article-vs-maml`` (chapter 04's full-size run)."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.command == "blackbox-ood":  # chapter 08: outside the training range -> results/ch08_blackbox_ood.json
+        run = blackbox_ood_run(num_tasks=args.tasks, device=args.device)
+        counts = [f"{model} {info['parameters']:,}" for model, info in run["models"].items()]
+        print(f"parameters: {', '.join(counts)}")
+        for k in (5, 10):
+            print(ood_table(run["families"], k_shot=k))
+        print(f"saved {save_blackbox_ood(run, args.device)}")
+        return 0
     if args.command == "blackbox-vs-maml":  # chapter 08's trends -> results/ch08_blackbox_vs_maml.json
         run = blackbox_vs_maml(args.iterations or 10_000, seed=args.seed, device=args.device)
         print(blackbox_table(run, load_result("sinusoid_paper_full")))

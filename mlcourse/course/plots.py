@@ -355,6 +355,8 @@ FIELD_MAP: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
             ("Reptile", "Nichol et al. 2018", "ch. 03 · 04 (why it works) · 08"),
             ("Meta-SGD", "Li et al. 2017", "ch. 03 · 05 · 07 · 08"),
             ("ANIL", "Raghu et al. 2020", "ch. 03 (Omniglot table) · 08 (cost)"),
+            ("Proto-MAML", "Triantafillou et al. 2020", "ch. 03 (Omniglot table; a ProtoNet head, then MAML)"),
+            ("iMAML (implicit gradients)", "Rajeswaran et al. 2019", "named in ch. 08 (cost); not run in this course"),
         ),
     ),
     (
@@ -440,7 +442,7 @@ def _blank_axes(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
 def field_map() -> Figure:
     """Chapter 00: the three families of meta-learning, each algorithm with the chapters that treat it
     (``FIELD_MAP``). Boxes: 1 root + 3 families + one per algorithm; arrows: root -> each family."""
-    fig, ax = _blank_axes((13.0, 7.2))
+    fig, ax = _blank_axes((13.0, 8.2))
     _box(
         ax,
         0.5,
@@ -453,6 +455,8 @@ def field_map() -> Figure:
         fontsize=11,
     )
     columns = (1 / 6, 1 / 2, 5 / 6)
+    longest = max(len(algorithms) for _, _, algorithms in FIELD_MAP)
+    spacing = min(0.125, 0.58 / max(1, longest - 1))  # the longest column ends above the footnote
     for (family, idea, algorithms), x, colour in zip(FIELD_MAP, columns, FAMILY_COLOURS):
         _arrow(ax, (0.5, 0.905), (x, 0.855), colour="dimgrey")
         _box(ax, x, 0.8, f"{family}\n{idea}", width=0.31, height=0.1, colour=colour, alpha=0.28, fontsize=8.5)
@@ -461,10 +465,10 @@ def field_map() -> Figure:
             _box(
                 ax,
                 x,
-                0.66 - 0.125 * j,
+                0.66 - spacing * j,
                 f"{name}  ({reference})\n{where}",
                 width=0.29,
-                height=0.085,
+                height=min(0.085, 0.82 * spacing),
                 colour=colour,
                 alpha=0.08 if not_run else 0.16,
                 fontsize=8.5,

@@ -350,6 +350,56 @@ def algorithm_widget(
     return widget
 
 
+# --------------------------------------------------------------------------------------------------
+# chapter 03: one test image, classified alone
+
+
+def one_image_predictions(learner: nn.Module, task, query: int, steps: int | None = None) -> dict[str, torch.Tensor]:
+    """Class probabilities of query ``query`` of a one-task batch, computed live four ways: with the support set's
+    statistics, alone and inside the query batch (equal: no query sees another), and with transductive statistics,
+    inside the query batch and alone (a batch of one, normalised by itself). ``steps``: inner steps to adapt."""
+    _check_range("query", query, 0, task.query_x.shape[1] - 1)
+    out = {}
+    for mode in ("support", "transductive"):
+        with learner.normalising(mode):
+            state = learner.adapt(task, steps=steps)
+            out[f"{mode} statistics, inside the query batch"] = learner.predict(state, task.query_x)[0, query]
+            out[f"{mode} statistics, alone"] = learner.predict(state, task.query_x[:, query : query + 1])[0, 0]
+    return {name: torch.softmax(v.float(), -1).cpu() for name, v in out.items()}
+
+
+def one_image_figure(learner: nn.Module, task, query: int = 0, steps: int | None = None) -> Figure:
+    """The support images, the chosen query and the four predictions of :func:`one_image_predictions` as bars."""
+    probs = one_image_predictions(learner, task, query, steps)
+    sx, sy = task.support_x[0].cpu(), task.support_y[0].cpu()
+    fig = plt.figure(figsize=(max(8.0, 1.3 * (len(sx) + 1)), 5.5), constrained_layout=True)
+    grid = fig.add_gridspec(2, len(sx) + 1, height_ratios=[1, 2.2])
+    for i, (image, label) in enumerate([*zip(sx, sy.tolist()), (task.query_x[0, query].cpu(), None)]):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(image.squeeze(0), cmap="gray")
+        ax.set_title(f"class {label}" if label is not None else f"query {query}\n(true: {int(task.query_y[0, query])})")
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    classes = torch.arange(task.n_way)
+    width = 0.8 / len(probs)
+    for j, (name, p) in enumerate(probs.items()):
+        ax.bar(classes + (j - (len(probs) - 1) / 2) * width, p, width, label=f"{name}: class {int(p.argmax())}")
+    ax.set(xticks=classes.tolist(), xlabel="class", ylabel="probability", ylim=(0, 1.05))
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def one_image_widget(learner: nn.Module, task, query: int = 0, steps: int | None = None, display: bool = True):
+    """A slider that picks one query image of ``task`` and redraws :func:`one_image_figure` (chapter 03: the shipped
+    model classifies it alone). Draws once with the default query."""
+    import ipywidgets as w
+
+    last = task.query_x.shape[1] - 1
+    _check_range("query", query, 0, last)
+    controls = {"query": w.IntSlider(value=query, min=0, max=last, description="query image")}
+    return live_figure(controls, lambda **kw: one_image_figure(learner, task, steps=steps, **kw), display=display)
+
+
 __all__ = [
     "sinusoid_task",
     "mean_function_label",
@@ -364,4 +414,7 @@ __all__ = [
     "adaptation_widget",
     "beta_widget",
     "algorithm_widget",
+    "one_image_predictions",
+    "one_image_figure",
+    "one_image_widget",
 ]

@@ -1,7 +1,7 @@
-"""Reference solutions and checkers for the notebooks' exercises, one module per chapter (``ch02``, ...).
+"""Visible checks of the notebooks' graded exercises, one module per chapter (``ch01``, ...).
 
-Each exercise cell in a notebook starts with ``answer = None`` for the student to replace; the
-chapter's ``check_*`` function then grades the student's answer against the reference solution here
-(or, when the answer is still ``None``, says so and shows the reference result). ``tests/`` tests
-every reference solution.
+Each check takes the student's function ``answer`` and tests *properties* of it (shape, sign, a limiting case, an
+invariance, a finite-difference test), printing pass or fail with a hint and never an expected value. Nothing here
+computes an exercise's answer: the reference solutions and the hidden tests live only in the instructor's copy of
+the notebooks (the ``### BEGIN SOLUTION`` / ``### BEGIN HIDDEN TESTS`` blocks that ``make student`` strips).
 """

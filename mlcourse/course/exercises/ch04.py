@@ -1,47 +1,31 @@
-"""Chapter 04 (the bilevel objective): reference solutions and checkers.
+"""Chapter 04 (the bilevel objective): inputs and visible checks of the exercises.
 
-1. ``two_step_meta_gradient``: the exact meta-gradient after two inner steps, written with gradients and
-   Hessian-vector products only; checked against autograd through the unrolled loop.
-2. ``first_order_error_quadratic``: the closed-form relative error of first-order MAML for a 1-D
-   quadratic; checked against the measured error.
-3. ``joint_training_loss``: the article's rule written honestly, as a joint-training loss whose gradient
-   is the article's update; checked against ``make_learner("article")``.
+1. ``check_two_step_meta_gradient``: the exact meta-gradient after two inner steps, from gradients and
+   Hessian-vector products only; compared with autograd through the unrolled loop.
+2. ``check_first_order_error_quadratic``: the closed-form relative error of first-order MAML for a 1-D quadratic.
+3. ``check_joint_training_loss``: the article's rule written honestly, as a joint-training loss whose gradient is the
+   article's update; compared with ``make_learner("article")``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad
+from torch.func import grad
 
 from mlcourse.algorithms import make_learner
 from mlcourse.course import ch04_bilevel as B
+from mlcourse.course.exercises._common import Checks, as_float64, close, missing
 from mlcourse.data.sinusoid import SinusoidTasks
 from mlcourse.models import SinusoidMLP
 
-# --------------------------------------------------------------------------------------------------
-# Exercise 1: the two-step meta-gradient by hand
-# --------------------------------------------------------------------------------------------------
 
-
-def two_step_meta_gradient(task: B.BilevelTask, theta: Tensor, alpha: float) -> Tensor:
-    """Reference: ``(I - alpha H_0)(I - alpha H_1) grad L^val(phi_2)`` with ``H_k = nabla^2 L^tr(phi_k)``,
-    applied right to left with Hessian-vector products."""
-    g = grad(task.support_loss)
-    phi0 = theta
-    phi1 = phi0 - alpha * g(phi0)
-    phi2 = phi1 - alpha * g(phi1)
-    v = grad(task.query_loss)(phi2)
-    v = v - alpha * B.hvp(task.support_loss, phi1, v)  # (I - alpha H_1) v
-    v = v - alpha * B.hvp(task.support_loss, phi0, v)  # (I - alpha H_0) (...)
-    return v
-
-
-def _exercise1_cases() -> list[tuple[B.BilevelTask, Tensor, float]]:
-    """The toy quadratics and a non-quadratic task (a small tanh network on a sinusoid), float64."""
+def exercise1_cases() -> list[tuple[B.BilevelTask, Tensor, float]]:
+    """(task, theta, alpha): the toy quadratics and a non-quadratic task (a small tanh network on a sinusoid)."""
     theta = torch.tensor(B.TOY_THETA0, dtype=torch.float64)
     cases = [(task, theta, 0.3) for task in B.toy_tasks()]
     gen = torch.Generator().manual_seed(0)
@@ -60,109 +44,98 @@ def _exercise1_cases() -> list[tuple[B.BilevelTask, Tensor, float]]:
 
 
 def check_two_step_meta_gradient(answer: Optional[Callable[[B.BilevelTask, Tensor, float], Tensor]]) -> bool:
-    """Grade ``answer(task, theta, alpha) -> Tensor`` against autograd through two inner steps."""
-    cases = _exercise1_cases()
-    if answer is None:
-        task, theta, alpha = cases[0]
-        ref = two_step_meta_gradient(task, theta, alpha)
-        print(
-            f"no answer yet. Reference, toy task 1 at theta={tuple(theta.tolist())}, alpha={alpha}: "
-            f"meta-gradient = {[round(v, 4) for v in ref.tolist()]}"
-        )
+    """Properties of ``answer(task, theta, alpha) -> Tensor``: shape, alpha = 0 gives the query gradient, and the
+    value agrees with autograd through two unrolled inner steps on each case (relative error < 1e-8)."""
+    name = "two-step meta-gradient"
+    if missing(name, answer):
         return False
-    ok = True
-    for i, (task, theta, alpha) in enumerate(cases):
-        expected = B.meta_gradient_autograd(task, theta, alpha, steps=2)
-        got = answer(task, theta, alpha)
-        err = B.relative_error(torch.as_tensor(got, dtype=expected.dtype).reshape(expected.shape), expected)
-        passed = err < 1e-8
-        ok &= passed
-        print(f"case {i + 1}: {'correct' if passed else 'not yet'} (relative error vs autograd < 1e-8: {passed})")
-    return ok
-
-
-# --------------------------------------------------------------------------------------------------
-# Exercise 2: the first-order error of a quadratic in closed form
-# --------------------------------------------------------------------------------------------------
-
-
-def first_order_error_quadratic(curvature: float, alpha: float, steps: int) -> float:
-    """Reference: for ``L^tr = 1/2 a (t - c)^2`` and ``L^val = 1/2 a (t - d)^2`` the exact meta-gradient is
-    ``(1 - alpha a)^K`` times the first-order one, so ``|exact - fo| / |exact| = |1 - (1 - alpha a)^K| /
-    |1 - alpha a|^K`` (about ``K alpha a`` for small ``alpha``)."""
-    m = (1.0 - alpha * curvature) ** steps
-    return abs(1.0 - m) / abs(m)
-
-
-def _measured_first_order_error(curvature: float, alpha: float, steps: int) -> float:
-    a = torch.tensor([[curvature]], dtype=torch.float64)
-    task = B.BilevelTask(
-        B.quadratic_loss(torch.tensor([1.0], dtype=torch.float64), a),
-        B.quadratic_loss(torch.tensor([1.7], dtype=torch.float64), a),
+    check, cases = Checks(name), exercise1_cases()
+    task, theta, _ = cases[-1]
+    out = as_float64(check.run(answer, task, theta, 0.05))
+    if not check("same shape as theta", out.shape == theta.shape, "one entry per parameter"):
+        return False
+    at_zero = as_float64(check.run(answer, task, theta, 0.0))
+    query_grad = grad(task.query_loss)(theta)
+    check(
+        "alpha = 0 gives the query loss's gradient at theta",
+        at_zero.shape == theta.shape and B.relative_error(at_zero, query_grad) < 1e-10,
+        "limiting case: no inner steps",
     )
-    return float(B.first_order_relative_error([task], torch.tensor([-2.0], dtype=torch.float64), [alpha], steps)[0])
-
-
-EXERCISE2_CASES = [(2.0, 0.01, 1), (2.0, 0.1, 1), (2.0, 0.1, 3), (0.5, 0.3, 5), (4.0, 0.2, 2)]
+    for i, (task, theta, alpha) in enumerate(cases):
+        got = as_float64(check.run(answer, task, theta, alpha))
+        unrolled = B.meta_gradient_autograd(task, theta, alpha, steps=2)
+        check(
+            f"case {i + 1} ({'quadratic' if i < len(cases) - 1 else 'tanh network'}) agrees with autograd",
+            got.shape == theta.shape and B.relative_error(got, unrolled) < 1e-8,
+            "H_1 at phi_1 applied first, then H_0 at theta; both Hessians equal only for quadratics",
+        )
+    return check.ok
 
 
 def check_first_order_error_quadratic(answer: Optional[Callable[[float, float, int], float]]) -> bool:
-    """Grade ``answer(curvature, alpha, steps) -> float`` against the error measured with ``mlcourse.course.ch04_bilevel``."""
-    if answer is None:
-        print(
-            "no answer yet. Measured errors (curvature, alpha, steps) -> error: "
-            + ", ".join(f"{c} -> {_measured_first_order_error(*c):.4f}" for c in EXERCISE2_CASES)
-        )
+    """Properties of ``answer(curvature, alpha, steps) -> float``: zero at alpha = 0, about ``K alpha a`` for a small
+    step, growing with the number of steps while ``alpha a < 1``."""
+    name = "first-order error"
+    if missing(name, answer):
         return False
-    ok = True
-    for case in EXERCISE2_CASES:
-        measured = _measured_first_order_error(*case)
-        passed = abs(float(answer(*case)) - measured) <= 1e-6 * max(1.0, abs(measured))
-        ok &= passed
-        print(f"curvature={case[0]}, alpha={case[1]}, steps={case[2]}: {'correct' if passed else 'not yet'}")
-    return ok
-
-
-# --------------------------------------------------------------------------------------------------
-# Exercise 3: the article's rule, honestly, as joint training
-# --------------------------------------------------------------------------------------------------
-
-
-def joint_training_loss(model: nn.Module, batch) -> Tensor:
-    """Reference: the mean over tasks of the support MSE at theta; its gradient is the article's update
-    (``(1/N) sum_i grad L_{T_i}(theta)``). No inner loop: the article's ``theta_i`` never matter."""
-    params = dict(model.named_parameters())
-    return torch.stack(
-        [
-            B.mse(functional_call(model, params, (batch.support_x[i],)), batch.support_y[i])
-            for i in range(batch.num_tasks)
-        ]
-    ).mean()
-
-
-def _article_gradient(model: nn.Module, batch) -> Tensor:
-
-    learner = make_learner("article", model, inner_lr=0.01, inner_steps=1)
-    model.zero_grad(set_to_none=True)
-    learner(batch).loss.backward()
-    g = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
-    model.zero_grad(set_to_none=True)
-    return g
+    check = Checks(name)
+    value = as_float64(check.run(answer, 2.0, 0.1, 3)).reshape(-1)
+    if not check("returns one number", value.numel() == 1, "return a float"):
+        return False
+    check("alpha = 0: no error", abs(float(as_float64(check.run(answer, 2.0, 0.0, 3)).sum())) < 1e-12, "limiting case")
+    small = [float(as_float64(check.run(answer, a, 1e-5, k)).sum()) for a, k in ((2.0, 1), (0.5, 4))]
+    check(
+        "a tiny step gives an error of about K * alpha * a",
+        abs(small[0] / 2e-5 - 1) < 1e-3 and abs(small[1] / 2e-5 - 1) < 1e-3,
+        "expand (1 - alpha a)^K for small alpha",
+    )
+    grows = [float(as_float64(check.run(answer, 1.0, 0.2, k)).sum()) for k in (1, 2, 4)]
+    check("the error grows with the steps (alpha a < 1)", grows[0] < grows[1] < grows[2], "every step adds a factor")
+    at_pole = check.run(answer, 2.0, 0.5, 3)  # alpha = 1/a (None, and a failed check, when it raises)
+    check(
+        "alpha = 1/a returns infinity without raising",
+        at_pole is not None and math.isinf(float(as_float64(at_pole).sum())),
+        "the exact meta-gradient vanishes there: return math.inf instead of dividing by zero",
+    )
+    return check.ok
 
 
 def check_joint_training_loss(answer: Optional[Callable[[nn.Module, object], Tensor]]) -> bool:
-    """Grade ``answer(model, batch) -> scalar loss``: its gradient must equal ``make_learner("article")``'s."""
-
+    """Properties of ``answer(model, batch) -> scalar``: it ignores the query sets, and its gradient is
+    ``make_learner("article")``'s update on a sinusoid batch (relative error < 1e-8)."""
+    name = "joint-training loss"
+    if missing(name, answer):
+        return False
+    check = Checks(name)
     torch.manual_seed(0)
     model = SinusoidMLP().double()
     batch = SinusoidTasks().sample(6, 10, 10, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    expected = _article_gradient(model, batch)
-    if answer is None:
-        print(f"no answer yet. The article's update on this batch has norm {expected.norm():.4f}")
+    loss = check.run(answer, model, batch)
+    if not check("returns a scalar tensor", isinstance(loss, Tensor) and loss.numel() == 1, "a 0-d tensor"):
         return False
+    noisy = type(batch)(
+        batch.support_x, batch.support_y, torch.randn_like(batch.query_x), torch.randn_like(batch.query_y)
+    )
+    other = check.run(answer, model, noisy)
+    check("the query sets do not matter", close(other, loss, 1e-12), "the article never uses them")
     model.zero_grad(set_to_none=True)
-    answer(model, batch).backward()
-    got = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in model.parameters()])
-    passed = B.relative_error(got, expected) < 1e-8
-    print(f"gradient equals the article's update (make_learner('article')): {'correct' if passed else 'not yet'}")
-    return passed
+    make_learner("article", model, inner_lr=0.01, inner_steps=1)(batch).loss.backward()
+    article = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    model.zero_grad(set_to_none=True)
+    check.run(lambda: answer(model, batch).backward())
+    got = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in model.parameters()])
+    model.zero_grad(set_to_none=True)
+    check(
+        "its gradient is the article's update",
+        B.relative_error(got, article) < 1e-8,
+        "the mean over tasks of the support MSE at theta; no inner step",
+    )
+    return check.ok
+
+
+__all__ = [
+    "exercise1_cases",
+    "check_two_step_meta_gradient",
+    "check_first_order_error_quadratic",
+    "check_joint_training_loss",
+]

@@ -1,19 +1,15 @@
-"""Chapter 05 (the article's CIFAR-100 experiment, run properly): reference solutions and checkers.
+"""Chapter 05 (the article's CIFAR-100 experiment, run properly): inputs and visible checks of the exercises.
 
-1. ``confidence_interval``: mean and 95% confidence half-width of per-task accuracies, the few-shot
-   protocol's ``1.96 * std / sqrt(n)``; checked against ``mlcourse.train.confidence_interval``.
-2. ``distinct_superclasses``: for a batch of tasks, whether each task's classes come from different
-   superclasses (what superclass-stratified sampling guarantees); checked on uniform and stratified batches.
-3. ``inner_step``: the article's ``maml_update`` fixed: one differentiable SGD step on the support set,
-   returning adapted parameters and leaving theta alone; checked by value and by meta-gradient against
-   ``make_learner("maml")``.
+1. ``check_distinct_superclasses``: whether each task's classes come from different superclasses (what
+   superclass-stratified sampling guarantees).
+2. ``check_inner_step``: the article's ``maml_update`` fixed: one differentiable SGD step on the support set, returning
+   adapted parameters and leaving theta alone; its meta-gradient is compared with ``make_learner("maml")``'s.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,125 +17,52 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from mlcourse.algorithms import make_learner
+from mlcourse.course.exercises._common import Checks, missing
 from mlcourse.data import EpisodeSampler, ImageClassDataset
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import Conv4
-from mlcourse.train import confidence_interval as protocol
-
-# --------------------------------------------------------------------------------------------------
-# Exercise 1: a 95% confidence interval by hand
-# --------------------------------------------------------------------------------------------------
 
 
-def confidence_interval(accuracies: Any) -> tuple[float, float]:
-    """Reference: ``(mean, 1.96 * std / sqrt(n))`` with the population standard deviation (as the MAML and
-    ProtoNet reference code; with n >= 100 tasks the sample std differs by < 1%, which the checker accepts)."""
-    a = torch.as_tensor(accuracies, dtype=torch.float64).reshape(-1)
-    return float(a.mean()), 1.96 * float(a.std(unbiased=False)) / math.sqrt(a.numel())
-
-
-def _exercise1_cases() -> list[Tensor]:
-    """Per-task accuracies as the protocol produces them: 5-way, 15 queries per class -> multiples of 1/75."""
-    g = torch.Generator().manual_seed(5)
-    cases = []
-    for n, p in ((600, 0.55), (100, 0.9), (2000, 0.35)):
-        cases.append((torch.rand(n, 75, generator=g) < p).double().mean(1))
-    return cases
-
-
-def check_confidence_interval(answer: Optional[Callable[[Any], tuple[float, float]]]) -> bool:
-    """Grade ``answer(accuracies) -> (mean, ci95)`` against ``mlcourse.train.confidence_interval``."""
-
-    cases = _exercise1_cases()
-    if answer is None:
-        m, c, _ = protocol(cases[0].tolist())
-        print(
-            f"no answer yet. Reference for the first case ({cases[0].numel()} tasks): "
-            f"{100 * m:.2f}% ± {100 * c:.2f}%  (mean ± 1.96·std/√n)"
-        )
-        return False
-    ok = True
-    for i, accs in enumerate(cases):
-        m, c, _ = protocol(accs.tolist())
-        got_m, got_c = (float(v) for v in answer(accs.clone()))
-        passed = abs(got_m - m) < 1e-9 and abs(got_c - c) <= 1e-2 * c  # population or sample std
-        ok &= passed
-        print(
-            f"case {i + 1} ({accs.numel()} tasks): {'correct' if passed else 'not yet'} "
-            f"(expected {100 * m:.2f}% ± {100 * c:.2f}%, got {100 * got_m:.2f}% ± {100 * got_c:.2f}%)"
-        )
-    return ok
-
-
-# --------------------------------------------------------------------------------------------------
-# Exercise 2: checking stratified sampling
-# --------------------------------------------------------------------------------------------------
-
-
-def distinct_superclasses(classes: Tensor, superclass: Tensor) -> Tensor:
-    """Reference: ``[T]`` bool, True where the ``N`` classes of task ``t`` have ``N`` different superclasses."""
-    sup = superclass[classes]  # [T, N]
-    same = sup.unsqueeze(2) == sup.unsqueeze(1)  # [T, N, N]
-    return same.sum(dim=(1, 2)) == classes.shape[1]  # only the diagonal matches
-
-
-def _exercise2_cases() -> list[tuple[str, Tensor, Tensor]]:
-    """A 60-class data set in 12 superclasses of 5 (like FC100's training split); uniform and stratified
-    5-way batches from ``EpisodeSampler``, plus hand-made edge cases."""
-
+def sampler_batches() -> dict[str, Tensor]:
+    """A 60-class data set in 12 superclasses of 5 (FC100's training structure): its ``superclass`` table and 200
+    5-way tasks' classes from ``EpisodeSampler``, uniform and stratified."""
     superclass = torch.arange(12).repeat_interleave(5)
     images = torch.zeros(60, 2, 1, 2, 2, dtype=torch.uint8)
     data = ImageClassDataset(
         images=images, class_names=[f"c{i}" for i in range(60)], superclass=superclass, name="toy-60-classes"
     )
-    cases = []
+    batches = {"superclass": superclass}
     for strat in (False, True):
         sampler = EpisodeSampler(data, 5, 1, 1, stratified=strat, seed=3)
-        cases.append(
-            (f"{'stratified' if strat else 'uniform'} sampler, 200 tasks", sampler.sample_classes(200), superclass)
-        )
-    edge = torch.tensor([[0, 5, 10, 15, 20], [0, 1, 10, 15, 20], [4, 9, 14, 19, 3], [55, 50, 45, 40, 59]])
-    cases.append(("hand-made tasks", edge, superclass))
-    return cases
+        batches["stratified" if strat else "uniform"] = sampler.sample_classes(200)
+    return batches
 
 
 def check_distinct_superclasses(answer: Optional[Callable[[Tensor, Tensor], Tensor]]) -> bool:
-    """Grade ``answer(classes [T, N], superclass [C]) -> bool Tensor [T]``."""
-    cases = _exercise2_cases()
-    if answer is None:
-        for name, classes, superclass in cases[:2]:
-            ref = distinct_superclasses(classes, superclass)
-            print(
-                f"no answer yet. Reference, {name}: {int(ref.sum())} of {ref.numel()} tasks have 5 distinct superclasses"
-            )
+    """Properties of ``answer(classes [T, N], superclass [C]) -> bool [T]``: shape, hand-made tasks with known
+    verdicts, every stratified task passes, and reordering a task's classes changes nothing."""
+    name = "distinct superclasses"
+    if missing(name, answer):
         return False
-    ok = True
-    for name, classes, superclass in cases:
-        ref = distinct_superclasses(classes, superclass)
-        got = torch.as_tensor(answer(classes.clone(), superclass.clone())).to(torch.bool).reshape(-1)
-        passed = got.shape == ref.shape and bool(torch.equal(got, ref))
-        ok &= passed
-        print(
-            f"{name}: {'correct' if passed else 'not yet'} ({int(ref.sum())}/{ref.numel()} tasks with distinct superclasses)"
-        )
-    return ok
+    check, b = Checks(name), sampler_batches()
+    sup = b["superclass"]
+    uniform = check.run(answer, b["uniform"].clone(), sup.clone())
+    uniform = torch.as_tensor(uniform).reshape(-1) if uniform is not None else torch.empty(0)
+    if not check("one True/False per task", uniform.shape == (200,), "a [T] boolean tensor"):
+        return False
+    hand = torch.tensor([[0, 5, 10, 15, 20], [0, 1, 2, 3, 4], [0, 1, 10, 15, 20], [59, 50, 45, 40, 3]])
+    verdicts = torch.as_tensor(check.run(answer, hand, sup)).reshape(-1).bool().tolist()
+    check("hand-made tasks: all distinct -> True", verdicts[0] and verdicts[3], "5 different superclasses")
+    check("hand-made tasks: a repeated superclass -> False", not verdicts[1] and not verdicts[2], "compare all pairs")
+    strat = torch.as_tensor(check.run(answer, b["stratified"].clone(), sup.clone())).reshape(-1).bool()
+    check("every stratified task passes", bool(strat.all()), "a stratified sampler draws one class per superclass")
+    flipped = torch.as_tensor(check.run(answer, b["uniform"].flip(1), sup.clone())).reshape(-1).bool()
+    check("reordering a task's classes changes nothing", torch.equal(flipped, uniform.bool()), "a set property")
+    return check.ok
 
 
-# --------------------------------------------------------------------------------------------------
-# Exercise 3: fix the article's maml_update
-# --------------------------------------------------------------------------------------------------
-
-
-def inner_step(model: nn.Module, params: dict[str, Tensor], x: Tensor, y: Tensor, alpha: float) -> dict[str, Tensor]:
-    """Reference: ``phi = theta - alpha * grad L_support(theta)``, functional (theta is not modified) and
-    differentiable (``create_graph=True``), so a query loss at ``phi`` back-propagates to theta."""
-    loss = F.cross_entropy(functional_call(model, params, (x,)), y)
-    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-    return {name: p - alpha * g for (name, p), g in zip(params.items(), grads)}
-
-
-def _exercise3_setup() -> tuple[nn.Module, Any, float]:
-
+def inner_step_setup() -> tuple[nn.Module, TaskBatch, float]:
+    """A small Conv-4 (float64), one 5-way task of 8x8 colour images, and alpha."""
     torch.manual_seed(0)
     model = Conv4(in_channels=3, n_out=5, hidden=4, image_size=8).double()
     g = torch.Generator().manual_seed(1)
@@ -153,59 +76,49 @@ def _exercise3_setup() -> tuple[nn.Module, Any, float]:
 
 
 def check_inner_step(answer: Optional[Callable[..., dict[str, Tensor]]]) -> bool:
-    """Grade ``answer(model, params, x, y, alpha) -> dict`` (the fixed ``maml_update``): adapted values,
-    theta untouched, and the meta-gradient through it equal to ``make_learner("maml")``'s."""
-
-    model, batch, alpha = _exercise3_setup()
+    """Properties of ``answer(model, params, x, y, alpha) -> dict``: same keys, theta untouched, differentiable in
+    theta, alpha = 0 returns theta's values, a small step lowers the support loss, and the meta-gradient through it
+    equals ``make_learner("maml")``'s (relative error < 1e-8)."""
+    name = "inner step"
+    if missing(name, answer):
+        return False
+    check, (model, batch, alpha) = Checks(name), inner_step_setup()
     params = dict(model.named_parameters())
     sx, sy, qx, qy = batch.support_x[0], batch.support_y[0], batch.query_x[0], batch.query_y[0]
-    if answer is None:
-        phi = inner_step(model, params, sx, sy, alpha)
-        moved = sum(float((phi[k] - params[k]).detach().norm() ** 2) for k in params) ** 0.5
-        print(
-            f"no answer yet. Reference: {len(phi)} adapted tensors, ||phi - theta|| = {moved:.4f}, "
-            f"query loss at phi = {float(F.cross_entropy(functional_call(model, phi, (qx,)), qy).detach()):.4f}"
-        )
-        return False
     before = {k: v.detach().clone() for k, v in params.items()}
-    phi = answer(model, params, sx, sy, alpha)
-    ok = True
-
-    def report(name: str, passed: bool) -> None:
-        nonlocal ok
-        ok &= passed
-        print(f"{name}: {'correct' if passed else 'not yet'}")
-
-    if not isinstance(phi, dict) or set(phi) != set(params):
-        report("returns a dict with one tensor per parameter name", False)
+    phi = check.run(answer, model, params, sx, sy, alpha)
+    if not check(
+        "a dict with one tensor per parameter name", isinstance(phi, dict) and set(phi) == set(params), "{name: tensor}"
+    ):
         return False
-    ref = inner_step(model, {k: v.detach().requires_grad_() for k, v in before.items()}, sx, sy, alpha)
-    report(
-        "adapted values phi = theta - alpha * grad",
-        all(torch.allclose(phi[k].detach(), ref[k].detach(), atol=1e-10) for k in params),
+    check("theta is not modified in place", all(torch.equal(params[k].detach(), before[k]) for k in params), "no .data")
+    differentiable = all(isinstance(v, Tensor) and v.grad_fn is not None for v in phi.values())
+    if not check("phi is differentiable in theta", differentiable, "create_graph=True, and no .detach()"):
+        return False
+    same = check.run(answer, model, params, sx, sy, 0.0) or {}
+    check(
+        "alpha = 0 returns theta's values",
+        all(torch.equal(same.get(k, v + 1).detach(), v) for k, v in before.items()),
+        "limiting case: no step",
     )
-    report("theta is not modified in place", all(torch.equal(params[k].detach(), before[k]) for k in params))
-    differentiable = all(v.requires_grad for v in phi.values())
-    report("phi is differentiable in theta (create_graph=True)", differentiable)
-    if not differentiable:
-        return False
-    model.zero_grad(set_to_none=True)
+    support_loss = lambda p: float(F.cross_entropy(functional_call(model, p, (sx,)), sy).detach())
+    small = check.run(answer, model, params, sx, sy, 1e-3) or params
+    check(
+        "a small step lowers the support loss", support_loss(small) < support_loss(params), "step against the gradient"
+    )
     query = F.cross_entropy(functional_call(model, phi, (qx,)), qy)
     mine = torch.autograd.grad(query, list(params.values()), allow_unused=True)
     mine = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params.values(), mine)])
+    model.zero_grad(set_to_none=True)
     make_learner("maml", model, inner_lr=alpha, inner_steps=1)(batch).loss.backward()
     theirs = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
     model.zero_grad(set_to_none=True)
-    rel = float((mine - theirs).norm() / theirs.norm())
-    report(f"meta-gradient == make_learner('maml') (relative error {rel:.1e} < 1e-8)", rel < 1e-8)
-    return ok
+    check(
+        "the meta-gradient through phi equals make_learner('maml')'s",
+        float((mine - theirs).norm() / theirs.norm()) < 1e-8,
+        "the support cross-entropy, one step of size alpha",
+    )
+    return check.ok
 
 
-__all__ = [
-    "confidence_interval",
-    "check_confidence_interval",
-    "distinct_superclasses",
-    "check_distinct_superclasses",
-    "inner_step",
-    "check_inner_step",
-]
+__all__ = ["sampler_batches", "check_distinct_superclasses", "inner_step_setup", "check_inner_step"]

@@ -1,128 +1,131 @@
-"""Chapter 08 (scalability): reference solutions and checkers.
+"""Chapter 08 (scalability): inputs and visible checks of the exercises.
 
-1. ``predict_maml_memory``: second-order MAML's graph memory is linear in the inner steps; predict it at
-   ``K`` from the measurements at 1 and 2 steps (checked against the exact measurement).
-2. ``loglog_slope``: the least-squares growth exponent of ``y ~ x^b`` (checked against ``scaling.fit_exponent``).
-3. ``conv4_forward_flops``: the forward FLOPs of one image through Conv-4 (convolutions and the head),
-   counted by hand; checked against ``torch.utils.flop_counter.FlopCounterMode``.
+1. ``check_predict_maml_memory``: second-order MAML's graph memory at any ``K`` from the measurements at 1 and 2 steps.
+2. ``check_loglog_slope``: the least-squares growth exponent of ``y ~ x^b``.
+3. ``check_conv4_forward_flops``: the forward FLOPs of one image through Conv-4, counted by hand; compared with
+   ``torch.utils.flop_counter.FlopCounterMode``.
+4. ``check_predict_run_time``: the time of a training run at a larger meta-batch, from per-iteration times measured at
+   small ones (medians, then a least-squares line).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Optional
+from typing import Any, Optional
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from mlcourse.course import ch08_scaling as S
+from mlcourse.course.exercises._common import Checks, as_float64, missing
 from mlcourse.models import Conv4
 
-# --------------------------------------------------------------------------------------------------
-# Exercise 1: MAML's memory with K inner steps
-# --------------------------------------------------------------------------------------------------
 
-
-def predict_maml_memory(bytes_k1: int, bytes_k2: int, k: int) -> float:
-    """Reference: every inner step keeps one more copy of the same activations and gradients, so
-    ``M(K) = M(1) + (K - 1) (M(2) - M(1))``."""
-    return bytes_k1 + (k - 1) * (bytes_k2 - bytes_k1)
+def _number(value: Any) -> float:
+    """The answer as a float, NaN when it is not one number."""
+    t = as_float64(value).reshape(-1)
+    return float(t[0]) if t.numel() == 1 else math.nan
 
 
 def check_predict_maml_memory(answer: Optional[Callable[[int, int, int], float]]) -> bool:
-    """Grade ``answer(bytes_k1, bytes_k2, k)`` against the exact graph bytes at K = 5 and 8 (within 0.5%)."""
-    m = {k: S.graph_memory("maml", replace(S.FAST_BASE, inner_steps=k))["held"] for k in (1, 2, 5, 8)}
-    if answer is None:
-        print(f"no answer yet. Measured (exact) graph bytes: K=1 {m[1]:,}, K=2 {m[2]:,}, K=5 {m[5]:,}, K=8 {m[8]:,}")
+    """Properties of ``answer(bytes_k1, bytes_k2, k) -> bytes``: it reproduces both measurements, is linear in ``k``,
+    and is constant when the two measurements agree."""
+    name = "MAML memory"
+    if missing(name, answer):
         return False
-    ok = True
-    for k in (5, 8):
-        got = float(answer(m[1], m[2], k))
-        passed = abs(got - m[k]) <= 0.005 * m[k]
-        ok &= passed
-        print(f"K={k}: measured {m[k]:,} bytes, yours {got:,.0f}: {'correct' if passed else 'not yet'}")
-    return ok
-
-
-# --------------------------------------------------------------------------------------------------
-# Exercise 2: the log-log growth exponent
-# --------------------------------------------------------------------------------------------------
-
-
-def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Reference: least squares on ``(log x, log y)``: ``b = cov(log x, log y) / var(log x)``."""
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
-
-
-EX2_CASES = [
-    ([1, 2, 4, 8], [3.0, 6.0, 12.0, 24.0]),
-    ([2, 4, 8, 16], [1.0, 4.1, 15.8, 64.5]),
-    ([1, 2, 5, 10, 20], [10.0, 10.5, 12.0, 15.0, 21.0]),
-    ([8, 16, 32], [5.0, 5.0, 5.0]),
-]
+    check = Checks(name)
+    m1, m2 = 1_000_000, 1_300_000
+    at = {k: _number(check.run(answer, m1, m2, k)) for k in (1, 2, 3, 4, 7)}
+    if not check("returns one number", not any(math.isnan(v) for v in at.values()), "return the bytes"):
+        return False
+    check("k = 1 and k = 2 give the two measurements", at[1] == m1 and at[2] == m2, "interpolate between them")
+    steps = [at[k + 1] - at[k] for k in (1, 2, 3)]
+    check("every extra inner step adds the same bytes", max(steps) - min(steps) < 1e-6, "a straight line in k")
+    check(
+        "equal measurements predict the same bytes at k = 7", _number(check.run(answer, m1, m1, 7)) == m1, "no growth"
+    )
+    return check.ok
 
 
 def check_loglog_slope(answer: Optional[Callable[[Sequence[float], Sequence[float]], float]]) -> bool:
-    """Grade ``answer(xs, ys) -> slope`` on four data sets (to 1e-9)."""
-    if answer is None:
-        print("no answer yet. Reference slopes: " + ", ".join(f"{S.fit_exponent(x, y)[0]:.4f}" for x, y in EX2_CASES))
+    """Properties of ``answer(xs, ys) -> slope``: the exponent of an exact power law, unchanged by scaling y or
+    reordering the points, 0 for constant data, and pulled by the middle points, not only the endpoints."""
+    name = "log-log slope"
+    if missing(name, answer):
         return False
-    ok = True
-    for i, (xs, ys) in enumerate(EX2_CASES):
-        want = S.fit_exponent(xs, ys)[0]
-        got = float(answer(xs, ys))
-        passed = abs(got - want) < 1e-9
-        ok &= passed
-        print(f"data set {i + 1}: expected {want:.4f}, got {got:.4f}: {'correct' if passed else 'not yet'}")
-    return ok
+    check = Checks(name)
+    xs = [1.0, 2.0, 5.0, 10.0, 20.0]
+    exact = _number(check.run(answer, xs, [3.0 * x**1.5 for x in xs]))
+    if not check("returns one number", not math.isnan(exact), "return a float"):
+        return False
+    check("recovers the exponent 1.5 of y = 3 x^1.5", abs(exact - 1.5) < 1e-9, "fit log y against log x")
+    ys = [10.0, 10.5, 12.0, 15.0, 21.0]
+    base = _number(check.run(answer, xs, ys))
+    scaled = _number(check.run(answer, xs, [7 * y for y in ys]))
+    check("scaling y by 7 changes nothing", abs(scaled - base) < 1e-9, "a factor only moves the intercept a")
+    reordered = _number(check.run(answer, xs[::-1], ys[::-1]))
+    check("reordering the points changes nothing", abs(reordered - base) < 1e-9, "a fit over all points, not a path")
+    check("constant data: slope 0", abs(_number(check.run(answer, xs, [5.0] * 5))) < 1e-9, "limiting case")
+    bumped = ys[:2] + [ys[2] * 3] + ys[3:]
+    check(
+        "a middle point moves the slope", abs(_number(check.run(answer, xs, bumped)) - base) > 1e-3, "all points count"
+    )
+    return check.ok
 
 
-# --------------------------------------------------------------------------------------------------
-# Exercise 3: Conv-4 FLOPs by hand
-# --------------------------------------------------------------------------------------------------
-
-
-def conv4_forward_flops(hidden: int, image_size: int = 28, in_channels: int = 1, n_way: int = 5) -> int:
-    """Reference: 2 FLOPs per multiply-add (FlopCounterMode's convention), convolutions and the linear head
-    only. Block ``i`` sees an ``s x s`` map (``s`` halves after each block while ``s >= 2``, 3x3 kernels with
-    padding 1 keep the size): ``2 * s^2 * c_in * c_out * 9``; the head ``2 * hidden * s_final^2 * n_way``."""
-    flops, size, c_in = 0, image_size, in_channels
-    for _ in range(4):
-        flops += 2 * size * size * c_in * hidden * 9
-        size, c_in = (size // 2 if size >= 2 else size), hidden
-    return flops + 2 * hidden * size * size * n_way
-
-
-def measured_conv4_flops(hidden: int, image_size: int = 28, in_channels: int = 1, n_way: int = 5) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = Conv4(in_channels=in_channels, n_out=n_way, hidden=hidden, image_size=image_size)
-    with FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, in_channels, image_size, image_size))
-    return int(counter.get_total_flops())
-
-
-EX3_CASES = [(8, 28, 1, 5), (64, 28, 1, 5), (64, 32, 3, 5), (32, 84, 3, 5)]
+FLOP_SHAPES = [(8, 28, 1, 5), (64, 28, 1, 5), (64, 32, 3, 5), (32, 84, 3, 5)]
 
 
 def check_conv4_forward_flops(answer: Optional[Callable[[int, int, int, int], int]]) -> bool:
-    """Grade ``answer(hidden, image_size, in_channels, n_way) -> FLOPs`` against FlopCounterMode (exact)."""
-    if answer is None:
-        print(
-            "no answer yet. FlopCounterMode counts (hidden, size, channels, ways) -> FLOPs per image: "
-            + ", ".join(f"{c} -> {measured_conv4_flops(*c):,}" for c in EX3_CASES)
-        )
+    """Properties of ``answer(hidden, image_size, in_channels, n_way) -> FLOPs``: an integer, and equal to what
+    ``FlopCounterMode`` counts for one image on four shapes (pass or fail per shape)."""
+    name = "Conv-4 FLOPs"
+    if missing(name, answer):
         return False
-    ok = True
-    for c in EX3_CASES:
-        want = measured_conv4_flops(*c)
-        got = int(answer(*c))
-        passed = got == want
-        ok &= passed
-        print(
-            f"hidden={c[0]}, {c[2]}x{c[1]}x{c[1]}: expected {want:,}, got {got:,}: {'correct' if passed else 'not yet'}"
+    check = Checks(name)
+    for hidden, size, channels, n_way in FLOP_SHAPES:
+        model = Conv4(in_channels=channels, n_out=n_way, hidden=hidden, image_size=size)
+        with FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, channels, size, size))
+        got = check.run(answer, hidden, size, channels, n_way)
+        check(
+            f"hidden={hidden}, {channels}x{size}x{size}, {n_way}-way: equals FlopCounterMode's count",
+            isinstance(got, int) and got == counter.get_total_flops(),
+            "an int; 2 FLOPs per multiply-add; max-pooling halves the side while it is >= 2",
         )
-    return ok
+    return check.ok
+
+
+def check_predict_run_time(answer: Optional[Callable[[dict[int, list[float]], int, int], float]]) -> bool:
+    """Properties of ``answer(times, tasks, iterations) -> seconds`` (``times``: meta-batch size -> repeated
+    per-iteration seconds): exact for noise-free linear data, robust to one disturbed repeat, linear in
+    ``iterations``."""
+    name = "run time"
+    if missing(name, answer):
+        return False
+    check = Checks(name)
+    overhead, per_task = 0.004, 0.0025  # made-up data: t(T) = overhead + per_task * T, known by construction
+    clean = {t: [overhead + per_task * t] * 3 for t in (1, 2, 4)}
+    got = _number(check.run(answer, clean, 16, 100))
+    if not check("returns one number", not math.isnan(got), "return the seconds"):
+        return False
+    check(
+        "noise-free linear data: exact", abs(got - 100 * (overhead + per_task * 16)) < 1e-9, "overhead + cost per task"
+    )
+    spiked = {t: list(v) for t, v in clean.items()}
+    spiked[2][1] *= 10  # another process stole the CPU during one repeat
+    check(
+        "one disturbed repeat changes nothing", abs(_number(check.run(answer, spiked, 16, 100)) - got) < 1e-9, "median"
+    )
+    twice = _number(check.run(answer, clean, 16, 200))
+    check("twice the iterations, twice the time", abs(twice - 2 * got) < 1e-9, "iterations x seconds per iteration")
+    return check.ok
+
+
+__all__ = [
+    "check_predict_maml_memory",
+    "check_loglog_slope",
+    "FLOP_SHAPES",
+    "check_conv4_forward_flops",
+    "check_predict_run_time",
+]
