@@ -158,7 +158,12 @@ def test_the_grader_scores_a_folder_of_submissions(student, tmp_path, capsys):
     """Chapter 03 in fast mode, through the command line: right (the instructor's answers), wrong (each answer a
     plausible mistake) and empty (the student version) in one folder."""
     from exercise_cells import with_body
-    from test_exercises_ch03 import WRONG
+    from test_exercises import WRONG
+
+    wrong = {}  # the first plausible mistake listed for each of chapter 03's answers
+    for chapter_id, answer_id, (body, _) in WRONG:
+        if chapter_id == "03":
+            wrong.setdefault(answer_id, body)
 
     chapter = next(p for p in CHAPTERS if p.stem.startswith("03"))
     folder = tmp_path / "submissions"
@@ -167,8 +172,8 @@ def test_the_grader_scores_a_folder_of_submissions(student, tmp_path, capsys):
     nb = nbformat.read(student[chapter.stem], as_version=4)
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in WRONG:
-            cell.source = with_body("03", grade_id, WRONG[grade_id][0])
+        if grade_id in wrong:
+            cell.source = with_body("03", grade_id, wrong[grade_id])
     nbformat.write(nb, folder / "03_wrong.ipynb")
     (folder / "03_empty.ipynb").write_bytes(student[chapter.stem].read_bytes())
 
