@@ -61,7 +61,7 @@ from torch import Tensor, nn
 from mlcourse import atomic
 from mlcourse.algorithms import make_learner
 from mlcourse.cliparse import CLIError
-from mlcourse.config import REPO_ROOT, device_name, resolve_device
+from mlcourse.config import REPO_ROOT, device_name, resolve_device, runs_dir
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.hostmemory import cpu_allocator, release_freed_memory
 from mlcourse.models import Conv4
@@ -739,7 +739,7 @@ def run(args: argparse.Namespace) -> int:
         if parts:
             print(f"{key}: " + ", ".join(parts))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.out) if args.out else REPO_ROOT / "runs" / "bench" / f"bench-{dev.type}-{stamp}.json"
+    out = Path(args.out) if args.out else runs_dir() / "bench" / f"bench-{dev.type}-{stamp}.json"
     path = write_json(
         rows,
         out,

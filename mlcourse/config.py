@@ -73,6 +73,14 @@ def data_dir() -> Path:
     return REPO_ROOT / "data"
 
 
+def runs_dir() -> Path:
+    """Where training runs, benchmarks and experiments write what they make: ``<repo>/runs`` in a checkout,
+    ``$XDG_CACHE_HOME/mlcourse/runs`` (``~/.cache/...``) in a pip install (never inside site-packages)."""
+    if INSTALLED_COPY:
+        return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mlcourse" / "runs"
+    return REPO_ROOT / "runs"
+
+
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """Turn ``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` into a device that exists, or say why not."""
     if isinstance(spec, torch.device):

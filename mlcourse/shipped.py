@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import torch
 
-from .algorithms import PROTOCOLS
+from .algorithms import PROTOCOLS, check_protocol
 from .checkpoint import (
     CHECKPOINT_NAME,
     RESULTS_NAME,
@@ -165,18 +165,25 @@ def record_extra_test(
     run_dir: str | Path, result: EvalResult, *, n_way: int, k_shot: int, device: torch.device, wall_time_s: float
 ) -> Path:
     """Add a test on another task shape (same weights, ``mlcourse eval --record``) to a run's results.json."""
+    entry = {**result.to_dict(), "n_way": n_way, "k_shot": k_shot}
+    return _record_entry(run_dir, "extra_tests", shape_key(n_way, k_shot), entry, device, wall_time_s)
+
+
+def _record_entry(
+    run_dir: str | Path, key: str, name: str, entry: dict[str, Any], device: torch.device | str, wall_time_s: float
+) -> Path:
+    """Write ``entry`` (stamped with device, wall time and date) as ``results[key][name]`` of a run's results.json,
+    leaving every other entry as it was."""
     results = load_results(run_dir)
-    extra = dict(results.get("extra_tests") or {})
-    extra[shape_key(n_way, k_shot)] = {
-        **result.to_dict(),
-        "n_way": n_way,
-        "k_shot": k_shot,
-        "device": device_name(device),
+    table = dict(results.get(key) or {})
+    table[name] = {
+        **entry,
+        "device": device_name(torch.device(device)),
         "wall_time_s": round(wall_time_s, 1),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     results = {k: v for k, v in results.items() if k not in ("format", "version")}
-    results["extra_tests"] = extra
+    results[key] = table
     return save_results(Path(run_dir) / RESULTS_NAME, results)
 
 
@@ -246,11 +253,12 @@ def evaluate_protocols(
     **kw: Any,
 ) -> dict[str, tuple[EvalResult, float]]:
     """``{protocol: (result, seconds)}``: a shipped run under each evaluation protocol, on the same ``num_tasks``
-    test tasks (the protocol's fixed ones by default, those of its recorded ``test``). Issue 25: the transductive
+    test tasks (the protocol's fixed ones by default, those of its recorded ``test``). The transductive
     number leans on the query batch's statistics; ``support`` and ``single`` classify a query without the others."""
-    unknown = [p for p in protocols if p not in PROTOCOLS]
-    if unknown or not protocols:
-        raise ValueError(f"protocols={list(protocols)!r} is not allowed; allowed: some of {', '.join(PROTOCOLS)}")
+    if not protocols:
+        raise ValueError(f"protocols={list(protocols)!r} is empty; allowed: some of {', '.join(PROTOCOLS)}")
+    for protocol in protocols:
+        check_protocol(protocol, "protocols[]")
     out = {}
     for protocol in protocols:
         start = time.perf_counter()
@@ -270,21 +278,11 @@ def record_protocol_test(
 ) -> Path:
     """Add a test under one protocol (same weights and task shape, ``mlcourse eval --protocol P --record``) to a
     run's results.json, key ``test_by_protocol``; its ``test`` entry stays as it was."""
-    if result.protocol not in PROTOCOLS:
-        raise ValueError(f"result.protocol={result.protocol!r} is not allowed; allowed: {', '.join(PROTOCOLS)}")
-    results = load_results(run_dir)
-    by_protocol = dict(results.get("test_by_protocol") or {})
-    by_protocol[result.protocol] = {
-        **result.to_dict(),
-        "seed": seed,
-        "command": command,
-        "device": device_name(torch.device(device)),
-        "wall_time_s": round(wall_time_s, 1),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    results = {k: v for k, v in results.items() if k not in ("format", "version")}
-    results["test_by_protocol"] = by_protocol
-    return save_results(Path(run_dir) / RESULTS_NAME, results)
+    if result.protocol is None:
+        raise ValueError(f"result.protocol=None is not allowed; allowed: {', '.join(PROTOCOLS)}")
+    check_protocol(result.protocol, "result.protocol")
+    entry = {**result.to_dict(), "seed": seed, "command": command}
+    return _record_entry(run_dir, "test_by_protocol", result.protocol, entry, device, wall_time_s)
 
 
 def agrees(new: EvalResult, committed: Mapping[str, Any]) -> bool:
@@ -355,11 +353,8 @@ TABLE_HEADERS = (
 
 
 def results_table(names: Optional[Iterable[str]] = None, directory: str | Path | None = None) -> str:
-    """The comparison table of chapters 01/03/05, read from the shipped results files (never typed in)."""
-
-    runs = shipped_runs(directory)
-    if names is not None:
-        runs = {n: runs[n] for n in names if n in runs}
+    """The comparison table of the shipped runs with the published numbers, read from the results files."""
+    runs = _selected_runs(names, directory)
     if not runs:
         return "(no shipped Omniglot runs found under results/omniglot/)"
     return format_table(table_rows(runs), TABLE_HEADERS)

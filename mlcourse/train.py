@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from . import data, distributed, models
-from .algorithms import ALGORITHMS, NORM_MODES, PROTOCOLS, make_learner
+from .algorithms import ALGORITHMS, NORM_MODES, check_protocol, make_learner
 from .checkpoint import (
     CHECKPOINT_NAME,
     RESULTS_NAME,
@@ -677,8 +677,7 @@ def evaluate(
     ``transductive`` (queries normalised as one batch), ``support`` (with the support set's statistics),
     ``single`` (each query alone), or ``None``: the learner's own ``norm_mode``.
     """
-    if protocol is not None and protocol not in PROTOCOLS:
-        raise ValueError(f"protocol={protocol!r} is not known; allowed: {', '.join(PROTOCOLS)} (or None)")
+    check_protocol(protocol)
     if not _is_int(num_tasks) or num_tasks < 1:
         raise ValueError(f"num_tasks={num_tasks!r} is out of range; allowed >= 1 (the protocol uses 600)")
     if inner_steps is not None and (not _is_int(inner_steps) or inner_steps < 0):
@@ -1139,6 +1138,7 @@ def _saved_test(saved: Optional[dict[str, Any]]) -> Optional[EvalResult]:
         std=test.get("std", 0.0),
         loss_mean=test.get("loss_mean", float("nan")),
         inner_steps=test.get("inner_steps"),
+        protocol=test.get("protocol"),
     )
 
 

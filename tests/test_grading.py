@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
 import tokenize
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -201,3 +202,12 @@ def _scores(block: str) -> dict:
         elif m := re.match(r"(ch\d\d-[\w-]+): ([\d.]+) / ", line):
             scores[m.group(1)] = float(m.group(2))
     return scores
+
+
+def test_nbgrader_past_its_time_limit_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    def too_slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
+
+    monkeypatch.setattr(grading.subprocess, "run", too_slow)
+    with pytest.raises(RuntimeError, match="took longer than 5 s and was stopped; pass a larger --timeout"):
+        grading._nbgrader(tmp_path, "autograde", "03_algorithms", timeout=5)

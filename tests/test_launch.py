@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -95,6 +96,9 @@ def test_binder_finds_an_environment_it_can_build():
     assert not (ROOT / "binder").exists()
     env = (ROOT / "environment.yml").read_text()
     assert not re.search(r"^\s*- learn2learn", env, flags=re.M)
+    # and it installs the course's own package from the launched commit (repo2docker runs postBuild afterwards)
+    post_build = ROOT / "postBuild"
+    assert os.access(post_build, os.X_OK) and "pip install --no-deps ." in post_build.read_text()
 
 
 def test_wheel_package_list_covers_every_package_folder():
@@ -124,5 +128,6 @@ def test_a_pip_install_reads_the_committed_files_inside_the_package_and_caches_d
     monkeypatch.setattr(config, "INSTALLED_COPY", True)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert config.data_dir() == tmp_path / "cache" / "mlcourse" / "data"
+    assert config.runs_dir() == tmp_path / "cache" / "mlcourse" / "runs"  # runs are never written into the package
     monkeypatch.setenv(config.DATA_ENV, str(tmp_path / "mine"))
     assert config.data_dir() == tmp_path / "mine"

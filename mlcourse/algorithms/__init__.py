@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from mlcourse.algorithms.core import NORM_MODES, PROTOCOLS, Learner, MetaOutput
+from mlcourse.algorithms.core import NORM_MODES, PROTOCOLS, Learner, MetaOutput, check_protocol
 from mlcourse.algorithms.gradient_based import ANIL, FOMAML, MAML, ArticleRule, MetaSGD, Pretrain, ProtoMAML, Reptile
 from mlcourse.algorithms.metric_based import MatchingNet, ProtoNet
 from mlcourse.algorithms.model_based import BlackBox
@@ -65,6 +65,7 @@ __all__ = [
     "ALGORITHMS",
     "NORM_MODES",
     "PROTOCOLS",
+    "check_protocol",
     "REGISTRY",
     "Learner",
     "MetaOutput",

@@ -91,6 +91,12 @@ def check_norm_mode(norm_mode: str) -> None:
         raise ValueError(f"norm_mode={norm_mode!r} is not known; allowed: {', '.join(NORM_MODES)}")
 
 
+def check_protocol(protocol: Optional[str], name: str = "protocol") -> None:
+    """Raise ``ValueError`` naming a bad evaluation protocol and the allowed ones (``None``: the learner's own mode)."""
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"{name}={protocol!r} is not known; allowed: {', '.join(PROTOCOLS)} (or None)")
+
+
 def features(model: nn.Module, params: Params, x: Tensor) -> Tensor:
     """``model.features(x)`` with the parameters ``params`` (names as in ``model.named_parameters()``)."""
     return functional_call(model.body, subdict(params, "body."), (x,))
@@ -514,8 +520,7 @@ class Learner(nn.Module):
         that mode; ``"single"`` classifies each query alone (a batch of one) in the learner's own mode.
         No meta-gradient is built (works inside or outside ``torch.no_grad()``); returns per-task ``[T]`` metrics.
         """
-        if protocol is not None and protocol not in PROTOCOLS:
-            raise ValueError(f"protocol={protocol!r} is not known; allowed: {', '.join(PROTOCOLS)} (or None)")
+        check_protocol(protocol)
         steps = self.inner_steps if inner_steps is None else inner_steps
         check_inner(self.inner_lr, steps)
         if protocol == "single":

@@ -40,7 +40,7 @@ from mlcourse import models
 from mlcourse.algorithms import make_learner
 from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
 from mlcourse.commands import train_command
-from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, seed_everything, torch_threads
+from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, runs_dir, seed_everything, torch_threads
 from mlcourse.course import plots
 from mlcourse.course.committed import train_committed
 from mlcourse.course.display import live_figure
@@ -62,7 +62,7 @@ from mlcourse.train import (
 )
 
 DOWNLOAD_COMMAND = ".venv/bin/mlcourse data download cifar100"
-RESULT_DIRS = (REPO_ROOT / "results", REPO_ROOT / "runs")
+RESULT_DIRS = (REPO_ROOT / "results", runs_dir())
 #: runs with at most this many iterations count as fast-mode runs (``TrainConfig.fast()`` uses 200)
 FAST_RUN_ITERATIONS = 200
 

@@ -32,7 +32,7 @@ import torch
 from mlcourse import bench, distributed
 from mlcourse.algorithms import make_learner
 from mlcourse.atomic import write_json
-from mlcourse.config import REPO_ROOT, resolve_device
+from mlcourse.config import REPO_ROOT, resolve_device, runs_dir
 from mlcourse.course.display import live_figure
 
 if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn (the GPU machine may not have it)
@@ -610,7 +610,7 @@ def run(a: argparse.Namespace) -> int:
         torch.set_num_threads(a.threads)
     if a.distributed:
         report = distributed_report()
-        out = Path(a.out) if a.out else REPO_ROOT / "runs" / "bench" / f"distributed-cpu-{report['date'][:10]}.json"
+        out = Path(a.out) if a.out else runs_dir() / "bench" / f"distributed-cpu-{report['date'][:10]}.json"
         write_json(out, report)
         print(json.dumps(report["speedup"]), f"wrote {out}")
         return 0
@@ -637,7 +637,7 @@ def run(a: argparse.Namespace) -> int:
         "torch": str(torch.__version__),
         "date": date,
     }
-    out = Path(a.out) if a.out else REPO_ROOT / "runs" / "bench" / f"scaling-{dev.type}-{date[:10]}.json"
+    out = Path(a.out) if a.out else runs_dir() / "bench" / f"scaling-{dev.type}-{date[:10]}.json"
     write_json(out, payload)
     print(f"wrote {out}")
     return 0

@@ -44,7 +44,7 @@ from mlcourse.algorithms.core import CompiledCall, check_inner, grad_func, sgd_s
 from mlcourse.atomic import write_json
 from mlcourse.checkpoint import load_results, save_results
 from mlcourse.commands import train_command
-from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, seed_everything
+from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, runs_dir, seed_everything
 from mlcourse.course import ch04_bilevel as B
 from mlcourse.course.committed import read as read_committed
 from mlcourse.course.committed import train_committed
@@ -1054,7 +1054,7 @@ def run_dir(chapter: str, name: str) -> Optional[Path]:
     """
     if any(not part or part.startswith(".") or "/" in part or "\\" in part for part in (chapter, name)):
         raise ValueError(f"run_dir({chapter!r}, {name!r}): chapter and name must be plain folder names")
-    return None if fast_mode() else REPO_ROOT / "runs" / chapter / name
+    return None if fast_mode() else runs_dir() / chapter / name
 
 
 def omniglot_config(
@@ -1502,7 +1502,7 @@ def shipped_omniglot(
             out[name] = result
             continue
         config = TrainConfig.from_dict(committed["config"]).replace(
-            device=str(device), out_dir=str(REPO_ROOT / "runs" / "omniglot" / name)
+            device=str(device), out_dir=str(runs_dir() / "omniglot" / name)
         )
         seconds = measure_step_time(config)
         print(expected_training_time(config, seconds))
@@ -1610,7 +1610,7 @@ def run(args: argparse.Namespace) -> int:
     suffix = "" if args.seed == 0 else f"-seed{args.seed}"
     suffix += "" if args.init == "pytorch" else f"-{args.init}-init"
     suffix += "" if args.k_shot_train == 10 else f"-train-k{args.k_shot_train}"
-    out = args.out or str(REPO_ROOT / "runs" / f"sinusoid-paper-full{suffix}")
+    out = args.out or str(runs_dir() / f"sinusoid-paper-full{suffix}")
     save_as = args.save_as or f"sinusoid_paper_full{suffix.replace('-', '_')}"
     result = sinusoid_paper_experiment(
         args.iterations,

@@ -74,7 +74,12 @@ def _nbgrader(root: Path, *args: str, timeout: int = 1800, fast: bool = True) ->
     # nbgrader runs `alembic` (its database migrations) from the PATH: the tools of this Python's environment first
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     env[FAST_ENV] = "1" if fast else "0"
-    proc = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
+    try:
+        proc = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(
+            f"nbgrader {args[0]} took longer than {timeout} s and was stopped; pass a larger --timeout"
+        ) from None
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
         raise RuntimeError(f"nbgrader {args[0]} failed ({proc.returncode}): {tail}")
@@ -196,7 +201,7 @@ def _autograde(instructor: Path, submissions: list[Path], *, full: bool, timeout
             "--create",
             "--force",
             f"--ExecutePreprocessor.timeout={timeout}",
-            timeout=timeout * 2 + 300 * len(submissions),
+            timeout=(timeout * 2 + 300) * len(submissions),  # each submission executes the whole notebook
             fast=not full,
         )
         reports = []
