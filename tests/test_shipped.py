@@ -80,6 +80,16 @@ def test_every_shipped_run_records_each_protocol_on_the_test_tasks() -> None:
         assert len(again) == len(test) and abs(sum(again) - sum(test)) / len(test) < 0.005, name
 
 
+def test_every_shipped_result_says_which_protocol_made_its_numbers() -> None:
+    """A number without its protocol cannot be compared: every shipped run (trained or not, such as the from-scratch
+    baseline) names the protocol of its test, in the test itself or in a recorded test under each protocol."""
+    for name, res in shipped.shipped_runs().items():
+        named = res["test"].get("protocol") or set(res.get("test_by_protocol") or {}) >= {"transductive", "support"}
+        assert named, name
+        if res["test"].get("protocol"):
+            shipped.protocol_label(res["test"]["protocol"])  # a known protocol
+
+
 @pytest.mark.parametrize("name", sorted(TRAINED))
 def test_shipped_weights_reproduce_their_recorded_protocols(name: str, omniglot_data) -> None:
     """The non-transductive numbers, evaluated again on the first tasks of the recorded ones."""

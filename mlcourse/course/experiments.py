@@ -985,6 +985,7 @@ def scratch_run(
             "std": std,
             "num_tasks": num_tasks,
             "inner_steps": steps,
+            "protocol": "transductive",  # each task's queries go through the network as one batch (its statistics)
             "per_task": result["per_task"],
         },
         "iterations": 0,
