@@ -134,7 +134,9 @@ def _solution(kind: str, text: str):
 
 
 def _graded_tests():
-    return nbformat.v4.new_code_cell("assert True", metadata={"nbgrader": {"solution": False, "grade": True}})
+    """A graded test cell of a made-up notebook: the syllabus counts cells and never executes them."""
+    source = "assert answer(1) == 2"
+    return nbformat.v4.new_code_cell(source, metadata={"nbgrader": {"solution": False, "grade": True}})
 
 
 def test_exercise_rule_counts_solution_lines_words_and_mathematics():
