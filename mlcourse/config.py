@@ -68,17 +68,18 @@ def data_dir() -> Path:
     override = os.environ.get(DATA_ENV)
     if override:
         return Path(override).expanduser()
-    if INSTALLED_COPY:
-        return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mlcourse" / "data"
-    return REPO_ROOT / "data"
+    return _user_cache() / "data" if INSTALLED_COPY else REPO_ROOT / "data"
 
 
 def runs_dir() -> Path:
     """Where training runs, benchmarks and experiments write what they make: ``<repo>/runs`` in a checkout,
     ``$XDG_CACHE_HOME/mlcourse/runs`` (``~/.cache/...``) in a pip install (never inside site-packages)."""
-    if INSTALLED_COPY:
-        return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mlcourse" / "runs"
-    return REPO_ROOT / "runs"
+    return _user_cache() / "runs" if INSTALLED_COPY else REPO_ROOT / "runs"
+
+
+def _user_cache() -> Path:
+    """``$XDG_CACHE_HOME/mlcourse`` (``~/.cache/mlcourse``): what a pip install writes, outside site-packages."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mlcourse"
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:

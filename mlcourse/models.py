@@ -7,8 +7,9 @@ parts functionally (``torch.func.functional_call(model.body, ...)``).
 Normalisation uses *batch statistics only* (no running averages), written with plain tensor ops in
 ``BatchNormPlain``: transductive, as in MAML, and exact under ``torch.func.vmap`` with second-order
 gradients; or, inside :func:`context_rows`, with the statistics of the batch's first rows only (the learners'
-``support`` mode: the support set's statistics, so that a prediction does not depend on the other queries). ``norm="torch_batchnorm"`` swaps in ``nn.BatchNorm2d`` *only* so the tests (and ch08) can
-show that it gives a wrong second-order meta-gradient under ``vmap``; do not train with it.
+``support`` mode: the support set's statistics, so that a prediction does not depend on the other queries).
+``norm="torch_batchnorm"`` swaps in ``nn.BatchNorm2d`` *only* so the tests (and ch08) can show that it gives a wrong
+second-order meta-gradient under ``vmap``; do not train with it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ import torch
 from torch import Tensor, nn
 
 NORMS = ("batch", "none", "torch_batchnorm", "tasknorm")
+
+
+def _batch_moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and biased variance over (batch, height, width), shaped ``[1, C, 1, 1]``."""
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    return mean, (x - mean).square().mean(dim=(0, 2, 3), keepdim=True)
 
 
 class BatchNormPlain(nn.Module):
@@ -44,9 +51,7 @@ class BatchNormPlain(nn.Module):
             centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
             var = centred.square().mean(dim=(0, 2, 3), keepdim=True)  # biased, as in batch norm
         else:
-            context = x[: self.context_rows]
-            mean = context.mean(dim=(0, 2, 3), keepdim=True)
-            var = (context - mean).square().mean(dim=(0, 2, 3), keepdim=True)
+            mean, var = _batch_moments(x[: self.context_rows])
             centred = x - mean
         scale = torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1)  # [1, C, 1, 1]: cheap
         return centred * scale + self.bias.view(1, -1, 1, 1)
@@ -67,9 +72,7 @@ class TaskNormI(BatchNormPlain):
 
     def forward(self, x: Tensor) -> Tensor:
         rows = x.shape[0] if self.context_rows is None else min(self.context_rows, x.shape[0])
-        context = x[:rows]
-        mean_c = context.mean(dim=(0, 2, 3), keepdim=True)
-        var_c = (context - mean_c).square().mean(dim=(0, 2, 3), keepdim=True)
+        mean_c, var_c = _batch_moments(x[:rows])
         mean_i = x.mean(dim=(2, 3), keepdim=True)
         var_i = (x - mean_i).square().mean(dim=(2, 3), keepdim=True)
         alpha = torch.sigmoid(self.scale * rows + self.offset)
