@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PORT ?= 8888
 SHARED_OMNIGLOT ?= ../shared/data/omniglot
 
-.PHONY: setup course test lint student data-omniglot browser book clean
+.PHONY: setup course test test-fast lint student data-omniglot browser book clean
 # Jupyter refuses to start as root without --allow-root (containers, CI machines).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -35,6 +35,11 @@ lint: setup
 # made the tiny sinusoid steps 8x slower (39 s against 4.8 s for 300 MAML iterations, measured 2026-12-03).
 test: setup lint data-omniglot browser
 	MLCOURSE_FAST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile tests notebooks --nbval-lax -p no:cacheprovider --durations=25
+
+# The edit loop's tier: the unit tests of the library and the course, without those marked slow (a pip install, the
+# book, the browser, grading whole chapters, torchrun, re-evaluating every shipped run) and without the notebooks.
+test-fast:
+	MLCOURSE_FAST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile tests -m "not slow and not browser" -p no:cacheprovider --durations=10
 
 # The course as a static HTML site in build/book, every chapter executed: 00-06 in full mode (they load the committed
 # results and weights), 07 and 08 in fast mode (their full mode measures this machine; mlcourse/course/book.py,

@@ -63,7 +63,7 @@ from mlcourse.algorithms import make_learner
 from mlcourse.cliparse import CLIError
 from mlcourse.config import REPO_ROOT, device_name, resolve_device, runs_dir
 from mlcourse.data.tasks import TaskBatch
-from mlcourse.hostmemory import cpu_allocator, release_freed_memory
+from mlcourse.hostmemory import cpu_allocator, keep_freed_memory, release_freed_memory
 from mlcourse.models import Conv4
 
 VECTORISED, COMPILED, LOOP, L2L = "vectorised", "compiled", "per-task loop", "learn2learn"
@@ -439,16 +439,47 @@ def run_benchmark(
     """
 
     dev = resolve_device(device)
+    _check_choices(algorithms, implementations)
+    l2l = load_learn2learn() if learn2learn is True else (None if learn2learn is False else learn2learn)
+    common = _common_fields(dev, getattr(l2l, "__version__", None) if l2l is not None else None)
+    rows: list[dict[str, Any]] = []
+    for shape_spec in shapes:
+        shape_name, shape = (shape_spec, SHAPES[shape_spec]) if isinstance(shape_spec, str) else ("custom", shape_spec)
+        batch = synthetic_batch(shape, device=dev)
+        for algo in algorithms:
+            say = (lambda text: progress(f"{shape_name}: {text}")) if progress is not None else None
+            steps, graph_fns, compile_seconds = _mlcourse_steps(algo, shape, batch, dev, implementations, inner_lr, say)
+            note = ""
+            if L2L in implementations and algo in L2L_ALGORITHMS:
+                note = _add_learn2learn(l2l, algo, shape, batch, dev, inner_lr, steps, graph_fns)
+            if say is not None:
+                say(f"{algo} ({', '.join(steps)})")
+            times = time_interleaved(steps, repeats, dev, warmup=warmup)
+            measured = _Measured(algo, shape_name, shape, times, compile_seconds, note)
+            for impl in steps:
+                peak, method = peak_memory(steps[impl], dev) if memory else (None, "not measured")
+                graph = None
+                if memory and impl in graph_fns:
+                    fn, exclude = graph_fns[impl]
+                    graph = graph_saved_bytes(fn, exclude)["held"]
+                rows.append({**_row(measured, impl, peak, method, graph), **common, "note": note})
+            del steps, graph_fns
+    return rows
+
+
+def _check_choices(algorithms: Sequence[str], implementations: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming an unknown algorithm or implementation and the allowed ones."""
     for name in algorithms:
         if name not in BENCH_ALGORITHMS:
             raise ValueError(f"unknown algorithm {name!r} for the benchmark; allowed: {', '.join(BENCH_ALGORITHMS)}")
     for impl in implementations:
         if impl not in IMPLEMENTATIONS:
             raise ValueError(f"unknown implementation {impl!r}; allowed: {', '.join(IMPLEMENTATIONS)}")
-    l2l = load_learn2learn() if learn2learn is True else (None if learn2learn is False else learn2learn)
-    l2l_version = getattr(l2l, "__version__", None) if l2l is not None else None
-    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    common = {
+
+
+def _common_fields(dev: torch.device, l2l_version: Optional[str]) -> dict[str, Any]:
+    """What every row of one benchmark run shares: where, with what and when it was measured."""
+    return {
         "device": str(dev),
         "device_name": device_name(dev),
         "torch": str(torch.__version__),
@@ -456,101 +487,121 @@ def run_benchmark(
         "threads": torch.get_num_threads(),
         "allocator": cpu_allocator(),
         "dtype": "float32",
-        "date": date,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    rows: list[dict[str, Any]] = []
-    for shape_spec in shapes:
-        shape_name, shape = (shape_spec, SHAPES[shape_spec]) if isinstance(shape_spec, str) else ("custom", shape_spec)
-        batch = synthetic_batch(shape, device=dev)
-        for algo in algorithms:
-            steps: dict[str, Callable[[], Any]] = {}
-            graph_fns: dict[str, tuple[Callable[[], Tensor], list[Tensor]]] = {}
+
+
+GraphFns = dict[str, tuple[Callable[[], Tensor], list[Tensor]]]
+
+
+def _mlcourse_steps(
+    algo: str,
+    shape: Shape,
+    batch: TaskBatch,
+    dev: torch.device,
+    implementations: Sequence[str],
+    inner_lr: float,
+    say: Optional[Callable[[str], None]],
+) -> tuple[dict[str, Callable[[], Any]], GraphFns, dict[str, float]]:
+    """This project's meta-gradient steps, one per implementation asked for (a compiled one is compiled here, and
+    dropped when the compiler gives up), the autograd graphs to measure and the compile times."""
+    steps: dict[str, Callable[[], Any]] = {}
+    graph_fns: GraphFns = {}
+    compile_seconds: dict[str, float] = {}
+    if VECTORISED in implementations:
+        steps[VECTORISED], _ = mlcourse_step(
+            algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr
+        )
+    for impl in (COMPILED, LOOP, COMPILED_LOOP):
+        if impl not in implementations:
+            continue
+        model = make_model(shape, device=dev)
+        compiled = impl in COMPILED_IMPLEMENTATIONS
+        step, learner = mlcourse_step(
+            algo, model, shape, batch, vectorise=impl == COMPILED, inner_lr=inner_lr, compile=compiled
+        )
+        if impl == LOOP:
+            steps[LOOP] = step
             inputs = [batch.support_x, batch.query_x]
-            if VECTORISED in implementations:
-                steps[VECTORISED], _ = mlcourse_step(
-                    algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr
-                )
-            compile_seconds: dict[str, float] = {}
-            for impl in (COMPILED, LOOP, COMPILED_LOOP):
-                if impl not in implementations:
-                    continue
-                step, learner = mlcourse_step(
-                    algo,
-                    make_model(shape, device=dev),
-                    shape,
-                    batch,
-                    vectorise=impl == COMPILED,
-                    inner_lr=inner_lr,
-                    compile=impl in COMPILED_IMPLEMENTATIONS,
-                )
-                if impl == LOOP:
-                    steps[LOOP] = step
-                    graph_fns[LOOP] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
-                    continue
-                if progress is not None:
-                    progress(f"{shape_name}: compiling {algo} ({impl})")
-                start = time.perf_counter()
-                step()  # the first call compiles
-                compile_seconds[impl] = time.perf_counter() - start
-                if learner.compile_notice is None:
-                    steps[impl] = step
-            note = ""
-            if L2L in implementations and algo in L2L_ALGORITHMS:
-                if l2l is None:
-                    note = "learn2learn not available: its rows are skipped"
-                else:
-                    model = make_model(shape, device=dev)
-                    steps[L2L], owner = l2l_step(l2l, algo, model, shape, batch, inner_lr=inner_lr)
-                    wrapper = owner[1]
-                    graph_fns[L2L] = (
-                        lambda w=wrapper, m=model: l2l_meta_loss(l2l, w, algo, m, batch, shape.inner_steps),
-                        list(owner.parameters()) + inputs,
-                    )
-            if progress is not None:
-                progress(f"{shape_name}: {algo} ({', '.join(steps)})")
-            times = time_interleaved(steps, repeats, dev, warmup=warmup)
-            med = {k: statistics.median(v) for k, v in times.items()}
-            best = {k: min(v) for k, v in times.items()}
-            rate = {k: shape.tasks / v for k, v in best.items()}  # best of the rounds: least disturbed by other load
-            for impl in steps:
-                peak, method = peak_memory(steps[impl], dev) if memory else (None, "not measured")
-                graph = None
-                if memory and impl in graph_fns:
-                    fn, exclude = graph_fns[impl]
-                    graph = graph_saved_bytes(fn, exclude)["held"]
-                rows.append(
-                    {
-                        "algorithm": algo,
-                        "implementation": impl,
-                        "shape": shape_name,
-                        "shape_detail": asdict(shape),
-                        "second_order": algo in ("maml", "anil", "metasgd"),
-                        "tasks": shape.tasks,
-                        "rate": rate[impl],
-                        "unit": "episodes/s" if algo == "protonet" else "tasks/s",
-                        "seconds_min": best[impl],
-                        "seconds_median": med[impl],
-                        "seconds": times[impl],
-                        "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
-                        "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
-                        "ratio_to_eager": rate[impl] / rate[VECTORISED] if VECTORISED in rate else None,
-                        "compile_seconds": compile_seconds.get(impl),
-                        "peak_memory_bytes": peak,
-                        "peak_memory_method": method,
-                        "graph_saved_bytes": graph,
-                        "graph_saved_method": (
-                            "autograd saved_tensors_hooks, bytes held for backward"
-                            if graph is not None
-                            else "n/a (torch.func transforms refuse saved-tensor hooks)"
-                            if impl == VECTORISED
-                            else "not measured"
-                        ),
-                        **common,
-                        "note": note,
-                    }
-                )
-            del steps, graph_fns
-    return rows
+            graph_fns[LOOP] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
+            continue
+        if say is not None:
+            say(f"compiling {algo} ({impl})")
+        start = time.perf_counter()
+        step()  # the first call compiles
+        compile_seconds[impl] = time.perf_counter() - start
+        if learner.compile_notice is None:
+            steps[impl] = step
+    return steps, graph_fns, compile_seconds
+
+
+def _add_learn2learn(
+    l2l: Optional[types.ModuleType],
+    algo: str,
+    shape: Shape,
+    batch: TaskBatch,
+    dev: torch.device,
+    inner_lr: float,
+    steps: dict[str, Callable[[], Any]],
+    graph_fns: GraphFns,
+) -> str:
+    """Add learn2learn's step and graph for ``algo`` to ``steps``/``graph_fns``; the rows' note (why it is absent)."""
+    if l2l is None:
+        return "learn2learn not available: its rows are skipped"
+    model = make_model(shape, device=dev)
+    steps[L2L], owner = l2l_step(l2l, algo, model, shape, batch, inner_lr=inner_lr)
+    wrapper = owner[1]
+    graph_fns[L2L] = (
+        lambda w=wrapper, m=model: l2l_meta_loss(l2l, w, algo, m, batch, shape.inner_steps),
+        list(owner.parameters()) + [batch.support_x, batch.query_x],
+    )
+    return ""
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """One (shape, algorithm)'s timings: ``times[implementation]`` holds the seconds of each round."""
+
+    algo: str
+    shape_name: str
+    shape: Shape
+    times: dict[str, list[float]]
+    compile_seconds: dict[str, float]
+    note: str
+
+
+def _row(m: _Measured, impl: str, peak: Optional[int], method: str, graph: Optional[int]) -> dict[str, Any]:
+    """One benchmark row: rates (the best round: least disturbed by other load), ratios, memory."""
+    best = {k: min(v) for k, v in m.times.items()}
+    rate = {k: m.shape.tasks / v for k, v in best.items()}
+    graph_method = (
+        "autograd saved_tensors_hooks, bytes held for backward"
+        if graph is not None
+        else "n/a (torch.func transforms refuse saved-tensor hooks)"
+        if impl == VECTORISED
+        else "not measured"
+    )
+    return {
+        "algorithm": m.algo,
+        "implementation": impl,
+        "shape": m.shape_name,
+        "shape_detail": asdict(m.shape),
+        "second_order": m.algo in ("maml", "anil", "metasgd"),
+        "tasks": m.shape.tasks,
+        "rate": rate[impl],
+        "unit": "episodes/s" if m.algo == "protonet" else "tasks/s",
+        "seconds_min": best[impl],
+        "seconds_median": statistics.median(m.times[impl]),
+        "seconds": m.times[impl],
+        "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
+        "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
+        "ratio_to_eager": rate[impl] / rate[VECTORISED] if VECTORISED in rate else None,
+        "compile_seconds": m.compile_seconds.get(impl),
+        "peak_memory_bytes": peak,
+        "peak_memory_method": method,
+        "graph_saved_bytes": graph,
+        "graph_saved_method": graph_method,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -687,6 +738,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _learn2learn_for(args: argparse.Namespace) -> Any:
+    """learn2learn for ``mlcourse bench``: a module, or ``False`` (skipped; a missing install says so in one line)."""
+    if args.no_learn2learn:
+        return False
+    if args.l2l_source:
+        return load_learn2learn(args.l2l_source)
+    l2l = load_learn2learn()
+    if l2l is None:
+        print(f"learn2learn is not installed, so its rows are skipped; {L2L_INSTALL_HINT}", flush=True)
+        return False
+    return l2l
+
+
+RATIO_LABELS = (
+    ("vectorised_vs_learn2learn", "vectorised / learn2learn"),
+    ("compiled_vs_eager", "compiled / eager"),
+    ("compiled_vs_learn2learn", "compiled / learn2learn"),
+    ("compiled_loop_vs_eager", "compiled loop / eager"),
+    ("compiled_loop_vs_loop", "compiled loop / loop"),
+    ("compiled_loop_vs_learn2learn", "compiled loop / learn2learn"),
+)
+
+
+def summary_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per (shape, algorithm) of :func:`summarise`: its ratios and compile times."""
+    lines = []
+    for key, s in summarise(rows).items():
+        parts = [f"{label} = {s[field]:.2f}x" for field, label in RATIO_LABELS if s[field] is not None]
+        for field, label in (("compile_seconds", "compiled"), ("compiled_loop_compile_seconds", "compiled loop")):
+            if s[field] is not None:
+                parts.append(f"{label}: compile time {s[field]:.0f} s (once per run)")
+        if parts:
+            lines.append(f"{key}: " + ", ".join(parts))
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     """``mlcourse bench [--tiny] [--shapes ...] [--algorithms ...] [--device ...] [--out FILE]``: print the
     table, write the JSON, return 0 (the CLI's exit code)."""
@@ -696,18 +783,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--threads={args.threads} is not allowed; allowed: 0 (default) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # the setting training runs with (mlcourse.hostmemory), recorded in every row
     dev = resolve_device(args.device)
     shapes = args.shapes or (list(TINY_SHAPES) if args.tiny else list(GPU_SHAPES if dev.type == "cuda" else CPU_SHAPES))
     repeats = args.repeats or (3 if args.tiny else 7)
-    if args.no_learn2learn:
-        l2l: Any = False
-    elif args.l2l_source:
-        l2l = load_learn2learn(args.l2l_source)
-    else:
-        l2l = load_learn2learn()
-        if l2l is None:
-            print(f"learn2learn is not installed, so its rows are skipped; {L2L_INSTALL_HINT}", flush=True)
-            l2l = False
+    l2l = _learn2learn_for(args)
     implementations = args.implementations or list(QUICK_IMPLEMENTATIONS if args.tiny else IMPLEMENTATIONS)
     rows = run_benchmark(
         shapes,
@@ -720,24 +800,8 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda s: print(f"  measuring {s}", flush=True),
     )
     print(format_table(rows))
-    for key, s in summarise(rows).items():
-        parts = [
-            f"{label} = {s[field]:.2f}x"
-            for field, label in (
-                ("vectorised_vs_learn2learn", "vectorised / learn2learn"),
-                ("compiled_vs_eager", "compiled / eager"),
-                ("compiled_vs_learn2learn", "compiled / learn2learn"),
-                ("compiled_loop_vs_eager", "compiled loop / eager"),
-                ("compiled_loop_vs_loop", "compiled loop / loop"),
-                ("compiled_loop_vs_learn2learn", "compiled loop / learn2learn"),
-            )
-            if s[field] is not None
-        ]
-        for field, label in (("compile_seconds", "compiled"), ("compiled_loop_compile_seconds", "compiled loop")):
-            if s[field] is not None:
-                parts.append(f"{label}: compile time {s[field]:.0f} s (once per run)")
-        if parts:
-            print(f"{key}: " + ", ".join(parts))
+    for line in summary_lines(rows):
+        print(line)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else runs_dir() / "bench" / f"bench-{dev.type}-{stamp}.json"
     path = write_json(

@@ -31,13 +31,16 @@ from .checkpoint import resolve_checkpoint_path
 from .cliparse import EXIT_ERROR, CLIError
 from .cliparse import Parser as _Parser
 from .commands import parse_train_args
-from .config import fast_mode, resolve_device
-from .course import book, ch05_project, ch08_scaling, experiments, grading
+from .config import resolve_device
 from .shipped import export_run, record_extra_test, record_protocol_test
 from .train import TEST_SEED, _data_api, evaluate, load_trained, test_sampler, train
 
+LIBRARY_COMMANDS = ("train", "eval", "export", "data", "bench")
+COMMANDS_GROUP = "mlcourse.commands"  # entry points: ``register(subparsers) -> {name: handler}`` (the course's)
+
 
 def _build_parser() -> argparse.ArgumentParser:
+    """The library's subcommands; :func:`_registered` adds the course's."""
     parser = _Parser(
         prog="mlcourse",
         description="Meta-learning course: train, evaluate, manage data, run the chapters' full-scale experiments.",
@@ -50,31 +53,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "train", help="meta-train a learner (resumes from --out; options: mlcourse train --help)", add_help=False
     )
 
-    e = commands.add_parser("eval", help="evaluate a checkpoint on the test split")
-    e.add_argument("checkpoint", help="checkpoint file or run directory")
-    e.add_argument("--tasks", type=int, default=600, help="number of test tasks (default 600)")
-    e.add_argument("--inner-steps", dest="inner_steps", type=int, help="default: the run's test inner steps")
-    e.add_argument("--batch", dest="batch_size", type=int, help="tasks per evaluation batch")
-    e.add_argument("--device", default=None)
-    e.add_argument(
-        "--n-way", dest="n_way", type=int, help="test another number of classes (protonet, matchingnet, pretrain)"
-    )
-    e.add_argument("--k-shot", dest="k_shot", type=int, help="test another number of support examples per class")
-    e.add_argument("--seed", type=int, default=None, help="test-task seed (default: the protocol's fixed test tasks)")
-    e.add_argument("--compile", action="store_true", help="torch.compile the evaluation (pays off for many tasks)")
-    e.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        help="transductive: the queries normalised as one batch; support: with the support set's statistics; "
-        "single: each query alone (default: the run's own normalisation mode)",
-    )
-    e.add_argument(
-        "--record",
-        action="store_true",
-        help="add the result to the run's results.json (extra_tests; with --protocol: test_by_protocol)",
-    )
-    e.add_argument("--no-progress", dest="progress", action="store_false")
-
+    _add_eval(commands.add_parser("eval", help="evaluate a checkpoint on the test split"))
     x = commands.add_parser("export", help="copy a finished run's results.json and fp32 weights (no optimiser state)")
     x.add_argument("run", help="run directory (runs/NAME)")
     x.add_argument("dest", help="destination directory (e.g. results/omniglot/NAME)")
@@ -96,64 +75,34 @@ def _build_parser() -> argparse.ArgumentParser:
             description=bench.DESCRIPTION,
         )
     )
-    experiments.add_sinusoid_arguments(
-        commands.add_parser(
-            "sinusoid-paper", help="chapter 02: the MAML paper's sinusoid run at full scale (resumable)"
-        )
-    )
-    experiments.add_arguments(
-        commands.add_parser(
-            "article-vs-maml",
-            help="chapter 04: the article's rule vs MAML at full size (results/ch04_article_vs_maml.json)",
-        )
-    )
-    experiments.add_scratch_arguments(
-        commands.add_parser(
-            "scratch-baseline", help="chapter 01: a fresh Conv-4 trained on each test task's support set"
-        )
-    )
-    experiments.add_arguments(
-        commands.add_parser(
-            "blackbox-vs-maml", help="chapter 08: a black-box (in-context) learner against MAML on the sinusoids"
-        )
-    )
-    experiments.add_ood_arguments(
-        commands.add_parser(
-            "blackbox-ood",
-            help="chapter 08: the black-box learner and MAML on sinusoids outside the training range",
-            description="Chapter 08: the black-box learner and MAML on sinusoids outside the training range "
-            "(results/ch08_blackbox_ood.json).",
-        )
-    )
-    s = commands.add_parser("student-notebooks", help="write the student version of the graded chapters (nbgrader)")
-    s.add_argument("chapters", nargs="*", help="e.g. 08 (default: every chapter with graded exercises)")
-    s.add_argument("--out", default="build/student", help="folder for the student notebooks (default build/student)")
-    b = commands.add_parser("book", help="build the course as a static HTML site, every chapter executed (make book)")
-    b.add_argument("chapters", nargs="*", help="e.g. 01 04 (default: every chapter)")
-    b.add_argument("--out", default="build/book", help="folder of the site (default build/book)")
-    b.add_argument("--fast", action="store_true", help="fast mode, as CI builds it (default: $MLCOURSE_FAST)")
-    b.add_argument(
-        "--all-full",
-        action="store_true",
-        help="full mode for every chapter, also those that then train for 15-60 min each (02, 05, 06, 08)",
-    )
-    b.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
-    g = commands.add_parser(
-        "grade", help="grade filled-in student notebooks (nbgrader autograde; fast mode unless --full)"
-    )
-    g.add_argument("notebook", help="a student's notebook (build/student/08_scalability.ipynb) or a folder of them")
-    g.add_argument("--chapter", default=None, help="the chapter (default: from each file name or its graded cells)")
-    g.add_argument("--full", action="store_true", help="execute in full mode (MLCOURSE_FAST=0): up to 1 h a chapter")
-    g.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default 600; 3600 with --full)")
-    ch05_project.add_arguments(
-        commands.add_parser(
-            "cifar-grid", help="chapter 05: the comparison grid at full scale (a results.json per variant)"
-        )
-    )
-    ch08_scaling.add_arguments(
-        commands.add_parser("scaling", help="chapter 08: time and memory sweeps (or --distributed: 1 vs 2 processes)")
-    )
     return parser
+
+
+def _add_eval(e: argparse.ArgumentParser) -> None:
+    """``mlcourse eval``'s options."""
+    e.add_argument("checkpoint", help="checkpoint file or run directory")
+    e.add_argument("--tasks", type=int, default=600, help="number of test tasks (default 600)")
+    e.add_argument("--inner-steps", dest="inner_steps", type=int, help="default: the run's test inner steps")
+    e.add_argument("--batch", dest="batch_size", type=int, help="tasks per evaluation batch")
+    e.add_argument("--device", default=None)
+    e.add_argument(
+        "--n-way", dest="n_way", type=int, help="test another number of classes (protonet, matchingnet, pretrain)"
+    )
+    e.add_argument("--k-shot", dest="k_shot", type=int, help="test another number of support examples per class")
+    e.add_argument("--seed", type=int, default=None, help="test-task seed (default: the protocol's fixed test tasks)")
+    e.add_argument("--compile", action="store_true", help="torch.compile the evaluation (pays off for many tasks)")
+    e.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="transductive: the queries normalised as one batch; support: with the support set's statistics; "
+        "single: each query alone (default: non-transductive, the run's own mode or support for a transductive run)",
+    )
+    e.add_argument(
+        "--record",
+        action="store_true",
+        help="add the result to the run's results.json (extra_tests; with --protocol: test_by_protocol)",
+    )
+    e.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -185,6 +134,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     sampler = test_sampler(
         exp, n_way=args.n_way, k_shot=args.k_shot, seed=TEST_SEED if args.seed is None else args.seed
     )
+    if args.record and args.protocol:  # refused before minutes of evaluation, not after
+        shape = (getattr(sampler, "n_way", None), sampler.k_shot, inner)
+        if shape != (config.n_way if config.is_classification else None, config.k_shot, config.test_inner_steps):
+            raise CLIError("--record with --protocol records the run's own task shape and inner steps only")
     result = evaluate(
         exp.learner,
         sampler,
@@ -195,14 +148,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         protocol=args.protocol,
     )
     shape = f"{sampler.n_way}-way {sampler.k_shot}-shot " if config.is_classification else ""
-    protocol = f", {args.protocol} protocol" if args.protocol else ""
     print(
-        f"{config.algo} {config.data} step {checkpoint['step']}: test {shape}{result} with {inner} inner steps"
-        + protocol
+        f"{config.algo} {config.data} step {checkpoint['step']}: test {shape}{result} with {inner} inner steps, "
+        f"{result.protocol} protocol (trained: {config.norm_mode})"
     )
     if args.record and args.protocol:
-        if (sampler.n_way, sampler.k_shot, inner) != (config.n_way, config.k_shot, config.test_inner_steps):
-            raise CLIError("--record with --protocol records the run's own task shape and inner steps only")
         seed = TEST_SEED if args.seed is None else args.seed
         where = record_protocol_test(
             os.path.dirname(os.fspath(checkpoint_path(args.checkpoint))),
@@ -251,33 +201,16 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_student(args: argparse.Namespace) -> int:
-    for path in grading.student_notebooks(args.chapters, args.out):
-        print(f"wrote {path}")
-    return 0
+def _registered(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The subcommands other packages register (entry-point group ``mlcourse.commands``: the course's chapters,
+    book and grading), added to ``parser``; ``{name: handler}``."""
+    from importlib.metadata import entry_points
 
-
-def _cmd_book(args: argparse.Namespace) -> int:
-    if args.timeout < 1:
-        raise CLIError(f"--timeout {args.timeout} is not allowed; allowed: an integer >= 1 (seconds per cell)")
-    fast = args.fast or fast_mode()
-    if args.all_full and fast:
-        raise CLIError("--all-full and fast mode (--fast or MLCOURSE_FAST=1) exclude each other")
-    index = book.build_book(args.out, fast=fast, all_full=args.all_full, selected=args.chapters, timeout=args.timeout)
-    print(f"open {index} in a browser")
-    return 0
-
-
-def _cmd_grade(args: argparse.Namespace) -> int:
-    timeout = args.timeout if args.timeout is not None else (3600 if args.full else 600)
-    if timeout < 1:
-        raise CLIError(f"--timeout {timeout} is not allowed; allowed: an integer >= 1 (seconds per cell)")
-    if os.path.isdir(args.notebook):
-        reports = grading.grade_folder(args.notebook, args.chapter, timeout, full=args.full)
-    else:
-        reports = [grading.grade(args.notebook, args.chapter, timeout, full=args.full)]
-    print("\n\n".join(str(r) for r in reports))
-    return 0
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    handlers: dict[str, Any] = {}
+    for point in entry_points(group=COMMANDS_GROUP):
+        handlers.update(point.load()(commands))
+    return handlers
 
 
 def _one_line(exc: BaseException) -> str:
@@ -289,27 +222,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``mlcourse`` (pyproject ``[project.scripts]``); returns / exits with the status."""
     parser = _build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
-    args, rest = parser.parse_known_args(words)
-    if rest and args.command != "train":
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    args.rest, args.argv = rest, words
-    handlers = {
+    handlers: dict[str, Any] = {
         "train": _cmd_train,
         "eval": _cmd_eval,
         "export": _cmd_export,
         "data": _cmd_data,
         "bench": bench.run,
-        "scratch-baseline": experiments.run_scratch,
-        "student-notebooks": _cmd_student,
-        "grade": _cmd_grade,
-        "book": _cmd_book,
-        "sinusoid-paper": experiments.run,
-        "blackbox-vs-maml": experiments.run,
-        "blackbox-ood": experiments.run,
-        "article-vs-maml": experiments.run,
-        "cifar-grid": ch05_project.run,
-        "scaling": ch08_scaling.run,
     }
+    if not words or words[0] not in LIBRARY_COMMANDS:  # help or another command: the registered ones are needed
+        handlers.update(_registered(parser))
+    args, rest = parser.parse_known_args(words)
+    if rest and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest, args.argv = rest, words
     try:
         status = handlers[args.command](args)
     except KeyboardInterrupt:

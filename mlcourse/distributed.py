@@ -116,44 +116,50 @@ def init_from_env(
     local_rank = _env_int("LOCAL_RANK", rank)
     if not 0 <= rank < world_size:
         raise ValueError(f"RANK={rank} is out of range for WORLD_SIZE={world_size}; allowed 0..{world_size - 1}")
-    use_cuda = (spec == "auto" and torch.cuda.is_available()) or spec.startswith("cuda")
-    if use_cuda:
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {spec!r} was requested but no CUDA GPU is available; use device 'cpu'")
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise RuntimeError(
-                f"LOCAL_RANK={local_rank} needs GPU cuda:{local_rank} but this machine has {count}; "
-                f"start at most {count} processes per node (torchrun --nproc-per-node {count})"
-            )
-        torch.cuda.set_device(local_rank)
-        chosen = torch.device("cuda", local_rank)
-    else:
-        chosen = torch.device("cpu")
+    chosen = _rank_device(spec, local_rank)
     backend = backend or ("nccl" if chosen.type == "cuda" else "gloo")
     if not dist.is_available():
         raise RuntimeError("this PyTorch build has no torch.distributed support")
     if not dist.is_initialized():
-        for name in ("MASTER_ADDR", "MASTER_PORT"):
-            if name not in os.environ:
-                raise RuntimeError(f"{name} is not set: start the processes with torchrun (or set it yourself)")
-        kwargs: dict[str, Any] = {}
-        if backend == "nccl":
-            kwargs["device_id"] = chosen
-        dist.init_process_group(
-            backend=backend,
-            init_method="env://",
-            world_size=world_size,
-            rank=rank,
-            timeout=_dt.timedelta(seconds=timeout_s),
-            **kwargs,
-        )
+        _join_group(backend, chosen, world_size, rank, timeout_s)
     return DistContext(
         rank=dist.get_rank(),
         world_size=dist.get_world_size(),
         local_rank=local_rank,
         device=chosen,
         backend=str(dist.get_backend()),
+    )
+
+
+def _rank_device(spec: str, local_rank: int) -> torch.device:
+    """This rank's device: ``cuda:LOCAL_RANK`` when CUDA is asked for (or ``auto`` finds it), else the CPU."""
+    if not ((spec == "auto" and torch.cuda.is_available()) or spec.startswith("cuda")):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device {spec!r} was requested but no CUDA GPU is available; use device 'cpu'")
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise RuntimeError(
+            f"LOCAL_RANK={local_rank} needs GPU cuda:{local_rank} but this machine has {count}; "
+            f"start at most {count} processes per node (torchrun --nproc-per-node {count})"
+        )
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def _join_group(backend: str, device: torch.device, world_size: int, rank: int, timeout_s: float) -> None:
+    """``init_process_group`` from torchrun's environment (``MASTER_ADDR``/``MASTER_PORT`` must be set)."""
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if name not in os.environ:
+            raise RuntimeError(f"{name} is not set: start the processes with torchrun (or set it yourself)")
+    kwargs: dict[str, Any] = {"device_id": device} if backend == "nccl" else {}
+    dist.init_process_group(
+        backend=backend,
+        init_method="env://",
+        world_size=world_size,
+        rank=rank,
+        timeout=_dt.timedelta(seconds=timeout_s),
+        **kwargs,
     )
 
 
@@ -411,6 +417,19 @@ def _timed_meta_steps(spec: dict[str, Any]) -> list[tuple[float, float]]:
     return times
 
 
+def _step_statistics(per_rank: Sequence[Sequence[tuple[float, float]]]) -> dict[str, Any]:
+    """Per-step wall time (a step ends with its slowest rank) and CPU time (all ranks together) from each rank's
+    ``[(wall_s, cpu_s)]``: median, minimum and every step's wall time."""
+    step_times = [max(wall for wall, _ in ts) for ts in zip(*per_rank)]
+    cpu_times = [sum(cpu for _, cpu in ts) for ts in zip(*per_rank)]
+    return {
+        "median_s": statistics.median(step_times),
+        "min_s": min(step_times),
+        "times_s": step_times,
+        "cpu_s": statistics.median(cpu_times),
+    }
+
+
 def measure_speedup(
     algo: str = "maml",
     world_sizes: Sequence[int] = (1, 2),
@@ -456,14 +475,7 @@ def measure_speedup(
     for world in world_sizes:
         split_sizes(meta_batch_size, world)  # clear error before starting processes
         per_rank = launch(_timed_meta_steps, world, spec, threads_per_process=threads_per_process)
-        step_times = [max(wall for wall, _ in ts) for ts in zip(*per_rank)]  # a step ends with its slowest rank
-        cpu_times = [sum(cpu for _, cpu in ts) for ts in zip(*per_rank)]  # CPU seconds of all ranks together
-        results[world] = {
-            "median_s": statistics.median(step_times),
-            "min_s": min(step_times),
-            "times_s": step_times,
-            "cpu_s": statistics.median(cpu_times),
-        }
+        results[world] = _step_statistics(per_rank)
     base = results[min(results)]["median_s"]
     return {
         "config": {

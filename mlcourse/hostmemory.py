@@ -1,7 +1,7 @@
 """Host memory: how this process's C library allocates it (chapter 07; every results file records it).
 
-No torch here: ``import mlcourse`` runs :func:`keep_freed_memory`, and the package's light modules (``atomic``,
-``tables``, ``cliparse``) stay light to import.
+No torch here (the package's light modules ``atomic``, ``tables``, ``cliparse`` stay light to import). Importing
+changes nothing: :func:`keep_freed_memory` is called where long work starts (``train``, ``mlcourse bench``).
 """
 
 from __future__ import annotations
@@ -37,19 +37,17 @@ def keep_freed_memory() -> str:
 
     A meta-training step frees and allocates hundreds of MB of activations; by default glibc serves large blocks
     with fresh ``mmap`` pages and returns them on ``free``, so every step page-faults them in (and zero-fills them)
-    again. Measured on a 2-core Xeon VM at chapter 03's shape (8 tasks, 5-way 1-shot, Conv-4 64 filters): second-order
-    MAML 192,667 page faults per meta-gradient before, 1,402 after, and a median step of 692 ms before, 467 ms after;
-    ProtoNet 579 ms, 353 ms (README's Benchmarks compares two ``mlcourse bench`` files). The arithmetic is untouched:
-    trained weights are bit-identical. The cost: memory the process frees stays with it for reuse (its resident size
-    stays near its peak; at most ``KEEP_FREED_BYTES`` free at the top of the heap) instead of going back to the
-    system. Called once when ``mlcourse`` is imported; ``MLCOURSE_MALLOC=default`` leaves malloc alone. Elsewhere
-    than glibc (macOS, Windows, musl) nothing changes.
+    again; with freed memory kept, eager steps get faster (README's Benchmarks compares two ``mlcourse bench`` files)
+    and the arithmetic is untouched: trained weights are bit-identical. The cost: memory the process frees stays with
+    it for reuse (its resident size stays near its peak; at most ``KEEP_FREED_BYTES`` free at the top of the heap).
+    Called where long work starts (:func:`mlcourse.train.train`, ``mlcourse bench``), never on import;
+    ``MLCOURSE_MALLOC=default`` leaves malloc alone. Elsewhere than glibc (macOS, Windows, musl) nothing changes.
     Returns the label :func:`cpu_allocator` gives (recorded in results files and benchmark rows, chapter 07).
     """
     global _allocator
     choice = os.environ.get(MALLOC_ENV, "keep").strip().lower() or "keep"
     if choice not in ("keep", "default"):
-        # at import time: a clear line, not a traceback
+        # a clear line, not a traceback: the work goes on with malloc as it is
         print(
             f"mlcourse: {MALLOC_ENV}={choice!r} is not understood (allowed: keep, default); malloc left as it is",
             file=sys.stderr,

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from . import data, distributed, models
-from .algorithms import ALGORITHMS, NORM_MODES, check_protocol, make_learner
+from .algorithms import ALGORITHMS, NORM_MODES, check_protocol, make_learner, non_transductive
 from .checkpoint import (
     CHECKPOINT_NAME,
     RESULTS_NAME,
@@ -67,7 +67,7 @@ from .checkpoint import (
     save_results,
 )
 from .config import device_name, fast_mode, resolve_device, seed_everything
-from .hostmemory import cpu_allocator
+from .hostmemory import cpu_allocator, keep_freed_memory
 from .stats import confidence_interval
 
 __all__ = [
@@ -101,10 +101,8 @@ SPLIT_SCHEMES = {"omniglot": ("vinyals", "lake"), "cifar100": ("article", "cifar
 _OMNIGLOT_SPLITS = {"vinyals": ("train", "val", "test"), "lake": ("background", "evaluation", "evaluation")}
 LR_SCHEDULES = ("constant", "cosine")
 COMPILE_AUTO_ITERATIONS = 1_000
-# Compiled by default on a CPU only where it measured faster than eager there: 2 cores, chapter 03's shape, freed
-# memory kept (benchmarks/results/bench-cpu-malloc-2026-12-03.json): compiled / eager 1.72x for Reptile, 1.17x for
-# first-order MAML, but 0.98x for second-order MAML and 0.72x for ProtoNet (once malloc stopped page-faulting eager's
-# activations in every step, little was left for the compiler to win). On a GPU every vectorised image run compiles.
+# Compiled by default on a CPU only where the committed bench measured it faster than eager there
+# (benchmarks/results/bench-cpu-malloc-2026-12-03.json); on a GPU every vectorised image run compiles.
 COMPILE_PAYS_ON_CPU = ("reptile", "fomaml")
 VAL_SEED_OFFSET = 1_000_003
 TEST_SEED = 2_026
@@ -174,7 +172,7 @@ RESUMABLE_CHANGES = (
 TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every", "compile")
 # Fields added after results and chapter weights were committed: ``to_dict`` leaves them out at their default, so the
 # settings of a run made before them (a missing key: the default) still compare equal to a fresh configuration.
-LATER_FIELDS = ("norm_mode",)
+LATER_FIELDS = ("norm_mode", "backprop_steps")
 
 
 def option(
@@ -277,6 +275,9 @@ class TrainConfig:
         "reptile: support examples per inner step, cycling through the support set (default: all of it)",
         low=1,
     )
+    backprop_steps: Optional[int] = option(
+        None, "truncated: inner steps back-propagated, the last ones (default 1; 0 = first order)", low=0
+    )
     lr_schedule: str = option(
         "constant", "constant, or cosine: the outer learning rate decays to 0", choices=LR_SCHEDULES
     )
@@ -372,48 +373,24 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` for the first invalid field, naming the value and the allowed range: the
         ranges and choices declared on the fields (:func:`option`), then the rules that tie fields together."""
-
-        def fail(name: str, allowed: str, reason: str = "is not allowed") -> None:
-            raise ConfigError(f"{name}={getattr(self, name)!r} {reason}; allowed {allowed}")
-
         for f in dataclasses.fields(self):
-            meta, value = f.metadata, getattr(self, f.name)
+            value = getattr(self, f.name)
             if value is None and f.default is None and f.name not in ("split_scheme", "device"):
                 continue  # optional, and the data set's defaults left it unset
-            if meta.get("choices") and value not in meta["choices"]:
-                fail(
-                    f.name,
-                    ", ".join(meta["choices"]),
-                    "is not a known "
-                    + ("algorithm" if f.name == "algo" else "data set" if f.name == "data" else "value"),
-                )
-            elif meta.get("const") is not None or meta.get("pair"):
-                if not isinstance(value, bool):
-                    fail(
-                        f.name,
-                        "True or False" + (", None (automatic)" if f.default is None else ""),
-                        "is not a boolean",
-                    )
-            elif meta.get("positive"):
-                if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-                    fail(f.name, "a finite number > 0", "is not a number")
-                if not math.isfinite(value) or value <= 0:
-                    fail(f.name, "a finite number > 0", "is out of range")
-            elif meta.get("low") is not None:
-                low, high = int(meta["low"]), None if meta["high"] is None else int(meta["high"])
-                allowed = f"{low}..{high}" if high is not None else f">= {low}"
-                if not _is_int(value):
-                    fail(f.name, f"an integer {allowed}", "is not an integer")
-                if value < low or (high is not None and value > high):
-                    fail(f.name, allowed, "is out of range")
+            problem = _declared_range_problem(f, value)
+            if problem is not None:
+                self._fail(f.name, *problem)
+        self._check_data_rules()
+        self._check_algorithm_rules()
+
+    def _fail(self, name: str, allowed: str, reason: str = "is not allowed") -> None:
+        raise ConfigError(f"{name}={getattr(self, name)!r} {reason}; allowed {allowed}")
+
+    def _check_data_rules(self) -> None:
+        """The fields that depend on the data set, the device and the output folder."""
+        fail = self._fail
         if self.split_scheme not in SPLIT_SCHEMES[self.data]:
             fail("split_scheme", f"{', '.join(SPLIT_SCHEMES[self.data])} for data={self.data!r}")
-        if not self.is_classification and self.algo in CLASSIFICATION_ONLY:
-            fail(
-                "algo",
-                f"{', '.join(a for a in ALGORITHMS if a not in CLASSIFICATION_ONLY)} for sinusoid regression",
-                "needs classification data",
-            )
         if self.is_classification and (not _is_int(self.n_way) or self.n_way < 2):
             fail("n_way", "an integer >= 2", "is out of range" if _is_int(self.n_way) else "is not an integer")
         if not self.is_classification and self.n_way != 1:
@@ -436,16 +413,53 @@ class TrainConfig:
             fail("norm_mode", "transductive or support for sinusoid regression (its MLP has no normalisation)")
         if self.attention and not self.is_classification:
             fail("attention", "False for sinusoid regression (the attention block belongs to Conv-4)")
-        if self.inner_batch is not None and self.algo != "reptile":
-            fail("inner_batch", f"None for {self.algo} (inner mini-batches are Reptile's)")
         if self.train_k_shot is not None and not self.is_classification:
             fail("train_k_shot", "None for sinusoid regression (use --k-shot)")
+
+    def _check_algorithm_rules(self) -> None:
+        """The fields that only some algorithms take."""
+        if not self.is_classification and self.algo in CLASSIFICATION_ONLY:
+            self._fail(
+                "algo",
+                f"{', '.join(a for a in ALGORITHMS if a not in CLASSIFICATION_ONLY)} for sinusoid regression",
+                "needs classification data",
+            )
+        if self.inner_batch is not None and self.algo != "reptile":
+            self._fail("inner_batch", f"None for {self.algo} (inner mini-batches are Reptile's)")
+        if self.backprop_steps is not None and self.algo != "truncated":
+            self._fail("backprop_steps", f"None for {self.algo} (truncated MAML's setting)")
         if self.train_n_way is not None and self.train_n_way != self.n_way and self.algo not in CLASSIFICATION_ONLY:
-            fail(
+            self._fail(
                 "train_n_way",
                 f"None or n_way={self.n_way} for {self.algo} (its head has n_way outputs); other values "
                 f"for {', '.join(CLASSIFICATION_ONLY)}",
             )
+
+
+def _declared_range_problem(f: dataclasses.Field, value: Any) -> Optional[tuple[str, str]]:
+    """``(allowed, reason)`` when ``value`` breaks the choices or range declared on field ``f`` (:func:`option`)."""
+    meta = f.metadata
+    if meta.get("choices"):
+        if value in meta["choices"]:
+            return None
+        kind = "algorithm" if f.name == "algo" else "data set" if f.name == "data" else "value"
+        return ", ".join(meta["choices"]), f"is not a known {kind}"
+    if meta.get("const") is not None or meta.get("pair"):
+        if isinstance(value, bool):
+            return None
+        return "True or False" + (", None (automatic)" if f.default is None else ""), "is not a boolean"
+    if meta.get("positive"):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            return "a finite number > 0", "is not a number"
+        return None if math.isfinite(value) and value > 0 else ("a finite number > 0", "is out of range")
+    if meta.get("low") is not None:
+        low, high = int(meta["low"]), None if meta["high"] is None else int(meta["high"])
+        allowed = f"{low}..{high}" if high is not None else f">= {low}"
+        if not _is_int(value):
+            return f"an integer {allowed}", "is not an integer"
+        if value < low or (high is not None and value > high):
+            return allowed, "is out of range"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -486,90 +500,112 @@ class Experiment:
 
 
 def _data_api() -> Any:
-    """``mlcourse.data``'s loaders (taken from the submodules while the package does not re-export them)."""
-    import importlib
+    """The data loaders ``build_experiment`` and ``mlcourse data`` call, looked up in :mod:`mlcourse.data` when
+    called: one seam, which a test replaces to train on synthetic images."""
     from types import SimpleNamespace
 
-    where = {
-        "SinusoidTasks": "sinusoid",
-        "EpisodeSampler": "sampler",
-        "load_omniglot": "omniglot",
-        "load_cifar100": "cifar100",
-        "import_omniglot": "omniglot",
-        "download_omniglot": "omniglot",
-        "import_cifar100": "cifar100",
-        "download_cifar100": "cifar100",
-    }
-    api = {}
-    for name, module in where.items():
-        value = getattr(data, name, None)
-        if value is None:
-            value = getattr(importlib.import_module(f"{data.__name__}.{module}"), name)
-        api[name] = value
-    return SimpleNamespace(**api)
+    names = ("SinusoidTasks", "EpisodeSampler", "load_omniglot", "load_cifar100", "import_omniglot")
+    names += ("download_omniglot", "import_cifar100", "download_cifar100")
+    return SimpleNamespace(**{name: getattr(data, name) for name in names})
 
 
-def build_experiment(config: TrainConfig, device: torch.device | str | None = None) -> Experiment:
+def build_experiment(
+    config: TrainConfig,
+    device: torch.device | str | None = None,
+    *,
+    datasets: Optional[Mapping[str, Any]] = None,
+) -> Experiment:
     """Data samplers (train/val/test splits), model and learner for ``config`` (chapters 03-08, CLI).
 
-    The model is initialised from ``config.seed`` (``seed_everything`` runs right before it is built).
+    ``datasets``: image data sets already loaded (``{"train", "val", "test"}``; chapter 05 loads them once for a
+    whole grid) instead of loading them here; a split left out gets no sampler. The model is initialised from
+    ``config.seed`` (``seed_everything`` runs right before it is built).
     """
-
-    mdata = _data_api()
-
     config.validate()
     device = resolve_device(device if device is not None else config.device)
-    seeds = {"train": config.seed, "val": config.seed + VAL_SEED_OFFSET, "test": TEST_SEED}
     if config.data == "sinusoid":
-        tasks = mdata.SinusoidTasks()
-        samplers = {
-            s: SinusoidSampler(tasks, config.k_shot, config.n_query, device=device, seed=seeds[s]) for s in seeds
+        tasks = _data_api().SinusoidTasks()
+        samplers: dict[str, Any] = {
+            s: SinusoidSampler(tasks, config.k_shot, config.n_query, device=device, seed=seed)
+            for s, seed in _split_seeds(config).items()
         }
         seed_everything(config.seed)
-        model = models.SinusoidMLP(hidden=config.hidden, layers=2)
+        model: nn.Module = models.SinusoidMLP(hidden=config.hidden, layers=2)
+        num_classes = None
     else:
-        if config.data == "omniglot":
-            names = _OMNIGLOT_SPLITS[config.split_scheme]
-            loaded: dict[str, Any] = {}
-            for _split, name in zip(seeds, names):
-                if name not in loaded:
-                    loaded[name] = mdata.load_omniglot(name, image_size=config.image_size, rotations=config.rotations)
-            datasets = {split: loaded[name] for split, name in zip(seeds, names)}
-        else:
-            datasets = {s: mdata.load_cifar100(s, split_scheme=config.split_scheme) for s in seeds}
-        samplers = {}
-        for split, dataset in datasets.items():
-            n_way = config.training_n_way if split == "train" else config.n_way
-            k_shot = config.training_k_shot if split == "train" else config.k_shot
-            samplers[split] = mdata.EpisodeSampler(
-                dataset.to(device),
-                n_way,
-                k_shot,
-                config.n_query,
-                # validation and test tasks stay uniform: stratifying them
-                # would change the evaluation protocol (and FC100's test
-                # split has only 4 superclasses)
-                stratified=config.stratified and split == "train",
-                device=device,
-                seed=seeds[split],
-            )
-        in_channels = int(datasets["train"].images.shape[2])
+        if datasets is None:
+            datasets = load_datasets(config)
+        elif "val" not in datasets and config.val_tasks > 0:
+            raise ValueError(f"val_tasks={config.val_tasks} but no 'val' split was loaded; load it or set val_tasks=0")
+        samplers = episode_samplers(config, datasets, device)
         seed_everything(config.seed)
         model = models.Conv4(
-            in_channels=in_channels,
+            in_channels=int(datasets["train"].images.shape[2]),
             n_out=config.n_way,
             hidden=config.hidden,
             image_size=config.image_size,
             norm="tasknorm" if config.norm_mode == "tasknorm" else "batch",
             attention=config.attention,
         )
+        num_classes = int(datasets["train"].num_classes)
     model = model.to(device)
+    learner = build_learner(config, model, device, num_classes)
+    return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
+
+
+def _split_seeds(config: TrainConfig) -> dict[str, int]:
+    """Each split's sampler seed: training from the run's seed, validation offset from it, test fixed."""
+    return {"train": config.seed, "val": config.seed + VAL_SEED_OFFSET, "test": TEST_SEED}
+
+
+def load_datasets(config: TrainConfig) -> dict[str, Any]:
+    """The image data sets of ``config``'s splits (Omniglot's split scheme may read one data set for two splits)."""
+    api = _data_api()
+    splits = list(_split_seeds(config))
+    if config.data == "cifar100":
+        return {s: api.load_cifar100(s, split_scheme=config.split_scheme) for s in splits}
+    loaded: dict[str, Any] = {}
+    names = _OMNIGLOT_SPLITS[config.split_scheme]
+    for name in names:
+        if name not in loaded:
+            loaded[name] = api.load_omniglot(name, image_size=config.image_size, rotations=config.rotations)
+    return {split: loaded[name] for split, name in zip(splits, names)}
+
+
+def episode_samplers(config: TrainConfig, datasets: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """One seeded episode sampler per loaded split; training tasks take the training shape (``train_n_way``,
+    ``train_k_shot``) and, when ``config.stratified``, superclass stratification. Validation and test tasks stay
+    uniform: stratifying them would change the evaluation protocol."""
+    samplers = {}
+    for split, seed in _split_seeds(config).items():
+        if split not in datasets:
+            continue
+        training = split == "train"
+        samplers[split] = _data_api().EpisodeSampler(
+            datasets[split].to(device),
+            config.training_n_way if training else config.n_way,
+            config.training_k_shot if training else config.k_shot,
+            config.n_query,
+            stratified=config.stratified and training,
+            device=device,
+            seed=seed,
+        )
+    return samplers
+
+
+def build_learner(
+    config: TrainConfig, model: nn.Module, device: torch.device, num_classes: Optional[int] = None
+) -> nn.Module:
+    """``config``'s learner around ``model`` (``num_classes``: the pretrained baseline's head over the training
+    classes)."""
     extra: dict[str, Any] = {}
     if config.algo == "pretrain" and config.is_classification:
-        extra["num_classes"] = int(datasets["train"].num_classes)  # the global head over training classes
+        extra["num_classes"] = num_classes
     if config.inner_batch is not None:
         extra["inner_batch"] = config.inner_batch
-    learner = make_learner(
+    if config.backprop_steps is not None:
+        extra["backprop_steps"] = config.backprop_steps
+    return make_learner(
         config.algo,
         model,
         inner_lr=config.inner_lr,
@@ -580,7 +616,6 @@ def build_experiment(config: TrainConfig, device: torch.device | str | None = No
         norm_mode=config.norm_mode,
         **extra,
     ).to(device)
-    return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
 
 
 def test_sampler(
@@ -675,7 +710,7 @@ def evaluate(
     batches of ``batch_size`` (default 25), adapts with ``learner.evaluate(batch, inner_steps, protocol)`` and
     returns the mean query accuracy (MSE for regression) with ``ci95 = 1.96 * std / sqrt(n)``. ``protocol``:
     ``transductive`` (queries normalised as one batch), ``support`` (with the support set's statistics),
-    ``single`` (each query alone), or ``None``: the learner's own ``norm_mode``.
+    ``single`` (each query alone), or ``None``: the learner's own ``norm_mode`` (the result names it).
     """
     check_protocol(protocol)
     if not _is_int(num_tasks) or num_tasks < 1:
@@ -715,7 +750,7 @@ def evaluate(
         std=std,
         loss_mean=float(torch.cat(losses).double().mean()),
         inner_steps=inner_steps,
-        protocol=protocol,
+        protocol=protocol or getattr(learner, "norm_mode", None),
     )
 
 
@@ -831,6 +866,71 @@ class Trainer:
         return losses
 
 
+@dataclass
+class _Run:
+    """One call of :func:`train`: its configuration and experiment, where it writes, and the loop's state (what a
+    checkpoint holds and a resumed run restores)."""
+
+    config: TrainConfig
+    exp: Experiment
+    trainer: Trainer
+    ckpt_path: Optional[Path]
+    results_path: Optional[Path]
+    checkpoint: Optional[dict[str, Any]]
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    window: dict[str, list[float]] = field(default_factory=lambda: {"loss": [], "accuracy": []})
+    elapsed_before: float = 0.0
+    session_start: float = field(default_factory=time.perf_counter)
+    start_step: int = 0
+    sampler_states: dict[str, Any] = field(default_factory=dict)  # validation and test samplers at their seeds
+
+    @property
+    def learner(self) -> nn.Module:
+        return self.exp.learner
+
+    def wall_time(self) -> float:
+        """Seconds of training so far, sessions before a resume included."""
+        return self.elapsed_before + time.perf_counter() - self.session_start
+
+    def write_checkpoint(self) -> None:
+        """Everything an exact resume needs, written atomically (rank 0 alone under torchrun)."""
+        if self.ckpt_path is None or not distributed.is_main_process():
+            return
+        state = self.learner.state_dict()
+        save_checkpoint(
+            self.ckpt_path,
+            {
+                "algo": self.config.algo,
+                "config": self.config.to_dict(),
+                "step": self.step,
+                "shapes": parameter_shapes(state),
+                "learner": state,
+                "optimizer": self.trainer.optimizer.state_dict(),
+                "learner_config": _plain(getattr(self.learner, "config_dict", dict)()),
+                "samplers": {"train": self.exp.samplers["train"].state_dict()},
+                "rng": capture_rng_state(),
+                "history": self.history,
+                "window": self.window,
+                "wall_time_s": self.wall_time(),
+                "torch_version": str(torch.__version__),
+            },
+        )
+
+    def evaluate_split(self, split: str, num_tasks: int, progress: bool = False) -> EvalResult:
+        """The validation or test protocol: the same tasks every time (the sampler restarts at its seed)."""
+        sampler = self.exp.samplers[split]
+        sampler.load_state_dict(copy.deepcopy(self.sampler_states[split]))
+        return evaluate(
+            self.learner,
+            sampler,
+            num_tasks,
+            inner_steps=self.config.test_inner_steps,
+            batch_size=self.config.eval_batch_size or min(self.config.meta_batch_size, 25),
+            progress=progress,
+        )
+
+
 def train(
     config: TrainConfig,
     progress: bool = True,
@@ -851,209 +951,196 @@ def train(
       that many steps of this call (a checkpoint is written). A stopped run has ``completed=False``.
     * ``experiment`` replaces :func:`build_experiment` (custom models or samplers).
     """
-    from tqdm.auto import tqdm
-
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train needs a TrainConfig, got {type(config).__name__}")
     config.validate()
-    distributed.init_from_env(device=config.device)  # under torchrun: join the group (no-op in one process)
     if max_steps is not None and (not _is_int(max_steps) or max_steps < 0):
         raise ValueError(f"max_steps={max_steps!r} is out of range; allowed >= 0 or None")
-    session_start = time.perf_counter()
+    keep_freed_memory()  # long work starts: glibc reuses freed memory (mlcourse.hostmemory; MLCOURSE_MALLOC=default: off)
+    distributed.init_from_env(device=config.device)  # under torchrun: join the group (no-op in one process)
+    run = _start_run(config, resume, experiment)
+    _loop(run, progress, callback, max_steps)
+    return _finish(run, progress)
+
+
+def _start_run(config: TrainConfig, resume: bool, experiment: Optional[Experiment]) -> _Run:
+    """The output directory probed, the experiment built, and the checkpoint there restored when resuming."""
+    session_start = time.perf_counter()  # the wall time counts loading the data too
     out_dir = Path(config.out_dir).expanduser() if config.out_dir else None
-    ckpt_path = out_dir / CHECKPOINT_NAME if out_dir else None
-    results_path = out_dir / RESULTS_NAME if out_dir else None
     if out_dir is not None:
         prepare_output_dir(out_dir)
-
+    ckpt_path = out_dir / CHECKPOINT_NAME if out_dir else None
     checkpoint = None
     if resume and ckpt_path is not None and ckpt_path.exists():
         checkpoint = load_checkpoint(ckpt_path)
         _check_resume_config(checkpoint["config"], config, ckpt_path)
-
     exp = experiment if experiment is not None else build_experiment(config)
-    learner, device = exp.learner, exp.device
-    train_sampler, val_sampler, test_sampler = exp.samplers["train"], exp.samplers.get("val"), exp.samplers.get("test")
-    trainer = Trainer(learner, outer_lr=config.outer_lr, lr_at=config.outer_lr_at)
-    optimizer = trainer.optimizer
+    run = _Run(
+        config=config,
+        exp=exp,
+        trainer=Trainer(exp.learner, outer_lr=config.outer_lr, lr_at=config.outer_lr_at),
+        ckpt_path=ckpt_path,
+        results_path=out_dir / RESULTS_NAME if out_dir else None,
+        checkpoint=checkpoint,
+        session_start=session_start,
+        sampler_states={s: copy.deepcopy(exp.samplers[s].state_dict()) for s in ("val", "test") if _has(exp, s)},
+    )
     if out_dir is not None:
-        size = sum(t.numel() * t.element_size() for t in learner.state_dict().values())
+        size = sum(t.numel() * t.element_size() for t in exp.learner.state_dict().values())
         prepare_output_dir(out_dir, needed_bytes=2 * 3 * size + (1 << 20))  # two copies of params + Adam moments
-    val_state = copy.deepcopy(val_sampler.state_dict()) if val_sampler is not None else None
-    test_state = copy.deepcopy(test_sampler.state_dict()) if test_sampler is not None else None
-
-    step, history, elapsed_before = 0, [], 0.0
-    window: dict[str, list[float]] = {"loss": [], "accuracy": []}
     if checkpoint is not None:
-        check_compatible(checkpoint, ckpt_path, config.algo, learner.state_dict())
-        try:
-            learner.load_state_dict(checkpoint["learner"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            train_sampler.load_state_dict(checkpoint["samplers"]["train"])
-            restore_rng_state(checkpoint["rng"])
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"checkpoint {str(ckpt_path)!r} cannot be restored: {str(exc).splitlines()[0]}"
-            ) from None
-        step = int(checkpoint["step"])
-        history = list(checkpoint.get("history", []))
-        window = {k: list(v) for k, v in checkpoint.get("window", window).items()}
-        elapsed_before = float(checkpoint.get("wall_time_s", 0.0))
+        _restore(run, checkpoint)
+    run.start_step = run.trainer.steps = run.step  # the learning-rate schedule continues where it stopped
+    return run
 
-    def wall_time() -> float:
-        return elapsed_before + time.perf_counter() - session_start
 
-    def write_checkpoint() -> None:
-        if ckpt_path is None or not distributed.is_main_process():  # one logical run: rank 0 alone writes
-            return
-        state = learner.state_dict()
-        save_checkpoint(
-            ckpt_path,
-            {
-                "algo": config.algo,
-                "config": config.to_dict(),
-                "step": step,
-                "shapes": parameter_shapes(state),
-                "learner": state,
-                "optimizer": optimizer.state_dict(),
-                "learner_config": _plain(getattr(learner, "config_dict", dict)()),
-                "samplers": {"train": train_sampler.state_dict()},
-                "rng": capture_rng_state(),
-                "history": history,
-                "window": window,
-                "wall_time_s": wall_time(),
-                "torch_version": str(torch.__version__),
-            },
-        )
+def _has(exp: Experiment, split: str) -> bool:
+    """Whether the experiment samples tasks of ``split`` (a custom experiment may leave validation out)."""
+    return exp.samplers.get(split) is not None
 
-    def validate_now() -> EvalResult:
-        val_sampler.load_state_dict(copy.deepcopy(val_state))
-        return evaluate(
-            learner,
-            val_sampler,
-            config.val_tasks,
-            inner_steps=config.test_inner_steps,
-            batch_size=config.eval_batch_size or min(config.meta_batch_size, 25),
-        )
 
-    start_step = step
-    trainer.steps = step  # the learning-rate schedule continues where the checkpoint stopped
-    stopped = False
+def _restore(run: _Run, checkpoint: dict[str, Any]) -> None:
+    """Continue exactly where ``checkpoint`` stopped: weights, optimiser, training sampler, random state, logs."""
+    check_compatible(checkpoint, run.ckpt_path, run.config.algo, run.learner.state_dict())
+    try:
+        run.learner.load_state_dict(checkpoint["learner"])
+        run.trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        run.exp.samplers["train"].load_state_dict(checkpoint["samplers"]["train"])
+        restore_rng_state(checkpoint["rng"])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(run.ckpt_path)!r} cannot be restored: {str(exc).splitlines()[0]}"
+        ) from None
+    run.step = int(checkpoint["step"])
+    run.history = list(checkpoint.get("history", []))
+    run.window = {k: list(v) for k, v in checkpoint.get("window", run.window).items()}
+    run.elapsed_before = float(checkpoint.get("wall_time_s", 0.0))
+
+
+def _loop(run: _Run, progress: bool, callback: Optional[Callable[..., Any]], max_steps: Optional[int]) -> None:
+    """Outer steps until the last iteration, ``max_steps`` more, or a callback's ``True``; checkpoints on the way."""
+    from tqdm.auto import tqdm
+
+    config = run.config
     bar = tqdm(
         total=config.iterations,
-        initial=min(step, config.iterations),
+        initial=min(run.step, config.iterations),
         disable=not progress or not distributed.is_main_process(),
         desc=f"{config.algo} {config.data}",
         unit="step",
         dynamic_ncols=True,
     )
     try:
-        while step < config.iterations and not stopped:
-            if max_steps is not None and step - start_step >= max_steps:
-                stopped = True
+        while run.step < config.iterations:
+            if max_steps is not None and run.step - run.start_step >= max_steps:
                 break
-            batch = train_sampler.sample(config.meta_batch_size)  # the whole meta-batch, identical on every rank
-            out, logged = trainer.step(batch, check_loss=lambda value: _check_finite(value, step, config))
-            step += 1
-            window["loss"].append(logged)
-            if "query_accuracy" in out.metrics:
-                window["accuracy"].append(float(out.metrics["query_accuracy"].detach().float().mean()))
-            record: Optional[dict[str, Any]] = None
-            validate_step = (
-                val_sampler is not None
-                and config.val_tasks > 0
-                and (step % config.eval_every == 0 or step == config.iterations)
-            )
-            if step % config.log_every == 0 or step == config.iterations or validate_step:
-                record = {"step": step, **_summary(window), "wall_time_s": round(wall_time(), 3)}
-                window = {k: [] for k in window}
-                if validate_step:
-                    val = validate_now()
-                    record.update({f"val_{val.metric}": val.mean, "val_ci95": val.ci95, "val_loss": val.loss_mean})
-                history.append(record)
+            record = _one_step(run)
+            if record is not None:
                 bar.set_postfix(
                     {k: f"{v:.3g}" for k, v in record.items() if k.startswith(("train_", "val_")) and k != "val_ci95"},
                     refresh=False,
                 )
-            if callback is not None and callback(step, record):
-                stopped = True
-            if max_steps is not None and step - start_step >= max_steps:
-                stopped = True
-            if step % config.checkpoint_every == 0 or step == config.iterations or stopped:
-                write_checkpoint()
+            stopped = callback is not None and bool(callback(run.step, record))
+            stopped = stopped or (max_steps is not None and run.step - run.start_step >= max_steps)
+            if run.step % config.checkpoint_every == 0 or run.step == config.iterations or stopped:
+                run.write_checkpoint()
             bar.update(1)
+            if stopped:
+                break
     finally:
         bar.close()
 
-    completed = step >= config.iterations
+
+def _one_step(run: _Run) -> Optional[dict[str, Any]]:
+    """One outer step; the history record logged at this step (with validation when due), or ``None``."""
+    config, step = run.config, run.step
+    batch = run.exp.samplers["train"].sample(config.meta_batch_size)  # the whole meta-batch, identical on every rank
+    out, logged = run.trainer.step(batch, check_loss=lambda value: _check_finite(value, step, config))
+    run.step += 1
+    run.window["loss"].append(logged)
+    if "query_accuracy" in out.metrics:
+        run.window["accuracy"].append(float(out.metrics["query_accuracy"].detach().float().mean()))
+    last = run.step == config.iterations
+    validate = _has(run.exp, "val") and config.val_tasks > 0 and (run.step % config.eval_every == 0 or last)
+    if not (run.step % config.log_every == 0 or last or validate):
+        return None
+    record = {"step": run.step, **_summary(run.window), "wall_time_s": round(run.wall_time(), 3)}
+    run.window = {k: [] for k in run.window}
+    if validate:
+        val = run.evaluate_split("val", config.val_tasks)
+        record.update({f"val_{val.metric}": val.mean, "val_ci95": val.ci95, "val_loss": val.loss_mean})
+    run.history.append(record)
+    return record
+
+
+def _finish(run: _Run, progress: bool) -> TrainResult:
+    """After the loop: a finished run is tested and its results.json written (or an unchanged one reused)."""
+    config = run.config
+    completed = run.step >= config.iterations
     test: Optional[EvalResult] = None
     reused: Optional[dict[str, Any]] = None
     results_file: Optional[Path] = None
     if completed:
-        if ckpt_path is not None and not ckpt_path.exists():
-            write_checkpoint()  # iterations=0: still leave a loadable checkpoint
+        if run.ckpt_path is not None and not run.ckpt_path.exists():
+            run.write_checkpoint()  # iterations=0: still leave a loadable checkpoint
         # nothing trained now: a finished run is reused, its results.json (when, where, how long) kept
-        reused = _reused_results(results_path, config, step) if checkpoint is not None and start_step == step else None
+        if run.checkpoint is not None and run.start_step == run.step:
+            reused = _reused_results(run.results_path, config, run.step)
         test = _saved_test(reused)
-        if test is None and test_sampler is not None and config.test_tasks > 0:
-            test_sampler.load_state_dict(copy.deepcopy(test_state))
-            test = evaluate(
-                learner,
-                test_sampler,
-                config.test_tasks,
-                inner_steps=config.test_inner_steps,
-                batch_size=config.eval_batch_size or min(config.meta_batch_size, 25),
-                progress=progress,
-            )
-        if results_path is not None and distributed.is_main_process():
-            made = {
-                "wall_time_s": wall_time(),
-                "device": device_name(device),
-                "device_type": device.type,
-                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "compiled": bool(getattr(learner, "use_compile", False)),
-                "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
-                "compile_notice": getattr(learner, "compile_notice", None),
-                "allocator": cpu_allocator(),
-            }
-            if reused:  # nothing was trained now: keep when, where and how long the run took
-                made.update({k: reused[k] for k in made if k in reused})
-                made["allocator"] = reused.get("allocator")  # None: made before it was recorded
-            results_file = save_results(
-                results_path,
-                {
-                    "config": config.to_dict(),
-                    "algo": config.algo,
-                    "data": config.data,
-                    "test": test.to_dict() if test is not None else None,
-                    "history": history,
-                    "iterations": step,
-                    "wall_time_s": made["wall_time_s"],
-                    "device": made["device"],
-                    "device_type": made["device_type"],
-                    "torch_version": str(torch.__version__),
-                    "compiled": made["compiled"],
-                    "compile_seconds": made["compile_seconds"],
-                    "compile_notice": made["compile_notice"],
-                    "allocator": made["allocator"],  # host memory (mlcourse.hostmemory); None: not recorded
-                    "date": made["date"],
-                    "checkpoint": CHECKPOINT_NAME,
-                    # tests on other task shapes (``mlcourse eval --record``) stay with an unchanged run
-                    **({"extra_tests": reused["extra_tests"]} if reused and reused.get("extra_tests") else {}),
-                },
-            )
+        if test is None and _has(run.exp, "test") and config.test_tasks > 0:
+            test = run.evaluate_split("test", config.test_tasks, progress=progress)
+        if run.results_path is not None and distributed.is_main_process():
+            results_file = save_results(run.results_path, _results_payload(run, test, reused))
     return TrainResult(
-        learner=learner,
-        history=history,
-        checkpoint_path=ckpt_path if ckpt_path and ckpt_path.exists() else None,
+        learner=run.learner,
+        history=run.history,
+        checkpoint_path=run.ckpt_path if run.ckpt_path and run.ckpt_path.exists() else None,
         test=test,
         config=config,
-        step=step,
+        step=run.step,
         completed=completed,
         results_path=results_file,
-        wall_time_s=float(reused["wall_time_s"]) if reused and "wall_time_s" in reused else wall_time(),
-        experiment=exp,
+        wall_time_s=float(reused["wall_time_s"]) if reused and "wall_time_s" in reused else run.wall_time(),
+        experiment=run.exp,
     )
+
+
+def _results_payload(run: _Run, test: Optional[EvalResult], reused: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """A finished run's results.json: configuration, test, history and how it was made (kept from a reused file:
+    when, where and how long the run took; tests recorded later stay with it)."""
+    learner, device = run.learner, run.exp.device
+    made = {
+        "wall_time_s": run.wall_time(),
+        "device": device_name(device),
+        "device_type": device.type,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "compiled": bool(getattr(learner, "use_compile", False)),
+        "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
+        "compile_notice": getattr(learner, "compile_notice", None),
+        "allocator": cpu_allocator(),  # host memory (mlcourse.hostmemory)
+    }
+    if reused:
+        made.update({k: reused[k] for k in made if k in reused})
+        made["allocator"] = reused.get("allocator")  # None: made before it was recorded
+    return {
+        "config": run.config.to_dict(),
+        "algo": run.config.algo,
+        "data": run.config.data,
+        "test": test.to_dict() if test is not None else None,
+        "history": run.history,
+        "iterations": run.step,
+        "wall_time_s": made["wall_time_s"],
+        "device": made["device"],
+        "device_type": made["device_type"],
+        "torch_version": str(torch.__version__),
+        "compiled": made["compiled"],
+        "compile_seconds": made["compile_seconds"],
+        "compile_notice": made["compile_notice"],
+        "allocator": made["allocator"],
+        "date": made["date"],
+        "checkpoint": CHECKPOINT_NAME,
+        **{k: reused[k] for k in ("extra_tests", "test_by_protocol") if reused and reused.get(k)},
+    }
 
 
 def measure_step_time(config: TrainConfig, steps: int = 3, experiment: Optional[Experiment] = None) -> float:
@@ -1143,13 +1230,18 @@ def _saved_test(saved: Optional[dict[str, Any]]) -> Optional[EvalResult]:
 
 
 def load_trained(
-    path: str | os.PathLike, device: torch.device | str | None = None, compile: bool = False
+    path: str | os.PathLike,
+    device: torch.device | str | None = None,
+    compile: bool = False,
+    norm_mode: Optional[str] = None,
 ) -> tuple[Experiment, dict[str, Any]]:
     """Rebuild the experiment of a checkpoint (file or run directory) with its trained weights.
 
     Used by ``mlcourse eval`` and by notebooks that reload a run. Returns ``(experiment, checkpoint)``.
     The learner runs eagerly unless ``compile=True`` (an evaluation of a few hundred tasks takes less time
-    than compiling it).
+    than compiling it). It predicts in ``norm_mode``, by default non-transductively (a run trained with the query
+    batch's statistics then normalises each query with its support set's: one image can be classified alone);
+    ``exp.config.norm_mode`` still says how the run was trained.
     """
     path = resolve_checkpoint_path(path)
     checkpoint = load_checkpoint(path)
@@ -1165,4 +1257,6 @@ def load_trained(
     named_by_config = {**checkpoint, "algo": config.algo}
     check_compatible(named_by_config, path, config.algo, exp.learner.state_dict())
     exp.learner.load_state_dict(checkpoint["learner"])
+    if hasattr(exp.learner, "use_norm_mode"):
+        exp.learner.use_norm_mode(norm_mode or non_transductive(config.norm_mode))
     return exp, checkpoint

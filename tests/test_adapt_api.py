@@ -1,5 +1,8 @@
-"""The public adaptation API: ``learner.adapt(batch, steps=None, inner_lr=None)`` and ``learner.predict(params, x)``
-(float64). ``evaluate`` is built on them; each algorithm adapts what it should and nothing else."""
+"""The public adaptation API (float64): ``learner.adapt(support, params=None, *, steps, inner_lr, differentiable)`` and
+``learner.predict(state, x, params=None, *, differentiable)``. ``evaluate`` is built on them; each algorithm adapts
+what it should and nothing else; with ``differentiable=True`` they back-propagate exactly the meta-gradient of
+``learner(batch).loss``; ``params`` replaces the learner's meta-parameters without touching them; a support set alone
+is enough."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from test_algorithms import learner
-from test_algorithms_helpers import image_batch
+from test_algorithms_helpers import image_batch, meta_grad, rel, sine_batch
 from torch.func import functional_call
 
-from mlcourse.algorithms import ALGORITHMS, MAML
-from mlcourse.algorithms.core import subdict
+from mlcourse.algorithms import ALGORITHMS, MAML, make_learner
+from mlcourse.algorithms.core import Learner, subdict, task_metrics
+from mlcourse.models import SinusoidMLP
 
 F64 = torch.float64
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -99,7 +103,7 @@ def test_adapt_and_predict_say_what_is_wrong() -> None:
         lrn.adapt(batch, steps=-1)
     with pytest.raises(ValueError, match="inner_lr=0"):
         lrn.adapt(batch, inner_lr=0)
-    with pytest.raises(ValueError, match=r"x has 1 task\(s\) but params were adapted to 2"):
+    with pytest.raises(ValueError, match=r"x has 1 task\(s\) but the state was adapted to 2"):
         lrn.predict(lrn.adapt(batch), batch.query_x[:1])
 
 
@@ -139,3 +143,58 @@ def test_adaptation_curve_columns_are_evaluate_after_s_steps(name: str) -> None:
         assert not torch.allclose(curve["query_loss"][:, 0], curve["query_loss"][:, 3])  # adaptation moves it
     lr_curve = lrn.adaptation_curve(batch, 2, inner_lr=0.05)
     assert torch.allclose(lr_curve["query_loss"][:, 0], curve["query_loss"][:, 0])
+
+
+def _trains_by_adapt_then_predict(lrn: Learner) -> bool:
+    """Reptile and the pretrained baseline meta-train with their own rule, not through a query loss."""
+    return type(lrn).task_train is Learner.task_train
+
+
+def _flat_grads(lrn: Learner) -> torch.Tensor:
+    return torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in lrn.parameters()])
+
+
+@pytest.mark.parametrize("norm_mode", ["transductive", "support"])
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_differentiable_adapt_and_predict_give_the_meta_gradient(name: str, norm_mode: str) -> None:
+    lrn, batch = learner(name, 2, norm_mode=norm_mode), image_batch()
+    if not _trains_by_adapt_then_predict(lrn):
+        pytest.skip(f"{name} meta-trains with its own rule")
+    reference = meta_grad(lrn, batch, True)
+    lrn.zero_grad(set_to_none=True)
+    state = lrn.adapt(batch, differentiable=True)
+    outputs = lrn.predict(state, batch.query_x, differentiable=True)
+    loss = torch.stack([task_metrics(o, y, True)[0] for o, y in zip(outputs, batch.query_y)]).mean()
+    loss.backward()
+    assert reference.norm() > 0 and rel(_flat_grads(lrn), reference) < 1e-10, (name, norm_mode)
+
+
+@pytest.mark.parametrize("name", ["maml", "metasgd", "anil", "protonet"])
+def test_params_replace_the_meta_parameters_without_touching_them(name: str) -> None:
+    lrn, moved, batch = learner(name, 2), learner(name, 2), image_batch()
+    g = torch.Generator().manual_seed(1)
+    other = {
+        k: v.detach() + 0.05 * torch.randn(v.shape, generator=g, dtype=v.dtype) for k, v in lrn.model.named_parameters()
+    }
+    with torch.no_grad():
+        for k, p in moved.model.named_parameters():
+            p.copy_(other[k])
+    before = {k: v.clone() for k, v in lrn.state_dict().items()}
+    state, expected = lrn.adapt(batch, other), moved.adapt(batch)
+    assert all(torch.allclose(state[k], expected[k], rtol=1e-12, atol=1e-12) for k in expected)
+    x = batch.query_x
+    assert torch.allclose(lrn.predict(state, x, other), moved.predict(expected, x), rtol=1e-12, atol=1e-12)
+    assert all(torch.equal(v, before[k]) for k, v in lrn.state_dict().items())  # the learner's own are unchanged
+    grouped = lrn.adapt(batch, {**lrn.meta_parameters(), "model": other})
+    assert all(torch.equal(grouped[k], state[k]) for k in state)
+
+
+def test_a_support_set_alone_is_enough_and_bad_params_are_named() -> None:
+    batch = sine_batch()
+    lrn = make_learner("maml", SinusoidMLP().double(), inner_lr=0.01, inner_steps=3)
+    from_pair = lrn.adapt((batch.support_x, batch.support_y))
+    from_batch = lrn.adapt(batch)
+    assert all(torch.equal(from_pair[k], from_batch[k]) for k in from_batch)
+    assert all(not v.requires_grad for v in from_pair.values())  # not differentiable: no graph kept
+    with pytest.raises(ValueError, match=r"params names \['nonsense'\]"):
+        lrn.adapt(batch, {"nonsense": torch.zeros(1)})

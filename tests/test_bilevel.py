@@ -118,7 +118,7 @@ def test_reptile_taylor_expansion_is_third_order(sinusoid_problem) -> None:
 
 def test_adaptation_curve_matches_a_loop(sinusoid_problem) -> None:
     model, batch, tasks, theta = sinusoid_problem
-    curve = B.adaptation_curve(model, batch, alpha=0.01, max_steps=3)
+    curve = B.mean_adaptation_loss(model, batch, alpha=0.01, max_steps=3)
     expected = []
     for steps in range(4):
         phis = [B.inner_trajectory(t.support_loss, theta, 0.01, steps)[-1] for t in tasks]

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 from test_browser import CHROMIUM, CHROMIUM_FLAGS, INSTALL_HINT, JupyterLab  # noqa: E402
 
+pytestmark = pytest.mark.slow  # builds the book and opens it in a browser: `make test` only, not `make test-fast`
+
 TALK = "01_background.ipynb"  # the chapter laid out by hand as a talk
 
 

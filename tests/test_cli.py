@@ -312,3 +312,19 @@ def test_train_options_are_generated_from_the_configuration(capsys, monkeypatch)
         assert " ".join(f.metadata["help"].split()) in text, f.name
     assert "(default: 0.001)" in text and "(default: the data set's)" in text
     assert "--compile, --no-compile" in text or "--compile | --no-compile" in text
+
+
+def test_library_commands_import_no_course_module():
+    """The course registers its commands (entry-point group mlcourse.commands): `mlcourse train` and the other
+    library commands load neither the course nor a plotting library, and `mlcourse --help` still lists both."""
+    code = (
+        "import sys\nfrom mlcourse.cli import main\n"
+        "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('matplotlib', 'nbformat', 'mlcourse.course') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    listing = subprocess.run([sys.executable, "-m", "mlcourse", "--help"], capture_output=True, text=True, timeout=300)
+    for command in ("train", "eval", "bench", "book", "grade", "scaling", "cifar-grid", "scratch-baseline"):
+        assert f"    {command}" in listing.stdout, command

@@ -13,6 +13,8 @@ from test_algorithms_helpers import image_batch, meta_grad, rel
 from mlcourse.algorithms import core, make_learner
 from mlcourse.models import Conv4
 
+pytestmark = pytest.mark.slow  # torch.compile runs: `make test` only, not `make test-fast`
+
 F64 = torch.float64
 COMPILED_ALGORITHMS = ["maml", "metasgd", "fomaml", "reptile", "anil", "protonet", "matchingnet"]
 # A laptop without a C++ compiler skips these; CI (CI=true) has one, and fails instead of skipping.

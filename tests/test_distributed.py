@@ -22,6 +22,8 @@ from mlcourse import distributed as D
 from mlcourse.algorithms import make_learner
 from mlcourse.models import Conv4
 
+pytestmark = pytest.mark.slow  # torchrun processes: `make test` only, not `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
 TOL = 1e-10

@@ -287,6 +287,7 @@ def test_a_wrong_answer_fails_with_a_hint_and_no_expected_value(chapter, answer_
     assert_wrong_fails_with_hint(chapter, PREAMBLE[chapter], answer_id, body, expected)
 
 
+@pytest.mark.slow  # executes each chapter's hidden tests against imported answers
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_imports_from_the_package_cannot_pass(chapter):
     assert_imports_fail(chapter, PREAMBLE[chapter])

@@ -67,9 +67,9 @@ def test_predictions_match_sgd_by_hand():
 def test_adaptation_curve_uses_the_learner_and_fixed_tasks():
     torch.manual_seed(0)
     learner = make_learner("maml", SinusoidMLP(hidden=8), inner_lr=0.01)
-    curve = ex.adaptation_curve(learner, 5, 3, num_tasks=20, keep_per_task=True)
+    curve = ex.sinusoid_adaptation(learner, 5, 3, num_tasks=20, keep_per_task=True)
     assert curve["steps"] == [0, 1, 2, 3] and len(curve["per_task"][0]) == 20
-    again = ex.adaptation_curve(learner, 5, 3, num_tasks=20, inner_lr=0.05)
+    again = ex.sinusoid_adaptation(learner, 5, 3, num_tasks=20, inner_lr=0.05)
     assert again["mean"][0] == curve["mean"][0]  # same tasks, no adaptation
     assert again["mean"][3] != curve["mean"][3]  # other step size
     assert learner.inner_lr == 0.01  # restored
@@ -162,13 +162,14 @@ def test_adaptation_curve_counts_diverged_tasks_and_medians():
     torch.manual_seed(0)
     learner = make_learner("maml", SinusoidMLP(hidden=8), inner_lr=0.01)
     tasks = ex.sinusoid_tasks(30, 5, 50)
-    calm = ex.adaptation_curve(learner, 5, 3, tasks=tasks, inner_lr=1e-4, keep_per_task=True)
+    calm = ex.sinusoid_adaptation(learner, 5, 3, tasks=tasks, inner_lr=1e-4, keep_per_task=True)
     assert calm["diverged"] == [0, 0, 0, 0]
     assert calm["median"][2] == float(torch.tensor(calm["per_task"][2], dtype=torch.float64).median())
-    wild = ex.adaptation_curve(learner, 5, 3, tasks=tasks, inner_lr=50.0)
+    wild = ex.sinusoid_adaptation(learner, 5, 3, tasks=tasks, inner_lr=50.0)
     assert wild["diverged"][0] == 0 and wild["diverged"][3] == 30
 
 
+@pytest.mark.slow  # an exact Hessian of the sinusoid network
 def test_step_sharpness_matches_the_exact_hessian():
     """Power iteration on Hessian-vector products = the largest-magnitude eigenvalue of the exact support-loss
     Hessian (float64), times the step size, for every task."""

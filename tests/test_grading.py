@@ -21,6 +21,8 @@ import mlcourse
 from mlcourse import cli
 from mlcourse.course import grading
 
+pytestmark = pytest.mark.slow  # executes whole chapters through nbgrader: `make test` only, not `make test-fast`
+
 CHAPTERS = grading.graded_chapters()
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)

@@ -1,4 +1,5 @@
-"""mlcourse.hostmemory.keep_freed_memory: glibc keeps freed memory for reuse (set when mlcourse is imported)."""
+"""mlcourse.hostmemory.keep_freed_memory: glibc keeps freed memory for reuse (set where training starts, never on
+import)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a fresh Python process per probe: `make test` only, not `make test-fast`
+
 # 64 MB allocated and freed 30 times; prints the page faults of the last 20 and the allocator's label
 PROBE = """
-import resource, torch, mlcourse
-from mlcourse.hostmemory import cpu_allocator
+import resource, sys, torch, mlcourse, mlcourse.train, mlcourse.algorithms
+from mlcourse.hostmemory import cpu_allocator, keep_freed_memory
+if sys.argv[1] == "keep":
+    keep_freed_memory()  # what train() and `mlcourse bench` call when they start
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
@@ -25,11 +30,12 @@ print(cpu_allocator())
 """
 
 
-def probe(setting: str | None) -> tuple[int, str, str]:
+def probe(setting: str | None, call: bool = True) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if k != "MLCOURSE_MALLOC"}
     if setting is not None:
         env["MLCOURSE_MALLOC"] = setting
-    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
+    argv = [sys.executable, "-c", PROBE, "keep" if call else "import-only"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     faults, label = done.stdout.strip().splitlines()
     return int(faults), label, done.stderr
@@ -47,6 +53,15 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
     assert default_label == "the system's malloc (MLCOURSE_MALLOC=default)"
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's (elsewhere nothing is changed)")
+def test_importing_the_library_leaves_the_allocator_alone():
+    """A library import changes nothing in its host process: freed blocks still fault in again until a training
+    run or a benchmark starts."""
+    faults, label, stderr = probe(None, call=False)
+    assert label == "the system's malloc, as configured" and not stderr
+    assert faults > 10 * 16_384, faults
+
+
 def test_unknown_setting_is_named_in_one_line_and_changes_nothing():
     _, label, stderr = probe("fast")
     assert label == "the system's malloc (MLCOURSE_MALLOC=default)"
@@ -56,7 +71,7 @@ def test_unknown_setting_is_named_in_one_line_and_changes_nothing():
 
 
 def test_importing_mlcourse_light_modules_does_not_import_torch():
-    """keep_freed_memory runs on ``import mlcourse``: it must not make the torch-free modules pay torch's import."""
+    """The torch-free modules stay light: importing them does not pay torch's import."""
     code = "import sys, mlcourse.atomic, mlcourse.tables, mlcourse.cliparse; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -23,6 +23,8 @@ import pytest
 
 from mlcourse.config import INSTALL_SOURCE_ENV
 
+pytestmark = pytest.mark.slow  # a fresh virtual environment and a pip install: `make test` only, not `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ("01_background.ipynb", "07_tools.ipynb")
 HIDDEN = ("learn2learn", "mlcourse", "__editable__", "_mlcourse")  # not seen by the fresh environment
@@ -30,6 +32,7 @@ SHARED_OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot"
 RUNNER = """
 import sys, nbformat
 from nbclient import NotebookClient
+
 source, out, workdir = sys.argv[1:4]
 nb = nbformat.read(source, as_version=4)
 try:

@@ -14,7 +14,7 @@ import torch
 from mlcourse.checkpoint import save_results
 from mlcourse.cli import main
 from mlcourse.course import ch05_project as P
-from mlcourse.data import EpisodeSampler, ImageClassDataset, import_cifar100
+from mlcourse.data import ImageClassDataset, import_cifar100
 from mlcourse.train import load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,21 +258,6 @@ def _tiny_datasets():
         name="tiny",
     )
     return {"train": ds, "test": ds}
-
-
-def test_adaptation_curve_matches_learner_evaluate():
-    from mlcourse.algorithms import make_learner
-    from mlcourse.models import Conv4
-
-    data = _tiny_datasets()
-    batch = EpisodeSampler(data["test"], 3, 1, 2, seed=0).sample(3)
-    torch.manual_seed(0)
-    for algo in ("maml", "metasgd"):
-        learner = make_learner(algo, Conv4(1, 3, hidden=4, image_size=8), inner_lr=0.5, inner_steps=1)
-        curve = P.adaptation_curve(learner, batch, 2)
-        assert curve.shape == (3, 3)
-        for s in range(3):
-            assert torch.allclose(curve[:, s], learner.evaluate(batch, inner_steps=s)["query_accuracy"])
 
 
 def test_hyperparameter_widget_redraws_on_slider_change():

@@ -418,6 +418,17 @@ def test_train_n_way_is_for_metric_learners_and_reaches_the_training_sampler_onl
     # more shots in training tasks only (Reptile's setting): the evaluation protocol stays k_shot
     more = T.build_experiment(config.replace(algo="reptile", train_n_way=None, train_k_shot=3))
     assert [more.samplers[s].k_shot for s in ("train", "val", "test")] == [3, 1, 1]
+    # one build_experiment, also on data loaded beforehand (chapter 05's grid): the same model, tasks and settings
+    preloaded = T.build_experiment(config, datasets=T.load_datasets(config))
+    assert all(
+        torch.equal(a, b) for a, b in zip(exp.model.state_dict().values(), preloaded.model.state_dict().values())
+    )
+    assert [preloaded.samplers[s].n_way for s in ("train", "val", "test")] == [5, 3, 3]
+    assert torch.equal(exp.samplers["test"].sample(2).query_x, preloaded.samplers["test"].sample(2).query_x)
+    without_val = {k: v for k, v in T.load_datasets(config).items() if k != "val"}
+    with pytest.raises(ValueError, match="val_tasks=2 but no 'val' split was loaded"):
+        T.build_experiment(config, datasets=without_val)
+    assert "val" not in T.build_experiment(config.replace(val_tasks=0), datasets=without_val).samplers
     assert more.samplers["train"].sample(2).support_x.shape[1] == 3 * 3
     with pytest.raises(ConfigError, match=r"train_k_shot=2 .*sinusoid"):
         TrainConfig.defaults("sinusoid", algo="maml", fast=True, train_k_shot=2)

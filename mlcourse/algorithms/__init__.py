@@ -10,8 +10,19 @@ from typing import Any
 
 from torch import nn
 
-from mlcourse.algorithms.core import NORM_MODES, PROTOCOLS, Learner, MetaOutput, check_protocol
-from mlcourse.algorithms.gradient_based import ANIL, FOMAML, MAML, ArticleRule, MetaSGD, Pretrain, ProtoMAML, Reptile
+from mlcourse.algorithms.core import NORM_MODES, PROTOCOLS, Learner, MetaOutput, check_protocol, non_transductive
+from mlcourse.algorithms.gradient_based import (
+    ANIL,
+    FOMAML,
+    MAML,
+    ArticleRule,
+    CheckpointedMAML,
+    MetaSGD,
+    Pretrain,
+    ProtoMAML,
+    Reptile,
+    TruncatedMAML,
+)
 from mlcourse.algorithms.metric_based import MatchingNet, ProtoNet
 from mlcourse.algorithms.model_based import BlackBox
 
@@ -26,6 +37,8 @@ REGISTRY: dict[str, type[Learner]] = {
     "article": ArticleRule,
     "pretrain": Pretrain,
     "protomaml": ProtoMAML,
+    "checkpointed": CheckpointedMAML,
+    "truncated": TruncatedMAML,
 }
 ALGORITHMS = tuple(REGISTRY)
 
@@ -43,7 +56,7 @@ def make_learner(
     **kwargs: Any,
 ) -> Learner:
     """Build learner ``name`` around ``model``. Extra keyword arguments: ``num_classes`` (pretrain),
-    ``include_query``, ``inner_batch`` (reptile), ``scale`` (matchingnet). ``fomaml``/``reptile`` are always first order.
+    ``include_query``, ``inner_batch`` (reptile), ``scale`` (matchingnet), ``backprop_steps`` (truncated). ``fomaml``/``reptile`` are always first order.
     ``compile=True`` compiles the vectorised map with ``torch.compile`` (falls back to eager with a notice).
     ``norm_mode``: ``transductive`` (each batch's own statistics) or ``support`` (the support set's)."""
     key = name.strip().lower()
@@ -66,12 +79,15 @@ __all__ = [
     "NORM_MODES",
     "PROTOCOLS",
     "check_protocol",
+    "non_transductive",
     "REGISTRY",
     "Learner",
     "MetaOutput",
     "make_learner",
     "MAML",
     "FOMAML",
+    "TruncatedMAML",
+    "CheckpointedMAML",
     "MetaSGD",
     "Reptile",
     "ProtoMAML",

@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Any, NamedTuple, Optional, Union
 
@@ -44,8 +44,8 @@ LR = Union[float, Params]
 # whatever batch the network is given (MAML's protocol: a query's output depends on the other queries); ``support``,
 # the support set's statistics for the support set and for every later input (a prediction of one image is the same
 # alone or in a batch); ``tasknorm``, ``support`` with a model of ``TaskNormI`` layers (the support set's moments
-# blended with each image's own). Evaluation protocols add ``single``: each query classified alone in the learner's
-# own mode.
+# blended with each image's own). Evaluation protocols add ``single``: each query classified alone, a batch of one
+# normalised with its own statistics (what a model trained transductively does when it is given one image).
 NORM_MODES = ("transductive", "support", "tasknorm")
 PROTOCOLS = ("transductive", "support", "single")
 CONTEXT_KEY = "context.x"  # the support images an adapted state carries in ``support`` mode (not a parameter name)
@@ -89,6 +89,14 @@ def check_norm_mode(norm_mode: str) -> None:
     """Raise ``ValueError`` naming the bad value and the allowed ones."""
     if norm_mode not in NORM_MODES:
         raise ValueError(f"norm_mode={norm_mode!r} is not known; allowed: {', '.join(NORM_MODES)}")
+
+
+def non_transductive(norm_mode: str) -> str:
+    """The mode a trained learner predicts in unless told otherwise: its own, or ``support`` for a run trained
+    transductively (the same adaptation; each query is then normalised with its support set's statistics, so its
+    answer does not depend on the other queries)."""
+    check_norm_mode(norm_mode)
+    return "support" if norm_mode == "transductive" else norm_mode
 
 
 def check_protocol(protocol: Optional[str], name: str = "protocol") -> None:
@@ -239,11 +247,8 @@ class Learner(nn.Module):
     ) -> None:
         super().__init__()
         check_inner(inner_lr, inner_steps)
-        check_norm_mode(norm_mode)
-        if norm_mode == "tasknorm" and not any(isinstance(m, TaskNormI) for m in model.modules()):
-            raise ValueError("norm_mode='tasknorm' needs a model with TaskNorm-I layers (Conv4(norm='tasknorm'))")
         self.model = model
-        self.norm_mode = norm_mode
+        self.use_norm_mode(norm_mode)
         self.inner_lr, self.inner_steps = float(inner_lr), int(inner_steps)
         self.first_order, self.vectorise = bool(first_order), bool(vectorise)
         self.use_compile = bool(compile)
@@ -415,18 +420,50 @@ class Learner(nn.Module):
     def _detached_meta(self) -> dict[str, Params]:
         return {g: {k: v.detach() for k, v in ps.items()} for g, ps in self.meta_state().items()}
 
-    def adapt(self, batch: TaskBatch, steps: Optional[int] = None, inner_lr: Optional[float] = None) -> Params:
-        """Adapt to every task of ``batch`` from its support set: the per-task state, each tensor ``[T, ...]``.
+    def meta_parameters(
+        self, params: Optional[Params | dict[str, Params]] = None, detach: bool = True
+    ) -> dict[str, Params]:
+        """The meta-parameters an adaptation starts from: the learner's own (:meth:`meta_state`), or ``params``
+        instead — in that form ``{group: {name: tensor}}``, or one ``{name: tensor}`` replacing the model's."""
+        meta = self.meta_state()
+        if params is not None:
+            grouped = all(isinstance(v, dict) for v in params.values())
+            unknown = set(params) - set(meta) if grouped else set(params) - set(meta["model"])
+            if unknown:
+                raise ValueError(
+                    f"params names {sorted(unknown)} this learner does not have; allowed: {sorted(meta)} "
+                    f"or the model's parameter names"
+                )
+            meta = {**meta, **params} if grouped else {**meta, "model": {**meta["model"], **params}}
+        if detach:
+            meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in meta.items()}
+        return meta
 
-        The public adaptation API (chapters 02-06): ``learner.predict(learner.adapt(batch), x)``. What is adapted
-        is the algorithm's business: MAML, Meta-SGD and Reptile return phi (every model parameter), ANIL the
-        head only, the pretrained baseline a fresh linear probe on frozen features, ProtoNets the prototypes,
-        Matching Nets the embedded support set. ``steps`` defaults to the training value; ``inner_lr=None``
-        keeps the learner's own step size (Meta-SGD: its learned per-parameter rates). No meta-gradient.
+    def adapt(
+        self,
+        support: TaskBatch | tuple[Tensor, Tensor],
+        params: Optional[Params | dict[str, Params]] = None,
+        *,
+        steps: Optional[int] = None,
+        inner_lr: Optional[float] = None,
+        differentiable: bool = False,
+    ) -> Params:
+        """Adapt to every task from its support set alone: the per-task state, each tensor ``[T, ...]``.
+
+        The public adaptation API: ``learner.predict(learner.adapt(support), x)``. ``support``: a ``TaskBatch``
+        (its query set is not looked at) or ``(support_x, support_y)`` as ``[T, N, ...]``. What is adapted is the
+        algorithm's business: MAML, Meta-SGD and Reptile return phi (every model parameter), ANIL the head only,
+        the pretrained baseline a linear probe on frozen features, ProtoNets the prototypes, Matching Nets the
+        embedded support set. ``params``: start from these meta-parameters instead of the learner's
+        (:meth:`meta_parameters`). ``steps`` defaults to the training value; ``inner_lr=None`` keeps the learner's
+        own step size (Meta-SGD: its learned per-parameter rates). ``differentiable=True`` keeps the graph back to
+        the meta-parameters (second order unless the learner is first order), so that a loss of
+        ``predict(state, x, params, differentiable=True)`` back-propagates the meta-gradient.
         """
         steps = self.inner_steps if steps is None else steps
         check_inner(self.inner_lr if inner_lr is None else inner_lr, steps)
-        static = self._static(batch)
+        batch = support if isinstance(support, TaskBatch) else TaskBatch(*support, support[0][:, :0], support[1][:, :0])
+        sx, sy, static = batch.support_x, batch.support_y, self._static(batch)
 
         def one_task(meta: dict[str, Params], task: dict[str, Tensor], grad_fn: GradFn) -> Params:
             return self.task_state(
@@ -435,45 +472,63 @@ class Learner(nn.Module):
                 task["sy"],
                 steps=steps,
                 inner_lr=inner_lr,
-                create_graph=False,
+                create_graph=differentiable and not self.first_order,
                 grad_fn=grad_fn,
                 **static,
             )
 
-        support = {"sx": batch.support_x, "sy": batch.support_y}
-        with torch.no_grad():
-            state = self._map(
-                one_task, self._detached_meta(), support, key=("adapt", steps, inner_lr, *static.values())
-            )
-        return {k: v.detach() for k, v in state.items()}
+        meta = self.meta_parameters(params, detach=not differentiable)
+        key = ("adapt", steps, inner_lr, differentiable, *static.values())
+        with nullcontext() if differentiable else torch.no_grad():
+            state = self._map(one_task, meta, {"sx": sx, "sy": sy}, key=key)
+        return state if differentiable else {k: v.detach() for k, v in state.items()}
 
-    def predict(self, params: Params, x: Tensor) -> Tensor:
-        """Outputs of the adapted learners: ``params`` from :meth:`adapt` (``[T, ...]``), inputs ``x`` ``[T, M, ...]``
-        -> ``[T, M, n_out]`` (logits or log-probabilities for classification, values for regression)."""
-        num_tasks = len(tree_leaves(params)[0]) if params else None
+    def predict(
+        self,
+        state: Params,
+        x: Tensor,
+        params: Optional[Params | dict[str, Params]] = None,
+        *,
+        differentiable: bool = False,
+    ) -> Tensor:
+        """Outputs of the adapted learners: ``state`` from :meth:`adapt` (``[T, ...]``), inputs ``x`` ``[T, M, ...]``
+        -> ``[T, M, n_out]`` (logits or log-probabilities for classification, values for regression). Outside
+        ``transductive`` mode an input's output does not depend on the other inputs. ``params`` and
+        ``differentiable`` as in :meth:`adapt` (the meta-parameters the prediction also uses: ANIL's body,
+        ProtoNets' embedding)."""
+        num_tasks = len(tree_leaves(state)[0]) if state else None
         if num_tasks is not None and x.shape[0] != num_tasks:
             raise ValueError(
-                f"x has {x.shape[0]} task(s) but params were adapted to {num_tasks}; give x as [T, M, ...]"
+                f"x has {x.shape[0]} task(s) but the state was adapted to {num_tasks}; give x as [T, M, ...]"
             )
 
         def one_task(meta: dict[str, Params], task: dict[str, Any], grad_fn: GradFn) -> Tensor:
             return self.task_predict(meta, task["state"], task["x"])
 
-        with torch.no_grad():
-            return self._map(one_task, self._detached_meta(), {"state": params, "x": x}, key=("predict",))
+        meta = self.meta_parameters(params, detach=not differentiable)
+        with nullcontext() if differentiable else torch.no_grad():
+            return self._map(one_task, meta, {"state": state, "x": x}, key=("predict", differentiable))
 
-    def adaptation_curve(self, batch: TaskBatch, max_steps: int, inner_lr: Optional[float] = None) -> dict[str, Tensor]:
+    def adaptation_curve(
+        self,
+        batch: TaskBatch,
+        max_steps: int,
+        inner_lr: Optional[float] = None,
+        params: Optional[Params | dict[str, Params]] = None,
+    ) -> dict[str, Tensor]:
         """Per-task query metrics after 0, 1, ..., ``max_steps`` inner steps: ``{"query_loss": [T, max_steps + 1],
         ...}`` (chapters 02, 04 and 05 plot it). Column ``s`` equals ``evaluate(batch, inner_steps=s)``; the MAML
-        family computes all columns in one inner loop of ``max_steps`` steps. No meta-gradient."""
+        family computes all columns in one inner loop of ``max_steps`` steps; ``params``: start from these
+        meta-parameters (:meth:`meta_parameters`). No meta-gradient."""
         check_inner(self.inner_lr if inner_lr is None else inner_lr, max_steps)
         static = self._static(batch)
+        meta = self.meta_parameters(params)
         with torch.no_grad():
             if not self.continues_adaptation:
                 columns = [
                     self._map(
                         partial(self.task_eval, steps=s, inner_lr=inner_lr, **static),
-                        self._detached_meta(),
+                        meta,
                         self.task_inputs(batch),
                         key=("eval", s, inner_lr, *static.values()),
                     )
@@ -504,7 +559,7 @@ class Learner(nn.Module):
 
             curve = self._map(
                 one_task,
-                self._detached_meta(),
+                meta,
                 self.task_inputs(batch),
                 key=("curve", max_steps, inner_lr, *static.values()),
             )
@@ -517,14 +572,15 @@ class Learner(nn.Module):
         metrics of ``predict(adapt(batch), query_x)``, computed task by task in one map.
 
         ``protocol``: ``None`` keeps the learner's ``norm_mode``; ``"transductive"`` or ``"support"`` evaluates in
-        that mode; ``"single"`` classifies each query alone (a batch of one) in the learner's own mode.
+        that mode; ``"single"`` classifies each query alone, a batch of one normalised with its own statistics.
         No meta-gradient is built (works inside or outside ``torch.no_grad()``); returns per-task ``[T]`` metrics.
         """
         check_protocol(protocol)
         steps = self.inner_steps if inner_steps is None else inner_steps
         check_inner(self.inner_lr, steps)
-        if protocol == "single":
-            return self._evaluate_each_query_alone(batch, steps)
+        if protocol == "single":  # a batch of one, normalised with its own statistics
+            with self.normalising("transductive"):
+                return self._evaluate_each_query_alone(batch, steps)
         with torch.no_grad(), self.normalising(protocol or self.norm_mode):
             static = self._static(batch)
             metrics = self._map(
@@ -542,11 +598,18 @@ class Learner(nn.Module):
         rows = [task_metrics(o, y, batch.is_classification)[1] for o, y in zip(outs, batch.query_y)]
         return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
 
+    def use_norm_mode(self, norm_mode: str) -> None:
+        """Run in ``norm_mode`` from now on (checked against the model: ``tasknorm`` needs TaskNorm-I layers)."""
+        check_norm_mode(norm_mode)
+        if norm_mode == "tasknorm" and not any(isinstance(m, TaskNormI) for m in self.model.modules()):
+            raise ValueError("norm_mode='tasknorm' needs a model with TaskNorm-I layers (Conv4(norm='tasknorm'))")
+        self.norm_mode = norm_mode
+
     @contextmanager
     def normalising(self, norm_mode: str) -> Iterator[None]:
         """Within the block the learner runs in ``norm_mode`` (evaluation under another protocol); restored after."""
-        check_norm_mode(norm_mode)
-        saved, self.norm_mode = self.norm_mode, norm_mode
+        saved = self.norm_mode
+        self.use_norm_mode(norm_mode)
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.utils.checkpoint import checkpoint
 
 from mlcourse.algorithms.core import (
     Learner,
@@ -38,12 +39,81 @@ class MAML(Learner):
 
     def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
         """phi = theta after ``steps`` SGD steps on the support loss (step size: ``inner_lr`` or the learner's)."""
-        loss_fn = lambda p: task_metrics(functional_call(self.model, p, (sx,)), sy, classification)[0]  # noqa: E731
-        lr = self.inner_lrs(meta) if inner_lr is None else float(inner_lr)
+        loss_fn, lr = self._support_loss(sx, sy, classification), self._step_size(meta, inner_lr)
         return sgd_steps(loss_fn, meta["model"], lr, steps, create_graph=create_graph, grad_fn=grad_fn)
+
+    def _support_loss(self, sx: Tensor, sy: Tensor, classification: bool):
+        """The inner loss of parameters ``p``: the model's loss on the support set."""
+        return lambda p: task_metrics(functional_call(self.model, p, (sx,)), sy, classification)[0]
+
+    def _step_size(self, meta: dict[str, Params], inner_lr: float | None) -> float | Params:
+        return self.inner_lrs(meta) if inner_lr is None else float(inner_lr)
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         return in_context(state, x, lambda z: functional_call(self.model, model_params(state), (z,)))
+
+
+class TruncatedMAML(MAML):
+    """MAML with back-propagation through the last ``backprop_steps`` inner steps only (truncated back-propagation,
+    Shaban et al. 2019): the earlier steps pass the meta-gradient on as the identity, as first-order MAML does, so
+    their graph is never stored. ``backprop_steps = inner_steps`` is MAML, ``0`` is first-order MAML."""
+
+    algorithm_name = "truncated"
+
+    def __init__(self, model: nn.Module, *, backprop_steps: int = 1, **kw: Any) -> None:
+        super().__init__(model, **kw)
+        if not isinstance(backprop_steps, int) or isinstance(backprop_steps, bool) or backprop_steps < 0:
+            raise ValueError(f"backprop_steps={backprop_steps!r} is not allowed; allowed: an integer >= 0")
+        self.backprop_steps = backprop_steps
+
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        loss_fn, lr = self._support_loss(sx, sy, classification), self._step_size(meta, inner_lr)
+        exact = min(self.backprop_steps, steps) if create_graph else 0
+        early = sgd_steps(loss_fn, meta["model"], lr, steps - exact, create_graph=False, grad_fn=grad_fn)
+        return sgd_steps(loss_fn, early, lr, exact, create_graph=True, grad_fn=grad_fn)
+
+    def extra_config(self) -> dict[str, Any]:
+        return {"backprop_steps": self.backprop_steps}
+
+
+class CheckpointedMAML(MAML):
+    """Second-order MAML whose inner steps are recomputed in the backward pass instead of stored
+    (``torch.utils.checkpoint``): the same meta-gradient, with the memory of one step's activations plus the
+    parameters after each step. Tasks run one after another, eagerly: checkpointing does not compose with ``vmap``,
+    and a compiled region cannot take the inner loop's second-order gradient."""
+
+    algorithm_name = "checkpointed"
+
+    @property
+    def vectorise(self) -> bool:
+        return False
+
+    @vectorise.setter
+    def vectorise(self, value: bool) -> None:
+        pass  # always the per-task loop (see the class docstring)
+
+    @property
+    def use_compile(self) -> bool:
+        return False
+
+    @use_compile.setter
+    def use_compile(self, value: bool) -> None:
+        pass
+
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        loss_fn, lr = self._support_loss(sx, sy, classification), self._step_size(meta, inner_lr)
+        if not create_graph:
+            return sgd_steps(loss_fn, meta["model"], lr, steps, create_graph=False, grad_fn=grad_fn)
+        names = list(meta["model"])
+
+        def one_step(*values: Tensor) -> tuple[Tensor, ...]:
+            phi = sgd_steps(loss_fn, dict(zip(names, values)), lr, 1, create_graph=True, grad_fn=grad_fn)
+            return tuple(phi[k] for k in names)
+
+        values = tuple(meta["model"][k] for k in names)
+        for _ in range(steps):
+            values = checkpoint(one_step, *values, use_reentrant=False)
+        return dict(zip(names, values))
 
 
 class FOMAML(MAML):

@@ -264,7 +264,7 @@ def regression_tasks(model: nn.Module, batch) -> list[BilevelTask]:
     ]
 
 
-def adaptation_curve(
+def mean_adaptation_loss(
     model: nn.Module,
     batch,
     alpha: float,
@@ -275,34 +275,16 @@ def adaptation_curve(
     task's support set from ``params`` (default: the model's own): the MAML learner's ``adaptation_curve``
     (vectorised over tasks). Returns ``[max_steps + 1]``."""
     learner = make_learner("maml", model, inner_lr=alpha)
-    if params is None:
-        return learner.adaptation_curve(batch, max_steps)["query_loss"].mean(0)
-    saved = {n: p.detach().clone() for n, p in model.named_parameters()}
-    try:
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                p.copy_(params[n])
-        return learner.adaptation_curve(batch, max_steps)["query_loss"].mean(0)
-    finally:
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                p.copy_(saved[n])
+    return learner.adaptation_curve(batch, max_steps, params=params)["query_loss"].mean(0)
 
 
 def adapted_prediction(
     model: nn.Module, support_x: Tensor, support_y: Tensor, x: Tensor, alpha: float, steps: int
 ) -> Tensor:
     """Predictions at ``x`` after ``steps`` SGD steps on one task's support set (for plots)."""
-    p = {n: q.detach() for n, q in model.named_parameters()}
-
-    def loss(params: dict[str, Tensor]) -> Tensor:
-        return mse(functional_call(model, params, (support_x,)), support_y)
-
-    for _ in range(steps):
-        g = grad(loss)(p)
-        p = {n: p[n] - alpha * g[n] for n in p}
-    with torch.no_grad():
-        return functional_call(model, p, (x,))
+    learner = make_learner("maml", model, inner_lr=alpha)
+    state = learner.adapt((support_x[None], support_y[None]), steps=steps)
+    return learner.predict(state, x[None])[0]
 
 
 def meta_train(
@@ -519,7 +501,7 @@ def draw_adaptation(
         ax2.plot(x.squeeze().cpu(), (amp * torch.sin(x - phase)).squeeze().cpu(), "k--", lw=1, label="true function")
     ax2.plot(one.support_x[0].squeeze().cpu(), one.support_y[0].squeeze().cpu(), "k^", label=f"{k_shot} support points")
     for name, model in models.items():
-        curve = adaptation_curve(model, batch, alpha, max_steps).cpu()
+        curve = mean_adaptation_loss(model, batch, alpha, max_steps).cpu()
         ax1.plot(range(max_steps + 1), curve, "o-", ms=3, label=f"{name} (after {max_steps}: {curve[-1]:.3f})")
         pred = adapted_prediction(model, one.support_x[0], one.support_y[0], x, alpha, max_steps)
         ax2.plot(x.squeeze().cpu(), pred.squeeze().cpu(), label=f"{name}, {max_steps} steps")

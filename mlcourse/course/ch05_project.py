@@ -15,7 +15,7 @@ beats fine-tuning. This module runs that comparison through :func:`mlcourse.trai
 * :func:`load_project_results`, :func:`results_table`, :data:`PUBLISHED` — full-scale ``results.json``
   files (``mlcourse train`` or ``mlcourse cifar-grid``) found under ``results/`` or ``runs/``, with
   their device and wall time, next to the published numbers (with their sources);
-* :func:`adaptation_curve`, :func:`short_run`, :func:`hyperparameter_figure`,
+* :func:`short_run`, :func:`hyperparameter_figure`,
   :func:`hyperparameter_widget` — the α / β / K widget (a short real meta-training, then adaptation on
   test tasks);
 * ``mlcourse cifar-grid ...`` — the full-scale grid, including MAML + attention (which
@@ -36,7 +36,6 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from mlcourse import models
 from mlcourse.algorithms import make_learner
 from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
 from mlcourse.commands import train_command
@@ -48,14 +47,14 @@ from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.data.cifar100 import CIFAR100_FILES, CIFAR100_FOLDER, CIFAR100_SCHEMES, cifar100_dir, load_cifar100
 from mlcourse.data.download import DataError
 from mlcourse.models import Conv4
+from mlcourse.shipped import AS_PUBLISHED, TRANSDUCTIVE, protocol_label
 from mlcourse.stats import confidence_interval
 from mlcourse.tables import format_table
 from mlcourse.train import (
     TEST_SEED,
-    VAL_SEED_OFFSET,
-    Experiment,
     TrainConfig,
     Trainer,
+    build_experiment,
     device_name,
     train,
     training_notice,
@@ -87,6 +86,7 @@ PUBLISHED: tuple[dict[str, Any], ...] = (
         ci95=1.9,
         backbone="Conv-4, 32 filters",
         source=f"{_BERTINETTO} (MAML run with the authors' code); tabulated in {_LEE}",
+        protocol=TRANSDUCTIVE,  # MAML's code normalises the query batch with its own statistics
     ),
     dict(
         method="MAML",
@@ -96,6 +96,7 @@ PUBLISHED: tuple[dict[str, Any], ...] = (
         ci95=1.0,
         backbone="Conv-4, 32 filters",
         source=f"{_BERTINETTO} (MAML run with the authors' code); tabulated in {_LEE}",
+        protocol=TRANSDUCTIVE,  # MAML's code normalises the query batch with its own statistics
     ),
     dict(
         method="ProtoNet",
@@ -356,53 +357,10 @@ def grid_config(
     return config
 
 
-def build_variant(
-    config: Any,
-    datasets: Mapping[str, Any],
-    *,
-    stratified_train: bool = True,
-    device: torch.device | str | None = None,
-):
-    """An :class:`mlcourse.train.Experiment` on preloaded ``datasets`` (what ``build_experiment`` does,
-    with stratified sampling for the training split only); the attention gate follows ``config.attention``."""
-
-    if "val" not in datasets and config.val_tasks > 0:
-        raise ValueError(f"val_tasks={config.val_tasks} but no 'val' split was loaded; load it or set val_tasks=0")
-    device = resolve_device(device if device is not None else config.device)
-    seeds = {"train": config.seed, "val": config.seed + VAL_SEED_OFFSET, "test": TEST_SEED}
-    samplers = {
-        split: EpisodeSampler(
-            datasets[split],
-            config.n_way,
-            config.k_shot,
-            config.n_query,
-            stratified=stratified_train and split == "train",
-            device=device,
-            seed=seeds[split],
-        )
-        for split in ("train", "val", "test")
-        if split in datasets
-    }
-    train_set = datasets["train"]
-    seed_everything(config.seed)
-    model = models.Conv4(
-        in_channels=int(train_set.images.shape[2]),
-        n_out=config.n_way,
-        hidden=config.hidden,
-        image_size=int(train_set.images.shape[-1]),
-        attention=config.attention,
-    ).to(device)
-    extra = {"num_classes": int(train_set.num_classes)} if config.algo == "pretrain" else {}
-    learner = make_learner(
-        config.algo,
-        model,
-        inner_lr=config.inner_lr,
-        inner_steps=config.inner_steps,
-        first_order=config.first_order,
-        vectorise=config.vectorise,
-        **extra,
-    ).to(device)
-    return Experiment(config=config, model=model, learner=learner, samplers=samplers, device=device)
+def build_variant(config: Any, datasets: Mapping[str, Any], *, device: torch.device | str | None = None):
+    """An :class:`mlcourse.train.Experiment` on preloaded ``datasets``: ``build_experiment`` with the grid's data
+    (training tasks stratified when ``config.stratified``; the attention gate follows ``config.attention``)."""
+    return build_experiment(config, device, datasets=datasets)
 
 
 @dataclass
@@ -421,6 +379,7 @@ class ResultRow:
     iterations: Optional[int] = None
     source: str = "this notebook"
     extra: dict[str, Any] = field(default_factory=dict)
+    protocol: str = "?"  # how the queries were normalised (shipped.PROTOCOL_LABELS), or how a paper says it did
 
 
 @dataclass
@@ -545,6 +504,7 @@ def run_grid(
                         else "this notebook" + (" (fast mode)" if fast else "")
                     ),
                     extra=row_extra,
+                    protocol=protocol_label(test.protocol or config.norm_mode),
                 )
             )
             learners[name], experiments[name], histories[name] = result.learner, exp, result.history
@@ -600,6 +560,7 @@ def row_from_results(results: Mapping[str, Any], path: str | Path = "") -> Optio
             "fast_mode": results.get("fast_mode"),
             "stratified": config.get("stratified"),
         },
+        protocol=protocol_label(test.get("protocol") or config.get("norm_mode", "transductive")),
     )
 
 
@@ -669,6 +630,7 @@ def published_rows(data: Optional[str] = None) -> list[ResultRow]:
             device="",
             source=f"published, source: {p['source']}",
             extra={"backbone": p["backbone"]},
+            protocol=p.get("protocol", AS_PUBLISHED),
         )
         for p in PUBLISHED
         if data is None or p["data"] == data
@@ -686,10 +648,20 @@ def _fmt_time(seconds: Optional[float]) -> str:
 
 
 def results_table(rows: Sequence[ResultRow], *, markdown: bool = False, show_source: bool = True) -> str:
-    """A table of ``rows``: method, data, N-way K-shot, accuracy % +- 95% CI, tasks, iterations, device,
-    wall time (and source). Plain text for ``print`` or Markdown (``markdown=True``)."""
+    """A table of ``rows``: method, data, N-way K-shot, accuracy % +- 95% CI, its protocol, tasks, iterations,
+    device, wall time (and source). Plain text for ``print`` or Markdown (``markdown=True``)."""
 
-    headers = ["method", "data", "task", "accuracy (95% CI)", "test tasks", "iterations", "device", "wall time"]
+    headers = [
+        "method",
+        "data",
+        "task",
+        "accuracy (95% CI)",
+        "protocol",
+        "test tasks",
+        "iterations",
+        "device",
+        "wall time",
+    ]
     if show_source:
         headers.append("source")
     body = []
@@ -699,6 +671,7 @@ def results_table(rows: Sequence[ResultRow], *, markdown: bool = False, show_sou
             r.data,
             f"{r.n_way}-way {r.k_shot}-shot",
             f"{100 * r.mean:.1f} ± {100 * r.ci95:.1f}%",
+            r.protocol,
             str(r.num_tasks) if r.num_tasks else "-",
             "-" if r.iterations is None else str(r.iterations),
             r.device or "-",
@@ -716,12 +689,6 @@ def results_table(rows: Sequence[ResultRow], *, markdown: bool = False, show_sou
 
 # --------------------------------------------------------------------------------------------------
 # adaptation curves and the α / β / K widget
-
-
-def adaptation_curve(learner: nn.Module, batch: Any, max_steps: int) -> Tensor:
-    """``[T, max_steps + 1]`` query accuracy after 0..``max_steps`` inner steps (the learner's own inner rule:
-    Meta-SGD uses its learned rates): ``learner.adaptation_curve``, no meta-gradient."""
-    return learner.adaptation_curve(batch, max_steps)["query_accuracy"]
 
 
 @dataclass
@@ -780,7 +747,8 @@ def short_run(
             desc=f"{variant} α={inner_lr:.3g} β={outer_lr:.1e} K={k_shot}",
         )
         test_sampler = EpisodeSampler(test_set, n_way, k_shot, n_query, seed=TEST_SEED)
-        curve = adaptation_curve(learner, test_sampler.sample(test_tasks), test_steps)
+        # query accuracy after 0..test_steps steps of the learner's own inner rule (Meta-SGD: its learned rates)
+        curve = learner.adaptation_curve(test_sampler.sample(test_tasks), test_steps)["query_accuracy"]
     stats = [confidence_interval(curve[:, s].tolist()) for s in range(test_steps + 1)]
     settings = dict(
         variant=variant,
@@ -1128,7 +1096,6 @@ __all__ = [
     "results_table",
     "data_label",
     "per_task_std",
-    "adaptation_curve",
     "ShortRun",
     "short_run",
     "hyperparameter_figure",

@@ -38,15 +38,14 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from mlcourse.algorithms import make_learner
-from mlcourse.config import seed_everything
-from mlcourse.course.ch04_bilevel import meta_train
+from mlcourse.config import seed_everything, torch_threads
 from mlcourse.course.committed import load_or_train, train_committed
 from mlcourse.course.display import live_figure
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import Conv4
 from mlcourse.stats import mean_ci
-from mlcourse.train import TrainConfig, train
+from mlcourse.train import TrainConfig, Trainer, train
 
 Params = dict[str, Tensor]
 
@@ -369,14 +368,8 @@ def drift_stream(
 
 def sgd_adapt(model: nn.Module, params: Params, x: Tensor, y: Tensor, inner_lr: float, steps: int) -> Params:
     """``steps`` plain SGD steps on the MSE of ``(x, y)`` starting from ``params`` (no meta-gradient)."""
-    p = {k: v.detach() for k, v in params.items()}
-    for _ in range(steps):
-        with torch.enable_grad():
-            leaves = {k: v.clone().requires_grad_() for k, v in p.items()}
-            loss = F.mse_loss(functional_call(model, leaves, (x,)), y)
-            grads = torch.autograd.grad(loss, list(leaves.values()))
-        p = {k: (v - inner_lr * g).detach() for (k, v), g in zip(leaves.items(), grads)}
-    return p
+    state = make_learner("maml", model, inner_lr=inner_lr).adapt((x[None], y[None]), params, steps=steps)
+    return {k: v[0] for k, v in state.items()}
 
 
 ONLINE_MODES = ("reset", "continual", "frozen")
@@ -597,15 +590,14 @@ def train_personalisation(
     learner = make_learner(algo, model, inner_lr=inner_lr, inner_steps=1)
 
     def train_now() -> list[float]:
-        return meta_train(
-            learner,
-            lambda g: users.sample(meta_batch_size, k_shot, k_shot, generator=g),
-            iterations,
-            outer_lr=outer_lr,
-            seed=seed,
-            progress=progress,
-            desc=f"{algo} users",
-        )
+        generator = torch.Generator().manual_seed(seed)
+        with torch_threads(1):  # a tiny network: more threads only add synchronisation
+            return Trainer(learner, outer_lr=outer_lr).run(
+                lambda: users.sample(meta_batch_size, k_shot, k_shot, generator=generator),
+                iterations,
+                progress=progress,
+                desc=f"{algo} users",
+            )
 
     if not committed:
         train_now()

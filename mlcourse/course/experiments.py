@@ -1,4 +1,4 @@
-"""The experiments of chapters 01-03, as functions the notebooks, the widgets and the tests call.
+"""The experiments of chapters 01, 02, 03, 04 and 08, as functions the notebooks, the widgets and the tests call.
 
 Everything trains through :func:`mlcourse.train.train` (progress bars, the same loop as the CLI) and every
 learner comes from :func:`mlcourse.algorithms.make_learner`; this module only chooses sizes, evaluates
@@ -8,7 +8,7 @@ caches small results as JSON under ``results/`` (labelled with device, date and 
 Sections:
 
 * results files: :func:`save_result`, :func:`load_result`, :func:`result_path`;
-* sinusoid regression (MAML paper, section 5.1): :func:`train_sinusoid`, :func:`adaptation_curve`,
+* sinusoid regression (MAML paper, section 5.1): :func:`train_sinusoid`, :func:`sinusoid_adaptation`,
   :func:`shots_curve`, :func:`compare_sinusoid`, :func:`sinusoid_paper_experiment`,
   :func:`sinusoid_predictions`, :func:`sinusoid_task_embedding`, :func:`pca_2d`;
 * Omniglot few-shot classification: :func:`load_omniglot_splits`, :func:`scratch_baseline`,
@@ -21,14 +21,13 @@ Sections:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import json
 import math
 import re
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -84,7 +83,7 @@ PAPER_SINUSOID = {
 PRETRAIN_STEP = {5: 0.01, 10: 0.02}
 SINUSOID_TEST_SEED = 31_337
 INITS = ("pytorch", "reference")  # SinusoidMLP initialisations: PyTorch's default, the MAML authors' code
-DIVERGED_FACTOR = 10.0  # adaptation_curve: a task "diverged" when fine-tuning multiplies its query MSE by more
+DIVERGED_FACTOR = 10.0  # sinusoid_adaptation: a task "diverged" when fine-tuning multiplies its query MSE by more
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,20 +130,6 @@ def load_result(name: str, directory: str | Path | None = None) -> Optional[dict
     if not path.exists():
         return None
     return load_results(path)
-
-
-@contextlib.contextmanager
-def inner_lr_set(learner: nn.Module, inner_lr: Optional[float]) -> Iterator[nn.Module]:
-    """Temporarily change a learner's inner (fine-tuning) step size."""
-    if inner_lr is None:
-        yield learner
-        return
-    old = learner.inner_lr
-    learner.inner_lr = float(inner_lr)
-    try:
-        yield learner
-    finally:
-        learner.inner_lr = old
 
 
 # --------------------------------------------------------------------------------------------------
@@ -288,7 +273,7 @@ def history_curve(history: Sequence[Mapping[str, Any]], key: str = "train_loss")
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def adaptation_curve(
+def sinusoid_adaptation(
     learner: nn.Module,
     k_shot: int = 5,
     max_steps: int = 10,
@@ -302,8 +287,8 @@ def adaptation_curve(
 ) -> dict[str, list]:
     """Query MSE after 0..``max_steps`` fine-tuning steps on ``k_shot`` points (new tasks, fixed seed).
 
-    Uses ``learner.evaluate(batch, inner_steps=s)`` (plain SGD with the learner's inner step size, or
-    ``inner_lr``). Returns ``{"steps", "mean", "ci95", "median", "diverged", "mean_not_diverged"}`` and,
+    The statistics over tasks of ``learner.adaptation_curve`` (plain SGD with the learner's inner step size,
+    or ``inner_lr``). Returns ``{"steps", "mean", "ci95", "median", "diverged", "mean_not_diverged"}`` and,
     with ``keep_per_task``, ``"per_task"`` ``[steps + 1][tasks]``. ``ci95``: 95% CI over tasks;
     ``diverged[s]``: tasks whose query MSE after ``s`` steps is not finite or above ``DIVERGED_FACTOR`` (10)
     times its value before adapting (a step too large for the task's curvature grows the error
@@ -350,12 +335,12 @@ def shots_curve(
 ) -> dict[str, list]:
     """Query MSE after ``inner_steps`` steps as a function of the number of support points K."""
     means, cis = [], []
-    with inner_lr_set(learner, inner_lr):
-        for k in shots:
-            batch = sinusoid_tasks(num_tasks, int(k), 100, seed)
-            m, c = mean_ci(learner.evaluate(batch, inner_steps=inner_steps)["query_loss"])
-            means.append(m)
-            cis.append(c)
+    for k in shots:
+        batch = sinusoid_tasks(num_tasks, int(k), 100, seed)
+        # the last column: the query loss after inner_steps steps of rate inner_lr (the learner's own when None)
+        m, c = mean_ci(learner.adaptation_curve(batch, inner_steps, inner_lr=inner_lr)["query_loss"][:, -1])
+        means.append(m)
+        cis.append(c)
     return {"shots": [int(k) for k in shots], "mean": means, "ci95": cis}
 
 
@@ -436,7 +421,7 @@ def sharpness_along_steps(
     at_start: Optional[Tensor] = None,
 ) -> dict[str, Any]:
     """Median ``alpha * lambda_max`` after 0..``steps`` fine-tuning steps, separately for the tasks that
-    ``diverged`` (a bool mask ``[T]``, e.g. from :func:`adaptation_curve`) and the others (ch02).
+    ``diverged`` (a bool mask ``[T]``, e.g. from :func:`sinusoid_adaptation`) and the others (ch02).
     ``at_start``: the values at 0 steps when they are already computed (``step_sharpness`` of the same tasks)."""
     mask = torch.as_tensor(diverged, dtype=torch.bool).reshape(-1)
     out: dict[str, Any] = {
@@ -471,7 +456,7 @@ def compare_sinusoid(
     MAML fine-tunes with its training step size ``maml_lr``; the pretrained model with the MAML paper's
     step sizes (``PRETRAIN_STEP``: 0.01 for K=5, 0.02 for K=10). Returns
     ``{"K=5": {"maml": curve, "pretrained": curve, "difference": ...}, ...}`` (curves from
-    :func:`adaptation_curve`); ``difference`` is the paired per-task ``pretrained - maml`` MSE (mean, ci95)
+    :func:`sinusoid_adaptation`); ``difference`` is the paired per-task ``pretrained - maml`` MSE (mean, ci95)
     at each step — its mean and 95% CI, its median, and the share of tasks MAML wins with its 95% CI:
     both models are tested on exactly the same tasks and points.
     """
@@ -480,8 +465,8 @@ def compare_sinusoid(
     for k in shots:
         tasks = sinusoid_tasks(num_tasks, int(k), 100)
         lr_p = pretrain_lr.get(int(k), 0.01)
-        m = adaptation_curve(maml, k, max_steps, inner_lr=maml_lr, tasks=tasks, keep_per_task=True)
-        p = adaptation_curve(pretrained, k, max_steps, inner_lr=lr_p, tasks=tasks, keep_per_task=True)
+        m = sinusoid_adaptation(maml, k, max_steps, inner_lr=maml_lr, tasks=tasks, keep_per_task=True)
+        p = sinusoid_adaptation(pretrained, k, max_steps, inner_lr=lr_p, tasks=tasks, keep_per_task=True)
         gaps = [
             torch.tensor(ps, dtype=torch.float64) - torch.tensor(ms, dtype=torch.float64)
             for ms, ps in zip(m.pop("per_task"), p.pop("per_task"))
@@ -1167,7 +1152,7 @@ def article_vs_maml(
         )
         wall[name] = time.perf_counter() - start
     test_batch = sine.sample(test_tasks, k_shot, 100, generator=torch.Generator().manual_seed(2024), device=device)
-    curves = {name: B.adaptation_curve(m, test_batch, alpha, max_steps).cpu() for name, m in models.items()}
+    curves = {name: B.mean_adaptation_loss(m, test_batch, alpha, max_steps).cpu() for name, m in models.items()}
     settings = dict(
         iterations=iterations,
         test_tasks=test_tasks,
@@ -1494,11 +1479,16 @@ def shipped_omniglot(
         if not retrain:
             start = time.perf_counter()
             result = shipped.reevaluate(name, num_tasks, device=device, progress=progress)
-            same = shipped.agrees(result, committed["test"])
+            recorded = shipped.recorded_test(committed, result.protocol)
+            versus = (
+                f"committed {100 * recorded['mean']:.2f} ± {100 * recorded['ci95']:.2f} %: "
+                + ("agrees" if shipped.agrees(result, recorded) else "DIFFERS")
+                if recorded
+                else "no committed test under this protocol"
+            )
             print(
-                f"{name}: fresh {num_tasks} test tasks {100 * result.mean:.2f} ± {100 * result.ci95:.2f} % "
-                f"(committed {100 * committed['test']['mean']:.2f} ± {100 * committed['test']['ci95']:.2f} %: "
-                f"{'agrees' if same else 'DIFFERS'}), {time.perf_counter() - start:.0f} s"
+                f"{name}: fresh {num_tasks} test tasks, {result.protocol} protocol, "
+                f"{100 * result.mean:.2f} ± {100 * result.ci95:.2f} % ({versus}), {time.perf_counter() - start:.0f} s"
             )
             out[name] = result
             continue
@@ -1530,11 +1520,10 @@ __all__ = [
     "load_result",
     "format_table",
     "mean_ci",
-    "inner_lr_set",
     "sinusoid_tasks",
     "train_sinusoid",
     "history_curve",
-    "adaptation_curve",
+    "sinusoid_adaptation",
     "shots_curve",
     "compare_sinusoid",
     "maml_beats_pretrained",

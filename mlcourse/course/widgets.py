@@ -156,7 +156,7 @@ def algorithm_figure(run: AlgorithmRun, *, test_shots: int = 5, num_tasks: int =
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
     plots.learning_curves({run.algo: run.history}, smooth=5, ax=axes[0], title="meta-training (train tasks)")
     lr = float(run.learner.inner_lr)
-    curve = ex.adaptation_curve(run.learner, test_shots, 10, num_tasks=num_tasks)
+    curve = ex.sinusoid_adaptation(run.learner, test_shots, 10, num_tasks=num_tasks)
     label = f"{run.algo}, α={plots.fmt(lr)}"
     plots.adaptation_curves(
         {label: curve["mean"]}, errors={label: curve["ci95"]}, ax=axes[1], title=f"meta-test: new tasks, K={test_shots}"
