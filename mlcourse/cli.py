@@ -149,8 +149,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     shape = f"{sampler.n_way}-way {sampler.k_shot}-shot " if config.is_classification else ""
     print(
-        f"{config.algo} {config.data} step {checkpoint['step']}: test {shape}{result} with {inner} inner steps, "
-        f"{result.protocol} protocol (trained: {config.norm_mode})"
+        f"{config.algo} {config.data} step {checkpoint['step']}: test {shape}{result} with {inner} inner steps "
+        f"(trained: {config.norm_mode})"
     )
     if args.record and args.protocol:
         seed = TEST_SEED if args.seed is None else args.seed
@@ -208,8 +208,11 @@ def _registered(parser: argparse.ArgumentParser) -> dict[str, Any]:
 
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     handlers: dict[str, Any] = {}
+    seen: set[str] = set()
     for point in entry_points(group=COMMANDS_GROUP):
-        handlers.update(point.load()(commands))
+        if point.value not in seen:  # once per hook, even where two copies of the metadata are installed
+            seen.add(point.value)
+            handlers.update(point.load()(commands))
     return handlers
 
 

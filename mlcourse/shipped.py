@@ -303,7 +303,7 @@ def record_protocol_test(
 def recorded_test(res: Mapping[str, Any], protocol: str) -> Optional[Mapping[str, Any]]:
     """A run's committed test (its own task shape) under ``protocol``: its ``test_by_protocol`` entry, or its
     ``test`` when that ran under the protocol (a ``test`` without one ran in the run's ``norm_mode``); else None."""
-    check_protocol(protocol)
+    protocol_label(protocol)  # a known protocol or normalisation mode (tasknorm: a TaskNorm run's own)
     entry = (res.get("test_by_protocol") or {}).get(protocol)
     if entry is not None:
         return entry
@@ -443,7 +443,7 @@ def target_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     the target or by how many points it misses (and whether the target lies inside the accuracy's 95 % interval)."""
     rows = []
     for res in runs.values():
-        config, entry = res["config"], (res.get("test_by_protocol") or {}).get("support")
+        config, entry = res["config"], recorded_test(res, "support")
         target = NON_TRANSDUCTIVE_TARGETS.get((config["algo"], config["n_way"], config["k_shot"]))
         if target is None or entry is None:
             continue
@@ -507,7 +507,7 @@ def target_shortfalls(runs: Optional[Mapping[str, Mapping[str, Any]]] = None) ->
     the published non-transductive number where there is one, and the run's learning curve."""
     lines = []
     for name, res in (shipped_runs() if runs is None else runs).items():
-        config, entry = res["config"], (res.get("test_by_protocol") or {}).get("support")
+        config, entry = res["config"], recorded_test(res, "support")
         key = (config["algo"], config["n_way"], config["k_shot"])
         if entry is None or key not in NON_TRANSDUCTIVE_TARGETS or 100 * entry["mean"] >= NON_TRANSDUCTIVE_TARGETS[key]:
             continue

@@ -690,8 +690,9 @@ class EvalResult:
         }
 
     def __str__(self) -> str:
-        if self.metric == "accuracy":
-            return f"accuracy {100 * self.mean:.2f}% +- {100 * self.ci95:.2f}% ({self.num_tasks} tasks)"
+        if self.metric == "accuracy":  # with its protocol: how the queries were normalised
+            protocol = f", {self.protocol} protocol" if self.protocol else ""
+            return f"accuracy {100 * self.mean:.2f}% +- {100 * self.ci95:.2f}% ({self.num_tasks} tasks{protocol})"
         return f"{self.metric} {self.mean:.4f} +- {self.ci95:.4f} ({self.num_tasks} tasks)"
 
 
@@ -829,6 +830,7 @@ class Trainer:
     """
 
     def __init__(self, learner: nn.Module, *, outer_lr: float, lr_at: Optional[Callable[[int], float]] = None) -> None:
+        keep_freed_memory()  # long work starts: glibc reuses freed memory (mlcourse.hostmemory; MLCOURSE_MALLOC=default)
         self.learner = learner
         self.optimizer = torch.optim.Adam(learner.parameters(), lr=outer_lr)
         self.lr_at = lr_at
@@ -956,7 +958,6 @@ def train(
     config.validate()
     if max_steps is not None and (not _is_int(max_steps) or max_steps < 0):
         raise ValueError(f"max_steps={max_steps!r} is out of range; allowed >= 0 or None")
-    keep_freed_memory()  # long work starts: glibc reuses freed memory (mlcourse.hostmemory; MLCOURSE_MALLOC=default: off)
     distributed.init_from_env(device=config.device)  # under torchrun: join the group (no-op in one process)
     run = _start_run(config, resume, experiment)
     _loop(run, progress, callback, max_steps)

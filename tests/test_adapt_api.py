@@ -198,3 +198,14 @@ def test_a_support_set_alone_is_enough_and_bad_params_are_named() -> None:
     assert all(not v.requires_grad for v in from_pair.values())  # not differentiable: no graph kept
     with pytest.raises(ValueError, match=r"params names \['nonsense'\]"):
         lrn.adapt(batch, {"nonsense": torch.zeros(1)})
+
+
+def test_partial_params_keep_the_learner_s_other_tensors_and_a_positional_step_count_is_named() -> None:
+    lrn, batch = learner("maml", 2), image_batch()
+    head = {k: v.detach() + 1 for k, v in lrn.model.named_parameters() if k.startswith("head.")}
+    for given in (head, {"model": head}):  # one {name: tensor}, or grouped
+        merged = lrn.meta_parameters(given)["model"]
+        assert set(merged) == {k for k, _ in lrn.model.named_parameters()}
+        assert all(torch.equal(merged[k], head[k]) for k in head)
+    with pytest.raises(TypeError, match=r"keyword arguments: adapt\(support, steps=5\)"):
+        lrn.adapt(batch, 5)

@@ -162,8 +162,12 @@ def test_prototype_embedding_marks_one_prototype_per_class():
     batch = _image_batch()
     data = plots.prototype_projection(learner, batch, task=1)
     assert data["support"].shape == (10, 2) and data["query"].shape == (15, 2) and data["prototypes"].shape == (5, 2)
-    # the picture's "nearest prototype" is the ProtoNet's own decision
+    # the picture's "nearest prototype" is the ProtoNet's own decision, in either normalisation mode
     assert data["accuracy"] == pytest.approx(float(learner.evaluate(batch.task(1))["query_accuracy"][0]))
+    with learner.normalising("support"):
+        one = batch.task(1)
+        own = learner.predict(learner.adapt(one), one.query_x)[0].argmax(-1)
+        assert torch.equal(plots.prototype_projection(learner, batch, task=1)["predicted"], own)
     fig = plots.prototype_embedding(learner, batch, task=1)
     counts = {c.get_label().split(" ")[0]: len(c.get_offsets()) for c in fig.axes[0].collections}
     assert counts == {"query": 15, "prototypes": 5, "support": 10}

@@ -426,6 +426,11 @@ class Learner(nn.Module):
         """The meta-parameters an adaptation starts from: the learner's own (:meth:`meta_state`), or ``params``
         instead — in that form ``{group: {name: tensor}}``, or one ``{name: tensor}`` replacing the model's."""
         meta = self.meta_state()
+        if params is not None and not isinstance(params, dict):
+            raise TypeError(
+                f"params={params!r} is not a dict of tensors; steps, inner_lr and differentiable are keyword "
+                "arguments: adapt(support, steps=5)"
+            )
         if params is not None:
             grouped = all(isinstance(v, dict) for v in params.values())
             unknown = set(params) - set(meta) if grouped else set(params) - set(meta["model"])
@@ -434,7 +439,8 @@ class Learner(nn.Module):
                     f"params names {sorted(unknown)} this learner does not have; allowed: {sorted(meta)} "
                     f"or the model's parameter names"
                 )
-            meta = {**meta, **params} if grouped else {**meta, "model": {**meta["model"], **params}}
+            parts = params if grouped else {"model": params}  # a group's missing names keep the learner's tensors
+            meta = {g: {**ps, **parts.get(g, {})} for g, ps in meta.items()}
         if detach:
             meta = {g: {k: v.detach() for k, v in ps.items()} for g, ps in meta.items()}
         return meta

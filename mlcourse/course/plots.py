@@ -664,9 +664,24 @@ def _one_task(learner, batch, task: int):
     return batch.task(task).to(device), model
 
 
+def _task_embeddings(learner, model, one):
+    """One task's support and query embeddings as the learner computes them: the support set with its own
+    statistics; the queries as one batch (``transductive``) or with the support set's statistics (its other modes)."""
+    import torch
+
+    from mlcourse.models import context_rows  # local import: the plots module stays importable without torch
+
+    sx, qx = one.support_x[0], one.query_x[0]
+    fs = model.features(sx)
+    if getattr(learner, "norm_mode", "transductive") == "transductive":
+        return fs, model.features(qx)
+    with context_rows(model, sx.shape[0]):
+        return fs, model.features(torch.cat([sx, qx]))[sx.shape[0] :]
+
+
 def prototype_projection(learner, batch, *, task: int = 0) -> dict:
     """The numbers behind :func:`prototype_embedding`: the embeddings of one task's support and query images
-    (computed as the learner computes them: support and query batches separately), the class prototypes, and
+    (computed as the learner computes them, in its normalisation mode), the class prototypes, and
     the first two principal components of all of them (SVD of the centred points).
 
     Returns ``{"support", "query", "prototypes"}`` (2-D points), ``"support_y"``, ``"query_y"``, ``"predicted"``
@@ -676,7 +691,7 @@ def prototype_projection(learner, batch, *, task: int = 0) -> dict:
     one, model = _one_task(learner, batch, task)
     n_way = batch.n_way
     with torch.no_grad():
-        fs, fq = model.features(one.support_x[0]), model.features(one.query_x[0])
+        fs, fq = _task_embeddings(learner, model, one)
         sy, qy = one.support_y[0], one.query_y[0]
         onehot = (sy.unsqueeze(-1) == torch.arange(n_way, device=sy.device)).to(fs.dtype)
         protos = (onehot.T @ fs) / onehot.sum(0).unsqueeze(-1)
@@ -774,7 +789,7 @@ def matching_attention(learner, batch, *, task: int = 0) -> dict:
     one, model = _one_task(learner, batch, task)
     n_way = batch.n_way
     with torch.no_grad():
-        fs, fq = model.features(one.support_x[0]), model.features(one.query_x[0])
+        fs, fq = _task_embeddings(learner, model, one)
         tau = learner.log_scale.exp()
         attention = (tau * F.normalize(fq, dim=-1) @ F.normalize(fs, dim=-1).T).softmax(-1)
         sy, qy = one.support_y[0], one.query_y[0]
