@@ -1,5 +1,5 @@
 """``mlcourse bench``: meta-gradient throughput of the vectorised core vs the per-task loop vs learn2learn
-(chapters 07 and 08; issue 5 and the CPU part of issue 6).
+(README's Benchmarks, chapters 07 and 08).
 
 One row per (algorithm, implementation, shape):
 
@@ -28,7 +28,7 @@ Memory, labelled in every row (``peak_memory_method``):
   tensors the autograd graph holds for ``backward()`` at the end of the forward pass (device-independent,
   see :class:`GraphMemory`).
 
-Shapes (``SHAPES``): ``tiny`` (CI, ``--tiny``), ``small`` (the CPU comparison of issue 6), ``conv4-32`` and
+Shapes (``SHAPES``): ``tiny`` (CI, ``--tiny``), ``small`` (the CPU comparison), ``conv4-32`` and
 ``conv4-84`` (the GPU shapes: Conv-4 with 64 filters on 32x32 RGB, 5-way 5-shot, 15 queries, 32 tasks,
 5 inner steps; and 84x84 with 32 filters, 16 tasks).
 

@@ -8,7 +8,7 @@
     mlcourse data import omniglot PATH | mlcourse data import cifar100 PATH
     mlcourse data download omniglot|cifar100
     mlcourse export runs/NAME results/omniglot/NAME
-    mlcourse bench [--tiny] [--device cpu|cuda]             # meta-gradient throughput (chapters 07, 08)
+    mlcourse bench [--tiny] [--device cpu|cuda]             # meta-gradient throughput
     mlcourse sinusoid-paper | article-vs-maml | cifar-grid | scaling   # the chapters' full-scale experiments
     mlcourse book [--fast] [--out build/book]                # the course as a static site (make book)
 

@@ -1,4 +1,4 @@
-"""Data-parallel meta-training with ``torch.distributed`` (issue 7; chapter 08, scalability).
+"""Data-parallel meta-training with ``torch.distributed`` (scalability: more tasks per step on more processes).
 
 One logical run spread over ``N`` processes, e.g. ``torchrun --nproc-per-node 2 -m mlcourse.cli train ...``:
 
@@ -366,7 +366,7 @@ def launch(fn: Callable, world_size: int, *args: Any, threads_per_process: int =
 
 
 # --------------------------------------------------------------------------------------------------
-# Timing (chapter 08)
+# Timing
 # --------------------------------------------------------------------------------------------------
 def synthetic_image_batch(
     num_tasks: int,

@@ -476,7 +476,7 @@ def target_table(names: Optional[Iterable[str]] = None, directory: str | Path | 
 def shortfalls(runs: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[str]:
     """One line per shipped run whose test accuracy lies below the published number by more than both intervals,
     with its validation curve (200 tasks every 1,000 iterations) and the training accuracy at the same steps, read
-    from its results.json: whether it underfits (training accuracy low too) or overfits (chapters 03, 05)."""
+    from its results.json: whether it underfits (training accuracy low too) or overfits."""
     lines = []
     for name, res in (shipped_runs() if runs is None else runs).items():
         config, test = res["config"], res.get("test")

@@ -26,7 +26,7 @@ def confidence_interval(values: Any) -> tuple[float, float, float]:
 
 
 def mean_ci(values: Any) -> tuple[float, float]:
-    """Mean and 95 % confidence half-width ``1.96 * std / sqrt(n)`` (chapters 01-06)."""
+    """Mean and 95 % confidence half-width ``1.96 * std / sqrt(n)``."""
     mean, ci95, _ = confidence_interval(values)
     return mean, ci95
 

@@ -26,9 +26,10 @@ declare -A RUNS=(
   # trained as they are evaluated without transduction: queries normalised with the support set's statistics
   [maml-5w1s-support]="--algo maml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000 --norm-mode support"
   [fomaml-5w1s-support]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 3800 --eval-every 1900 --norm-mode support"
+  [fomaml-5w1s-tasknorm]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 3800 --eval-every 1900 --norm-mode tasknorm"
 )
 ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s
-       scratch-5w5s protomaml-5w1s maml-5w1s-support fomaml-5w1s-support)
+       scratch-5w5s protomaml-5w1s maml-5w1s-support fomaml-5w1s-support fomaml-5w1s-tasknorm)
 # extra test shapes evaluated on a run's final weights (recorded in its results.json as extra_tests)
 declare -A EXTRA=([protonet-5w1s]="--n-way 20 --k-shot 1" [matchingnet-5w1s]="--n-way 20 --k-shot 1"
                   [pretrain-5w1s]="--n-way 5 --k-shot 5")

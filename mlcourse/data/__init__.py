@@ -1,4 +1,4 @@
-"""Data sets and episodic tasks for the course (chapters 01-08).
+"""Data sets and episodic tasks for the course.
 
 ``load_omniglot``/``load_cifar100`` return an ``ImageClassDataset`` (the whole split as one uint8 tensor);
 ``EpisodeSampler`` turns it into ``TaskBatch``es of N-way K-shot tasks; ``SinusoidTasks`` samples MAML's

@@ -1,4 +1,4 @@
-"""CIFAR-100 for few-shot learning: download, import, class splits (chapters 05-08).
+"""CIFAR-100 for few-shot learning: download, import, class splits.
 
 The cache holds torchvision's layout, ``<data_dir()>/cifar100/cifar-100-python/{train,test,meta}`` (so
 ``torchvision.datasets.CIFAR100(root=data_dir()/"cifar100")`` reads it too). ``load_cifar100`` pools the
@@ -320,7 +320,7 @@ def _load_pooled(root: Optional[str | os.PathLike], download: bool) -> dict[str,
 
 def load_cifar100(split: str = "train", split_scheme: str = "article", root: str | os.PathLike | None = None, *,
                   max_classes: Optional[int] = None, download: bool = True) -> ImageClassDataset:
-    """CIFAR-100 classes of ``split`` in ``split_scheme`` as uint8 ``[classes, 600, 3, 32, 32]`` (chapters 05-08).
+    """CIFAR-100 classes of ``split`` in ``split_scheme`` as uint8 ``[classes, 600, 3, 32, 32]``.
 
     ``split``: ``train``/``val``/``test``/``trainval``; ``split_scheme``: ``article``/``cifar-fs``/``fc100``.
     Train and test images of each class are pooled. ``superclass`` = coarse label (stratified sampling).

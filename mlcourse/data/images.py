@@ -1,4 +1,4 @@
-"""``ImageClassDataset``: a whole few-shot image data set as one uint8 tensor (chapters 02-08).
+"""``ImageClassDataset``: a whole few-shot image data set as one uint8 tensor.
 
 Omniglot and CIFAR-100 loaders return it; ``EpisodeSampler`` draws tasks from it with batched tensor
 ops on whatever device the dataset lives on (``dataset.to("cuda")`` keeps uint8 and moves it all).

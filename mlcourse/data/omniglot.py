@@ -1,4 +1,4 @@
-"""Omniglot (Lake et al., 2015): download, import, processed cache and splits (chapters 01-08).
+"""Omniglot (Lake et al., 2015): download, import, processed cache and splits.
 
 Files in the cache (``mlcourse.config.data_dir()/omniglot``):
 
@@ -354,7 +354,7 @@ def _vinyals_split() -> dict[str, list[str]]:
 def load_omniglot(split: str = "train", image_size: int = 28, rotations: bool = True,
                   root: str | os.PathLike | None = None, *, max_classes: Optional[int] = None,
                   download: bool = True) -> ImageClassDataset:
-    """Omniglot ``split`` as an ``ImageClassDataset`` of uint8 ``[classes, 20, 1, S, S]`` (chapters 02-08).
+    """Omniglot ``split`` as an ``ImageClassDataset`` of uint8 ``[classes, 20, 1, S, S]``.
 
     ``split``: one of ``OMNIGLOT_SPLITS``; ``image_size`` in 8..105; ``rotations`` multiplies the classes by
     4 (0/90/180/270 degrees, new classes); ``max_classes`` keeps only the first classes (a smaller

@@ -1,4 +1,4 @@
-"""``EpisodeSampler``: N-way K-shot classification tasks from an ``ImageClassDataset`` (chapters 02-08).
+"""``EpisodeSampler``: N-way K-shot classification tasks from an ``ImageClassDataset``.
 
 All tasks of a batch are drawn at once with tensor ops on the dataset's device (the whole data set is
 resident there as uint8): classes by ``topk`` of uniform noise (= a random subset without replacement,
