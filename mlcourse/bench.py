@@ -61,16 +61,19 @@ from torch import Tensor, nn
 from mlcourse import atomic
 from mlcourse.algorithms import make_learner
 from mlcourse.cliparse import CLIError
-from mlcourse.config import REPO_ROOT, device_name, resolve_device, runs_dir
+from mlcourse.config import REPO_ROOT, resolve_device, runs_dir
 from mlcourse.data.tasks import TaskBatch
-from mlcourse.hostmemory import cpu_allocator, keep_freed_memory, release_freed_memory
+from mlcourse.hostmemory import keep_freed_memory, release_freed_memory
 from mlcourse.models import Conv4
+from mlcourse.peers import HIGHER, PEER_ALGORITHMS, PEERS, TORCHOPT, load_peer, peer_note, peer_step
+from mlcourse.provenance import provenance
 
 VECTORISED, COMPILED, LOOP, L2L = "vectorised", "compiled", "per-task loop", "learn2learn"
 COMPILED_LOOP = "compiled loop"
-IMPLEMENTATIONS = (VECTORISED, COMPILED, LOOP, COMPILED_LOOP, L2L)
+IMPLEMENTATIONS = (VECTORISED, COMPILED, LOOP, COMPILED_LOOP, L2L, HIGHER, TORCHOPT)
 COMPILED_IMPLEMENTATIONS = (COMPILED, COMPILED_LOOP)
-QUICK_IMPLEMENTATIONS = (VECTORISED, LOOP, L2L)  # --tiny (CI): no 30-60 s compilations
+PEER_IMPLEMENTATIONS = (L2L, HIGHER, TORCHOPT)  # the other libraries (mlcourse.peers)
+QUICK_IMPLEMENTATIONS = (VECTORISED, LOOP, L2L, HIGHER, TORCHOPT)  # --tiny (CI): no 30-60 s compilations
 #: algorithms the benchmark knows; learn2learn has no ProtoNets class (its examples write one by hand).
 BENCH_ALGORITHMS = ("maml", "fomaml", "reptile", "anil", "metasgd", "protonet")
 DEFAULT_ALGORITHMS = ("maml", "fomaml", "reptile", "protonet")
@@ -441,7 +444,9 @@ def run_benchmark(
     dev = resolve_device(device)
     _check_choices(algorithms, implementations)
     l2l = load_learn2learn() if learn2learn is True else (None if learn2learn is False else learn2learn)
+    libraries = {name: load_peer(name) for name in PEERS if name in implementations}
     common = _common_fields(dev, getattr(l2l, "__version__", None) if l2l is not None else None)
+    common.update(_peer_versions(libraries), matmul_peak_gflops=matmul_peak_gflops(dev))
     rows: list[dict[str, Any]] = []
     for shape_spec in shapes:
         shape_name, shape = (shape_spec, SHAPES[shape_spec]) if isinstance(shape_spec, str) else ("custom", shape_spec)
@@ -449,13 +454,18 @@ def run_benchmark(
         for algo in algorithms:
             say = (lambda text: progress(f"{shape_name}: {text}")) if progress is not None else None
             steps, graph_fns, compile_seconds = _mlcourse_steps(algo, shape, batch, dev, implementations, inner_lr, say)
-            note = ""
+            notes = []
             if L2L in implementations and algo in L2L_ALGORITHMS:
-                note = _add_learn2learn(l2l, algo, shape, batch, dev, inner_lr, steps, graph_fns)
+                notes.append(_add_learn2learn(l2l, algo, shape, batch, dev, inner_lr, steps, graph_fns))
+            notes += [_add_peer(libraries[n], n, algo, shape, batch, dev, inner_lr, steps) for n in libraries]
+            note = "; ".join(n for n in notes if n)
             if say is not None:
                 say(f"{algo} ({', '.join(steps)})")
             times = time_interleaved(steps, repeats, dev, warmup=warmup)
-            measured = _Measured(algo, shape_name, shape, times, compile_seconds, note)
+            flops = meta_gradient_flops(algo, shape, batch, dev, inner_lr)
+            measured = _Measured(
+                algo, shape_name, shape, times, compile_seconds, note, flops, common["matmul_peak_gflops"]
+            )
             for impl in steps:
                 peak, method = peak_memory(steps[impl], dev) if memory else (None, "not measured")
                 graph = None
@@ -465,6 +475,53 @@ def run_benchmark(
                 rows.append({**_row(measured, impl, peak, method, graph), **common, "note": note})
             del steps, graph_fns
     return rows
+
+
+def _peer_versions(libraries: dict[str, tuple[Optional[types.ModuleType], str]]) -> dict[str, Optional[str]]:
+    """``{"higher": version or None, "torchopt": ...}`` for the rows (None: not available here)."""
+    from importlib import metadata
+
+    return {name: metadata.version(name) if module is not None else None for name, (module, _) in libraries.items()}
+
+
+def _add_peer(
+    loaded: tuple[Optional[types.ModuleType], str],
+    name: str,
+    algo: str,
+    shape: Shape,
+    batch: TaskBatch,
+    dev: torch.device,
+    inner_lr: float,
+    steps: dict[str, Callable[[], Any]],
+) -> str:
+    """Add peer ``name``'s step for ``algo`` to ``steps``; the rows' note (why it is absent) otherwise."""
+    module, why = loaded
+    if module is None:
+        return why
+    if algo not in PEER_ALGORITHMS[name]:
+        return peer_note(name, algo)
+    steps[name], _ = peer_step(module, name, algo, make_model(shape, device=dev), batch, shape.inner_steps, inner_lr)
+    return ""
+
+
+def meta_gradient_flops(algo: str, shape: Shape, batch: TaskBatch, dev: torch.device, inner_lr: float = 0.1) -> int:
+    """Floating-point operations of one meta-gradient of ``algo`` (meta-loss and ``backward()``), counted by
+    ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions) on the per-task loop: the
+    algorithm's work, the same whichever library runs it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step, _ = mlcourse_step(algo, make_model(shape, device=dev), shape, batch, vectorise=False, inner_lr=inner_lr)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def matmul_peak_gflops(dev: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """The machine's measured fp32 matrix-product rate in GFLOP/s (best of ``repeats`` ``size``-square products):
+    the ceiling each row's achieved rate is compared with."""
+    a, b = torch.rand(size, size, device=dev), torch.rand(size, size, device=dev)
+    times = time_interleaved({"mm": lambda: a @ b}, repeats, dev, warmup=1)["mm"]
+    return 2 * size**3 / min(times) / 1e9
 
 
 def _check_choices(algorithms: Sequence[str], implementations: Sequence[str]) -> None:
@@ -479,16 +536,7 @@ def _check_choices(algorithms: Sequence[str], implementations: Sequence[str]) ->
 
 def _common_fields(dev: torch.device, l2l_version: Optional[str]) -> dict[str, Any]:
     """What every row of one benchmark run shares: where, with what and when it was measured."""
-    return {
-        "device": str(dev),
-        "device_name": device_name(dev),
-        "torch": str(torch.__version__),
-        "learn2learn": l2l_version,
-        "threads": torch.get_num_threads(),
-        "allocator": cpu_allocator(),
-        "dtype": "float32",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return {**provenance(dev), "learn2learn": l2l_version, "dtype": "float32"}
 
 
 GraphFns = dict[str, tuple[Callable[[], Tensor], list[Tensor]]]
@@ -568,12 +616,16 @@ class _Measured:
     times: dict[str, list[float]]
     compile_seconds: dict[str, float]
     note: str
+    flops: int
+    peak_gflops: float
 
 
 def _row(m: _Measured, impl: str, peak: Optional[int], method: str, graph: Optional[int]) -> dict[str, Any]:
     """One benchmark row: rates (the best round: least disturbed by other load), ratios, memory."""
     best = {k: min(v) for k, v in m.times.items()}
     rate = {k: m.shape.tasks / v for k, v in best.items()}
+    peer_rates = [rate[p] for p in PEER_IMPLEMENTATIONS if p in rate]
+    achieved = m.flops / best[impl] / 1e9
     graph_method = (
         "autograd saved_tensors_hooks, bytes held for backward"
         if graph is not None
@@ -596,6 +648,10 @@ def _row(m: _Measured, impl: str, peak: Optional[int], method: str, graph: Optio
         "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
         "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
         "ratio_to_eager": rate[impl] / rate[VECTORISED] if VECTORISED in rate else None,
+        "ratio_to_fastest_peer": rate[impl] / max(peer_rates) if peer_rates else None,
+        "flops": m.flops,
+        "gflops": achieved,
+        "fraction_of_matmul_peak": achieved / m.peak_gflops,
         "compile_seconds": m.compile_seconds.get(impl),
         "peak_memory_bytes": peak,
         "peak_memory_method": method,
@@ -611,6 +667,14 @@ def _mib(value: Optional[int]) -> str:
     return "-" if value is None else f"{value / 2**20:.1f}"
 
 
+def _gflops(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _percent(value: Optional[float]) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
 def _ratio(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -619,22 +683,32 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table of benchmark rows (what ``main`` prints)."""
     header = (
         f"{'shape':<12} {'algorithm':<9} {'implementation':<14} {'rate':>9} {'unit':<10} {'vs l2l':>7} "
-        f"{'vs loop':>7} {'vs eager':>8} {'peak MiB':>9} {'graph MiB':>9} {'compile s':>9}"
+        f"{'vs peer':>7} {'vs loop':>7} {'vs eager':>8} {'GFLOP/s':>8} {'of peak':>7} {'peak MiB':>9} "
+        f"{'graph MiB':>9} {'compile s':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
             f"{r['shape']:<12} {r['algorithm']:<9} {r['implementation']:<14} {r['rate']:>9.1f} {r['unit']:<10} "
-            f"{_ratio(r['ratio_to_learn2learn']):>7} {_ratio(r['ratio_to_loop']):>7} "
-            f"{_ratio(r.get('ratio_to_eager')):>8} {_mib(r['peak_memory_bytes']):>9} {_mib(r['graph_saved_bytes']):>9} "
+            f"{_ratio(r['ratio_to_learn2learn']):>7} {_ratio(r.get('ratio_to_fastest_peer')):>7} "
+            f"{_ratio(r['ratio_to_loop']):>7} {_ratio(r.get('ratio_to_eager')):>8} {_gflops(r.get('gflops')):>8} "
+            f"{_percent(r.get('fraction_of_matmul_peak')):>7} {_mib(r['peak_memory_bytes']):>9} "
+            f"{_mib(r['graph_saved_bytes']):>9} "
             f"{'-' if r.get('compile_seconds') is None else format(r['compile_seconds'], '.0f'):>9}"
         )
     if rows:
         r = rows[0]
+        peers = " | ".join(f"{name} {r.get(name)}" for name in PEERS if name in r)
         lines.append(
             f"device: {r['device_name']} [{r['device']}] | torch {r['torch']} | learn2learn {r['learn2learn']} | "
-            f"{r['date']}"
+            f"{peers + ' | ' if peers else ''}{r['date']}"
         )
+        if r.get("matmul_peak_gflops"):
+            lines.append(
+                f"vs peer: rate / the fastest other library's (learn2learn, higher, TorchOpt); GFLOP/s: the "
+                f"algorithm's FLOPs (FlopCounterMode) / seconds; of peak: / the fp32 matrix-product rate measured in "
+                f"this run, {r['matmul_peak_gflops']:.0f} GFLOP/s"
+            )
         lines.append(
             f"peak MiB: {r['peak_memory_method']}; graph MiB: autograd saved tensors held for backward "
             "(per-task loop and learn2learn only)"
@@ -678,6 +752,28 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[fl
                 compiled_loop_vs_learn2learn=r["ratio_to_learn2learn"],
                 compiled_loop_compile_seconds=r.get("compile_seconds"),
             )
+    for key, entry in _against_peers(rows).items():
+        out[key].update(entry)
+    return out
+
+
+def _against_peers(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per ``shape/algorithm``: this project's fastest implementation, the fastest other library, and the ratio."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("rate") is not None:  # rows written before rates were kept have nothing to compare
+            groups.setdefault(f"{r['shape']}/{r['algorithm']}", []).append(r)
+    out = {}
+    for key, group in groups.items():
+        ours = [r for r in group if r["implementation"] not in PEER_IMPLEMENTATIONS]
+        theirs = [r for r in group if r["implementation"] in PEER_IMPLEMENTATIONS]
+        best = max(ours, key=lambda r: r["rate"]) if ours else None
+        peer = max(theirs, key=lambda r: r["rate"]) if theirs else None
+        out[key] = {
+            "best_mlcourse": best["implementation"] if best else None,
+            "fastest_peer": peer["implementation"] if peer else None,
+            "best_vs_fastest_peer": best["rate"] / peer["rate"] if best and peer else None,
+        }
     return out
 
 
@@ -705,7 +801,9 @@ def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, A
     return found
 
 
-DESCRIPTION = "Meta-gradient throughput: mlcourse vectorised (torch.func.vmap) vs per-task loop vs learn2learn."
+DESCRIPTION = (
+    "Meta-gradient throughput: mlcourse (vectorised, compiled, per-task loop) against learn2learn, higher and TorchOpt."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -724,7 +822,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         nargs="+",
         choices=IMPLEMENTATIONS,
         default=None,
-        help="default: all (vectorised, compiled, per-task loop, compiled loop, learn2learn); --tiny: none compiled",
+        help="default: all (vectorised, compiled, per-task loop, compiled loop, learn2learn, higher, torchopt); "
+        "--tiny: none compiled",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument(
@@ -758,6 +857,7 @@ RATIO_LABELS = (
     ("compiled_loop_vs_eager", "compiled loop / eager"),
     ("compiled_loop_vs_loop", "compiled loop / loop"),
     ("compiled_loop_vs_learn2learn", "compiled loop / learn2learn"),
+    ("best_vs_fastest_peer", "fastest mlcourse path / fastest other library"),
 )
 
 
@@ -765,7 +865,9 @@ def summary_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     """One line per (shape, algorithm) of :func:`summarise`: its ratios and compile times."""
     lines = []
     for key, s in summarise(rows).items():
-        parts = [f"{label} = {s[field]:.2f}x" for field, label in RATIO_LABELS if s[field] is not None]
+        parts = [f"{label} = {s[field]:.2f}x" for field, label in RATIO_LABELS if s.get(field) is not None]
+        if s.get("fastest_peer") is not None:
+            parts.append(f"fastest mlcourse path: {s['best_mlcourse']}, fastest other library: {s['fastest_peer']}")
         for field, label in (("compile_seconds", "compiled"), ("compiled_loop_compile_seconds", "compiled loop")):
             if s[field] is not None:
                 parts.append(f"{label}: compile time {s[field]:.0f} s (once per run)")

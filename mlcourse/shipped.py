@@ -88,6 +88,8 @@ PUBLISHED: dict[tuple[str, int, int], Published] = {
     ("protonet", 20, 5): Published(98.9, None, "Snell et al. 2017, Table 1"),
     ("matchingnet", 5, 1): Published(98.1, None, "Vinyals et al. 2016, Table 1"),
     ("matchingnet", 20, 1): Published(93.8, None, "Vinyals et al. 2016, Table 1"),
+    ("imaml", 5, 1): Published(99.16, 0.35, "Rajeswaran et al. 2019, Table 2 (iMAML, gradient-descent inner loop)"),
+    ("imaml", 20, 1): Published(94.46, None, "Rajeswaran et al. 2019, Table 2 (iMAML, gradient-descent inner loop)"),
 }
 METHOD_NAMES = {
     "maml": "MAML (second order)",
@@ -101,6 +103,7 @@ METHOD_NAMES = {
     "pretrain": "pretrain + linear probe",
     "scratch": "from scratch (no meta-training)",
     "article": "the article's rule",
+    "imaml": "iMAML (implicit gradients)",
 }
 
 

@@ -154,9 +154,11 @@ _DATA_DEFAULTS: dict[str, dict[str, Any]] = {
 _FAST = dict(iterations=200, eval_every=50, val_tasks=20, test_tasks=100, checkpoint_every=50, log_every=10)
 _FAST_META_BATCH = {"omniglot": 8, "cifar100": 4, "sinusoid": 10}
 
-# Fields that may change when a run is resumed (they do not change the training trajectory).
+# Fields that may change when a run is resumed (they do not change the training trajectory; the inner steps at
+# validation and test change what is measured, not what is trained).
 RESUMABLE_CHANGES = (
     "iterations",
+    "test_inner_steps",
     "eval_every",
     "val_tasks",
     "test_tasks",
@@ -172,7 +174,7 @@ RESUMABLE_CHANGES = (
 TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every", "compile")
 # Fields added after results and chapter weights were committed: ``to_dict`` leaves them out at their default, so the
 # settings of a run made before them (a missing key: the default) still compare equal to a fresh configuration.
-LATER_FIELDS = ("norm_mode", "backprop_steps")
+LATER_FIELDS = ("norm_mode", "backprop_steps", "imaml_lambda", "cg_steps", "cg_damping")
 
 
 def option(
@@ -277,6 +279,15 @@ class TrainConfig:
     )
     backprop_steps: Optional[int] = option(
         None, "truncated: inner steps back-propagated, the last ones (default 1; 0 = first order)", low=0
+    )
+    imaml_lambda: Optional[float] = option(
+        None, "imaml: strength lam of the proximal term lam/2 ||phi - theta||^2 (default 2.0)", positive=True
+    )
+    cg_steps: Optional[int] = option(
+        None, "imaml: conjugate-gradient iterations for the implicit meta-gradient (default 5)", low=1
+    )
+    cg_damping: Optional[float] = option(
+        None, "imaml: damping delta of the solved system (1 + delta) I + H/lam (default 0: the exact formula)"
     )
     lr_schedule: str = option(
         "constant", "constant, or cosine: the outer learning rate decays to 0", choices=LR_SCHEDULES
@@ -428,6 +439,12 @@ class TrainConfig:
             self._fail("inner_batch", f"None for {self.algo} (inner mini-batches are Reptile's)")
         if self.backprop_steps is not None and self.algo != "truncated":
             self._fail("backprop_steps", f"None for {self.algo} (truncated MAML's setting)")
+        for name in ("imaml_lambda", "cg_steps", "cg_damping"):
+            if getattr(self, name) is not None and self.algo != "imaml":
+                self._fail(name, f"None for {self.algo} (iMAML's setting)")
+        damping = self.cg_damping
+        if damping is not None and (isinstance(damping, bool) or not math.isfinite(damping) or damping < 0):
+            self._fail("cg_damping", "a finite number >= 0 (0 = the exact implicit gradient)")
         if self.train_n_way is not None and self.train_n_way != self.n_way and self.algo not in CLASSIFICATION_ONLY:
             self._fail(
                 "train_n_way",
@@ -603,8 +620,9 @@ def build_learner(
         extra["num_classes"] = num_classes
     if config.inner_batch is not None:
         extra["inner_batch"] = config.inner_batch
-    if config.backprop_steps is not None:
-        extra["backprop_steps"] = config.backprop_steps
+    for name in ("backprop_steps", "imaml_lambda", "cg_steps", "cg_damping"):
+        if getattr(config, name) is not None:
+            extra[name] = getattr(config, name)
     return make_learner(
         config.algo,
         model,

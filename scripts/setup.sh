@@ -12,7 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 VPY="$PWD/$VENV/bin/python"
 stamp="$VENV/.mlcourse-setup-$(cat pyproject.toml scripts/setup.sh scripts/install_learn2learn.sh | sha256sum | cut -c1-16)"
-if [ -f "$stamp" ] && "$VPY" -c "import mlcourse, learn2learn, torch, torchvision" 2>/dev/null; then
+if [ -f "$stamp" ] && "$VPY" -c "import mlcourse, learn2learn, higher, torchopt, torch, torchvision" 2>/dev/null; then
   echo "[setup] environment is up to date ($VENV)"
   exit 0
 fi
@@ -30,7 +30,7 @@ PYTHON="$VPY" bash scripts/install_learn2learn.sh 2>&1 | grep -Ev "^WARNING: Loc
 echo "[setup] installing mlcourse and its dependencies"
 # learn2learn is the `compare` extra: already built above, so pip finds it installed and builds nothing.
 "$VPY" -m pip install -q -e ".[dev,compare]" 2>&1 | grep -v "^WARNING: Location" || true
-"$VPY" -c "import mlcourse, learn2learn, torch, jupyterlab, ipywidgets, nbval" 
+"$VPY" -c "import mlcourse, learn2learn, higher, torchopt, torch, jupyterlab, ipywidgets, nbval" 
 rm -f "$VENV"/.mlcourse-setup-*
 touch "$stamp"
 echo "[setup] done: $("$VPY" -c 'import torch, learn2learn; print("torch", torch.__version__, "| learn2learn", learn2learn.__version__)')"

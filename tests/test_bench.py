@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlcourse import bench
+from mlcourse import bench, peers
 from mlcourse.cli import _build_parser, main
 from mlcourse.hostmemory import cpu_allocator
 
@@ -32,12 +32,16 @@ def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
     payload = json.loads(out.read_text())
     rows = payload["rows"]
     have_l2l = bench.load_learn2learn() is not None
-    expected = {
-        (a, i)
-        for a in bench.DEFAULT_ALGORITHMS
-        for i in bench.QUICK_IMPLEMENTATIONS
-        if i != bench.L2L or (a in bench.L2L_ALGORITHMS and have_l2l)
-    }
+    have = {name: peers.load_peer(name)[0] is not None for name in peers.PEERS}
+
+    def measured(algo: str, impl: str) -> bool:
+        if impl == bench.L2L:
+            return algo in bench.L2L_ALGORITHMS and have_l2l
+        if impl in peers.PEERS:
+            return algo in peers.PEER_ALGORITHMS[impl] and have[impl]
+        return True
+
+    expected = {(a, i) for a in bench.DEFAULT_ALGORITHMS for i in bench.QUICK_IMPLEMENTATIONS if measured(a, i)}
     assert {(r["algorithm"], r["implementation"]) for r in rows} == expected
     table_lines = [line for line in printed.splitlines() if line.startswith("tiny ")]
     assert len(table_lines) == len(rows)
@@ -53,8 +57,20 @@ def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
         assert r["peak_memory_method"]
         if r["implementation"] == bench.VECTORISED:
             assert r["graph_saved_bytes"] is None and "torch.func" in r["graph_saved_method"]
-        else:
+        elif r["implementation"] not in peers.PEERS:  # higher and TorchOpt back-propagate task by task
             assert r["graph_saved_bytes"] > 0
+        # achieved GFLOP/s: the algorithm's counted FLOPs over the best round, against this run's matmul rate
+        same_algorithm = {x["flops"] for x in rows if x["algorithm"] == r["algorithm"]}
+        assert len(same_algorithm) == 1 and r["flops"] > 0
+        assert math.isclose(r["gflops"], r["flops"] / r["seconds_min"] / 1e9, rel_tol=1e-12)
+        assert math.isclose(r["fraction_of_matmul_peak"], r["gflops"] / r["matmul_peak_gflops"], rel_tol=1e-12)
+        peer_rates = [
+            x["rate"]
+            for x in rows
+            if x["algorithm"] == r["algorithm"] and x["implementation"] in bench.PEER_IMPLEMENTATIONS
+        ]
+        if peer_rates:
+            assert math.isclose(r["ratio_to_fastest_peer"], r["rate"] / max(peer_rates), rel_tol=1e-12)
         assert r["ratio_to_loop"] is not None
     assert f"wrote {out}" in printed
 

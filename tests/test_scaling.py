@@ -85,3 +85,36 @@ def test_main_writes_json(tmp_path, monkeypatch):
 
     payload = json.loads(out.read_text())
     assert payload["kind"] == "mlcourse.scaling" and payload["device"] == "cpu" and len(payload["rows"]) == 2
+
+
+@pytest.mark.slow  # checkpointed MAML and iMAML at six inner steps: about a minute on 2 cores
+def test_remedies_sweep_memory_properties_and_file(tmp_path, monkeypatch):
+    """The remedies sweep at a tiny shape: checkpointed and truncated MAML hold less than MAML, iMAML's graph does not
+    grow with the inner steps; the command writes a file chapter 08 reads back into a table and a figure."""
+    monkeypatch.setattr(S, "FAST_BASE", replace(TINY))
+    monkeypatch.setattr(S, "FAST_GRID", {**S.FAST_GRID, "inner_steps": [1, 6]})
+    out = tmp_path / "remedies.json"
+    assert main(["scaling", "--remedies", "--device", "cpu", "--repeats", "1", "--out", str(out)]) == 0
+    payload = S.load_remedies(out)
+    peak = {(r["variant"], r["inner_steps"]): r["graph_peak_bytes"] for r in payload["rows"]}
+    assert set(payload["summary"]) == set(S.REMEDY_VARIANTS)
+    assert peak["maml", 6] > 2 * peak["maml", 1]  # linear in K
+    for variant in ("checkpointed", "truncated-1", "fomaml", "imaml"):
+        assert peak[variant, 6] < peak["maml", 6] / 2, variant
+    assert peak["imaml", 6] == peak["imaml", 1]  # nothing of the inner loop is kept
+    assert peak["truncated-5", 1] == peak["maml", 1]  # k >= K: MAML
+    assert payload["summary"]["imaml"]["graph_growth"] == 1.0
+    assert payload["command"] == "mlcourse scaling --remedies --repeats 1" and payload["threads"] >= 1
+    table = S.remedies_table(payload)
+    assert table.count("\n") == 1 + len(S.REMEDY_VARIANTS) and "| imaml |" in table
+    assert "remedies.json" in S.remedies_source(payload)
+    assert len(S.plot_remedies(payload).axes[0].lines) == len(S.REMEDY_VARIANTS)
+    out.write_text('{"kind": "mlcourse.scaling"}')
+    with pytest.raises(ValueError, match="not a remedies sweep"):
+        S.load_remedies(out)
+
+
+@pytest.mark.slow  # dense Hessians and six iMAML meta-gradients at 100 inner steps
+def test_imaml_cg_errors_fall_to_rounding():
+    errors = S.imaml_cg_errors((1, 3, 10, 20))
+    assert errors[1] > errors[3] > errors[10] > errors[20] and errors[20] < 1e-10, errors

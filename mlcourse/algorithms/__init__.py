@@ -14,6 +14,7 @@ from mlcourse.algorithms.core import NORM_MODES, PROTOCOLS, Learner, MetaOutput,
 from mlcourse.algorithms.gradient_based import (
     ANIL,
     FOMAML,
+    IMAML,
     MAML,
     ArticleRule,
     CheckpointedMAML,
@@ -39,6 +40,7 @@ REGISTRY: dict[str, type[Learner]] = {
     "protomaml": ProtoMAML,
     "checkpointed": CheckpointedMAML,
     "truncated": TruncatedMAML,
+    "imaml": IMAML,
 }
 ALGORITHMS = tuple(REGISTRY)
 
@@ -56,7 +58,8 @@ def make_learner(
     **kwargs: Any,
 ) -> Learner:
     """Build learner ``name`` around ``model``. Extra keyword arguments: ``num_classes`` (pretrain),
-    ``include_query``, ``inner_batch`` (reptile), ``scale`` (matchingnet), ``backprop_steps`` (truncated). ``fomaml``/``reptile`` are always first order.
+    ``include_query``, ``inner_batch`` (reptile), ``scale`` (matchingnet), ``backprop_steps`` (truncated),
+    ``imaml_lambda``, ``cg_steps`` (imaml). ``fomaml``/``reptile`` are always first order.
     ``compile=True`` compiles the vectorised map with ``torch.compile`` (falls back to eager with a notice).
     ``norm_mode``: ``transductive`` (each batch's own statistics) or ``support`` (the support set's)."""
     key = name.strip().lower()
@@ -88,6 +91,7 @@ __all__ = [
     "FOMAML",
     "TruncatedMAML",
     "CheckpointedMAML",
+    "IMAML",
     "MetaSGD",
     "Reptile",
     "ProtoMAML",

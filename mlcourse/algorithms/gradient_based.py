@@ -116,6 +116,113 @@ class CheckpointedMAML(MAML):
         return dict(zip(names, values))
 
 
+def _dot(a: Params, b: Params) -> Tensor:
+    """The inner product of two parameter dicts, summed over every tensor."""
+    return sum((a[k] * b[k]).sum() for k in a)
+
+
+def hessian_vector_product(loss_fn, params: Params, vector: Params, grad_fn) -> Params:
+    """``H v`` with ``H`` the Hessian of ``loss_fn`` at ``params``: the gradient of ``<grad loss_fn, v>`` (double
+    back-propagation; the Hessian itself is never formed)."""
+    return grad_fn(lambda p: _dot(grad_fn(loss_fn, p, True), vector), params, False)
+
+
+def conjugate_gradient(matvec, b: Params, steps: int) -> Params:
+    """``steps`` conjugate-gradient iterations for ``A x = b`` from ``x = 0``, ``A`` symmetric positive definite
+    given as ``matvec``. A fixed number of iterations and no data-dependent branch, so that it maps over tasks with
+    ``vmap``; a direction of non-positive curvature (``A`` not positive definite there) ends the solve."""
+    x = {k: torch.zeros_like(v) for k, v in b.items()}
+    r, p = dict(b), dict(b)
+    rr = _dot(r, r)
+    live = torch.ones_like(rr, dtype=torch.bool)
+    for _ in range(steps):
+        ap = matvec(p)
+        pap = _dot(p, ap)
+        live = live & (pap > 0) & (rr > 0)
+        alpha = torch.where(live, rr / torch.where(live, pap, torch.ones_like(pap)), torch.zeros_like(pap))
+        x = {k: x[k] + alpha * p[k] for k in x}
+        r = {k: r[k] - alpha * ap[k] for k in r}
+        rr_next = _dot(r, r)
+        beta = torch.where(live, rr_next / torch.where(live, rr, torch.ones_like(rr)), torch.zeros_like(rr))
+        p = {k: r[k] + beta * p[k] for k in p}
+        rr = rr_next
+    return x
+
+
+class IMAML(MAML):
+    """iMAML (Rajeswaran et al., 2019): each task solves the proximal problem
+    ``min_phi L_support(phi) + lam/2 ||phi - theta||^2`` by ``inner_steps`` gradient steps from theta, and the
+    meta-gradient is the implicit one, ``(I + H/lam)^-1 grad L_query(phi)`` with ``H`` the support loss's Hessian at
+    phi, solved by ``cg_steps`` conjugate-gradient iterations of Hessian-vector products. Nothing of the inner loop
+    is back-propagated, so its memory does not grow with ``inner_steps``. The loss ``forward`` returns is the
+    surrogate ``sum <theta, stopgrad(g)>`` whose gradient is that meta-gradient ``g`` (as Reptile's).
+
+    ``cg_damping`` (delta) solves the damped system ``((1 + delta) I + H/lam) g = grad L_query`` instead (Tikhonov
+    damping, as the iMAML authors' code does): a network's support loss has directions of negative curvature, where
+    ``I + H/lam`` is not positive definite and conjugate gradient amplifies them; ``delta = 0`` is the exact formula."""
+
+    algorithm_name = "imaml"
+    surrogate_loss = True
+    continues_adaptation = False  # every adaptation is anchored at the meta-parameters it starts from
+
+    def __init__(
+        self, model: nn.Module, *, imaml_lambda: float = 2.0, cg_steps: int = 5, cg_damping: float = 0.0, **kw: Any
+    ) -> None:
+        super().__init__(model, **kw)
+        if isinstance(imaml_lambda, bool) or not float(imaml_lambda) > 0:
+            raise ValueError(f"imaml_lambda={imaml_lambda!r} is not allowed; allowed: a float > 0")
+        if not isinstance(cg_steps, int) or isinstance(cg_steps, bool) or cg_steps < 1:
+            raise ValueError(f"cg_steps={cg_steps!r} is not allowed; allowed: an integer >= 1")
+        if isinstance(cg_damping, bool) or not float(cg_damping) >= 0:
+            raise ValueError(f"cg_damping={cg_damping!r} is not allowed; allowed: a float >= 0 (0 = exact)")
+        self.imaml_lambda, self.cg_steps, self.cg_damping = float(imaml_lambda), cg_steps, float(cg_damping)
+
+    def extra_config(self) -> dict[str, Any]:
+        return {"imaml_lambda": self.imaml_lambda, "cg_steps": self.cg_steps, "cg_damping": self.cg_damping}
+
+    def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
+        """phi = ``steps`` gradient steps on the proximal support loss, anchored at ``meta``'s model parameters."""
+        if create_graph:
+            raise ValueError(
+                "imaml adapts without a graph: its meta-gradient is implicit, not back-propagated through the inner "
+                "loop; train it with learner(batch).loss.backward() (adapt(..., differentiable=False))"
+            )
+        anchor = {k: v.detach() for k, v in meta["model"].items()}
+        loss_fn = self._proximal_loss(self._support_loss(sx, sy, classification), anchor)
+        lr = self._step_size(meta, inner_lr)
+        return sgd_steps(loss_fn, anchor, lr, steps, create_graph=False, grad_fn=grad_fn)
+
+    def _proximal_loss(self, loss_fn, anchor: Params):
+        return lambda p: loss_fn(p) + 0.5 * self.imaml_lambda * sum((p[k] - anchor[k]).square().sum() for k in p)
+
+    def implicit_gradient(self, support_loss, phi: Params, query_gradient: Params, grad_fn) -> Params:
+        """``((1 + delta) I + H/lam)^-1 query_gradient`` by conjugate gradient, ``H`` the Hessian of ``support_loss`` at
+        ``phi`` (``delta = cg_damping``)."""
+        diagonal = 1.0 + self.cg_damping
+
+        def matvec(u: Params) -> Params:
+            hu = hessian_vector_product(support_loss, phi, u, grad_fn)
+            return {k: diagonal * u[k] + hu[k] / self.imaml_lambda for k in u}
+
+        return conjugate_gradient(matvec, query_gradient, self.cg_steps)
+
+    def task_train(self, meta, task, *, grad_fn, classification, n_way):  # type: ignore[override]
+        common = {"grad_fn": grad_fn, "classification": classification, "n_way": n_way}
+        phi = self.task_adapt(
+            meta, task["sx"], task["sy"], steps=self.inner_steps, inner_lr=None, create_graph=False, **common
+        )
+        context = self.context_state(task["sx"])
+
+        def query_loss(p: Params) -> Tensor:
+            return task_metrics(self.task_predict(meta, {**p, **context}, task["qx"]), task["qy"], classification)[0]
+
+        support_loss = self._support_loss(task["sx"], task["sy"], classification)
+        g = self.implicit_gradient(support_loss, phi, grad_fn(query_loss, phi, False), grad_fn)
+        surrogate = sum((meta["model"][k] * g[k].detach()).sum() for k in g)
+        out = self.task_predict(meta, {**phi, **context}, task["qx"])
+        return surrogate, task_metrics(out, task["qy"], classification)[1]
+
+
 class FOMAML(MAML):
     """First-order MAML: the inner gradients are treated as constants, so the meta-gradient is
     ``mean_t dL_query/dphi (phi_t)`` (the gradient at the adapted parameters)."""

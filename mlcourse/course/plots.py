@@ -356,7 +356,7 @@ FIELD_MAP: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
             ("Meta-SGD", "Li et al. 2017", "ch. 03 · 05 · 07 · 08"),
             ("ANIL", "Raghu et al. 2020", "ch. 03 (Omniglot table) · 08 (cost)"),
             ("Proto-MAML", "Triantafillou et al. 2020", "ch. 03 (Omniglot table; a ProtoNet head, then MAML)"),
-            ("iMAML (implicit gradients)", "Rajeswaran et al. 2019", "named in ch. 08 (cost); not run in this course"),
+            ("iMAML (implicit gradients)", "Rajeswaran et al. 2019", "ch. 08 (memory flat in the inner steps)"),
         ),
     ),
     (
