@@ -86,7 +86,7 @@ def _higher_step(
 
     def step() -> Tensor:
         owner.zero_grad(set_to_none=True)
-        total = torch.zeros(())
+        total: Any = 0.0  # a tensor on the model's device after the first task
         for t in range(batch.num_tasks):
             context = higher.innerloop_ctx(
                 model, inner_opt, copy_initial_weights=False, track_higher_grads=not first_order, override=override
@@ -116,7 +116,7 @@ def _torchopt_step(
         owner.zero_grad(set_to_none=True)
         model_state = torchopt.extract_state_dict(model)
         optimiser_state = torchopt.extract_state_dict(inner_opt)
-        total = torch.zeros(())
+        total: Any = 0.0  # a tensor on the model's device after the first task
         for t in range(batch.num_tasks):
             for _ in range(steps):
                 inner_opt.step(F.cross_entropy(model(batch.support_x[t]), batch.support_y[t]))

@@ -522,8 +522,8 @@ def remedies_source(payload: Mapping[str, Any]) -> str:
     """One line: file, device, threads, torch, date and the shape measured."""
     p = payload["point"]
     return (
-        f"{Path(payload['file']).name}: {payload['device_name']}, {payload['threads']} threads, torch "
-        f"{payload['torch']}, {payload['date'][:10]}, sweep wall time {payload['wall_time_s'] / 60:.1f} min; "
+        f"{Path(payload['file']).name} ({payload['command']}): {payload['device_name']}, {payload['threads']} "
+        f"threads, torch {payload['torch']}, {payload['date'][:10]}, sweep wall time {payload['wall_time_s'] / 60:.1f} min; "
         f"Conv-4 {p['hidden']} filters, {p['image_size']} px, {p['n_way']}-way {p['k_shot']}-shot, "
         f"{p['n_query']} queries, {p['meta_batch']} tasks"
     )
