@@ -226,6 +226,12 @@ def mlcourse_step(
     learner = make_learner(
         algorithm, model, inner_lr=inner_lr, inner_steps=shape.inner_steps, vectorise=vectorise, compile=compile
     )
+    return learner_step(learner, batch), learner
+
+
+def learner_step(learner: nn.Module, batch: TaskBatch) -> Callable[[], Tensor]:
+    """``step()`` = one meta-gradient of ``learner`` on ``batch`` (zero_grad, meta-loss, backward); returns the
+    detached meta-loss."""
 
     def step() -> Tensor:
         learner.zero_grad(set_to_none=True)
@@ -233,7 +239,7 @@ def mlcourse_step(
         loss.backward()
         return loss.detach()
 
-    return step, learner
+    return step
 
 
 def l2l_meta_loss(

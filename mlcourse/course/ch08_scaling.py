@@ -325,7 +325,8 @@ def remedy_row(label: str, point: Point, *, repeats: int = 3, device: str | torc
     graph = bench.graph_saved_bytes(
         lambda: loop(batch).loss, list(loop.parameters()) + [batch.support_x, batch.query_x]
     )
-    step, timed = _step_of(learner(True), batch)
+    timed = learner(True)
+    step = bench.learner_step(timed, batch)
     times = bench.time_interleaved({label: step}, repeats, dev, warmup=1)[label]
     peak, how = bench.peak_memory(step, dev)
     return {
@@ -340,16 +341,6 @@ def remedy_row(label: str, point: Point, *, repeats: int = 3, device: str | torc
         "median_seconds": statistics.median(times),
         "path": "per-task loop" if not timed.vectorise else "vectorised",
     }
-
-
-def _step_of(learner: Any, batch: Any) -> tuple[Callable[[], Any], Any]:
-    def step() -> Any:
-        learner.zero_grad(set_to_none=True)
-        loss = learner(batch).loss
-        loss.backward()
-        return loss.detach()
-
-    return step, learner
 
 
 def remedies_sweep(
