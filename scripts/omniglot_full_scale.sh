@@ -26,15 +26,16 @@ declare -A RUNS=(
   # trained as they are evaluated without transduction: queries normalised with the support set's statistics
   [maml-5w1s-support]="--algo maml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 8000 --norm-mode support"
   [fomaml-5w1s-support]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 3800 --eval-every 1900 --norm-mode support"
-  [fomaml-5w1s-tasknorm]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 3800 --eval-every 1900 --norm-mode tasknorm"
+  # TaskNorm-I layers, 6,500 iterations (a 3,800-iteration run still underfit: docs/FULL_SCALE.md)
+  [fomaml-5w1s-tasknorm-long]="--algo fomaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 10 --inner-lr 0.1 --meta-batch 8 --iterations 6500 --eval-every 1300 --norm-mode tasknorm"
   # iMAML (Rajeswaran et al. 2019) with a gradient-descent inner loop: lam = 2, five CG iterations on the damped
   # system 11 I + H/2 (undamped, the system is indefinite at the inner loop's end point and training diverged); the
   # same 5 inner steps at test (10 diverge along the support loss's sharpest directions: docs/FULL_SCALE.md)
   [imaml-5w1s]="--algo imaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 5 --inner-lr 0.1 --imaml-lambda 2 --cg-steps 5 --cg-damping 10 --meta-batch 8 --iterations 3600 --eval-every 1200"
 )
 ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s
-       scratch-5w5s protomaml-5w1s maml-5w1s-support fomaml-5w1s-support fomaml-5w1s-tasknorm
-       imaml-5w1s)
+       scratch-5w5s protomaml-5w1s maml-5w1s-support fomaml-5w1s-support
+       fomaml-5w1s-tasknorm-long imaml-5w1s)
 # extra test shapes evaluated on a run's final weights (recorded in its results.json as extra_tests)
 declare -A EXTRA=([protonet-5w1s]="--n-way 20 --k-shot 1" [matchingnet-5w1s]="--n-way 20 --k-shot 1"
                   [pretrain-5w1s]="--n-way 5 --k-shot 5")
