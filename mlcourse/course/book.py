@@ -372,6 +372,25 @@ def chapter_is_fast(stem: str, fast: bool, all_full: bool = False) -> bool:
     return not (all_full or stem[:2] in READS_COMMITTED)
 
 
+def _navigation(pages: Sequence[ChapterPage], i: int, notebook_name: str) -> dict[str, Any]:
+    """The template's values for page ``i``: its title and section, its notebook, the previous and next pages and
+    the launch buttons."""
+    page = pages[i]
+    return {
+        "title": page.title,
+        "section": page.section,
+        "notebook": page.notebook,
+        "notebook_name": notebook_name,
+        "prev": pages[i - 1].page if i > 0 else None,
+        "prev_title": short_title(pages[i - 1].title) if i > 0 else None,
+        "next": pages[i + 1].page if i + 1 < len(pages) else None,
+        "next_title": short_title(pages[i + 1].title) if i + 1 < len(pages) else None,
+        "fast": page.fast,
+        "fast_note": FAST_PAGE_NOTE,
+        **launch_links(notebook_name),
+    }
+
+
 def build_book(
     out: str | os.PathLike = "build/book",
     *,
@@ -408,19 +427,7 @@ def build_book(
         shutil.copy(path, out / page.notebook)
     pages = [page for _, _, page in executed]
     for i, (path, nb, page) in enumerate(executed):
-        nav = {
-            "title": page.title,
-            "section": page.section,
-            "notebook": page.notebook,
-            "notebook_name": path.name,
-            "prev": pages[i - 1].page if i > 0 else None,
-            "prev_title": short_title(pages[i - 1].title) if i > 0 else None,
-            "next": pages[i + 1].page if i + 1 < len(pages) else None,
-            "next_title": short_title(pages[i + 1].title) if i + 1 < len(pages) else None,
-            "fast": page.fast,
-            "fast_note": FAST_PAGE_NOTE,
-            **launch_links(path.name),
-        }
+        nav = _navigation(pages, i, path.name)
         (out / page.page).write_text(render(static_page_cells(nb, path.name), mathjax_url, nav), encoding="utf-8")
     info = {
         "fast": fast,

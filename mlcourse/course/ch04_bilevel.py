@@ -345,6 +345,73 @@ def outer_trajectory(
     return torch.stack(points)
 
 
+def _landscape_grid() -> tuple[Tensor, Tensor, Tensor]:
+    """The toy landscape's x and y ticks and the flattened grid of points between them."""
+    xs = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    ys = torch.linspace(-3, 4, 71, dtype=torch.float64)
+    return xs, ys, torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+
+
+def _draw_support_panel(ax, tasks, th: Tensor, alpha: float, inner_steps: int) -> None:
+    """Each task's support-loss contours and inner steps to its ``phi_T``, and the three update directions at
+    ``th`` (exact and first-order meta-gradient, the article's rule), negated: the descent directions."""
+    xs, ys, grid = _landscape_grid()
+    colors = ["tab:blue", "tab:orange"]
+    for i, task in enumerate(tasks):
+        z = vmap(task.support_loss)(grid).reshape(len(ys), len(xs))
+        ax.contour(xs, ys, z, levels=[0.1, 0.5, 1.5, 3, 6, 10], colors=colors[i], alpha=0.5, linewidths=1)
+        path = torch.stack(inner_trajectory(task.support_loss, th, alpha, inner_steps))
+        ax.plot(path[:, 0], path[:, 1], "o-", color=colors[i], ms=3, label=f"inner steps, task {i + 1}")
+        ax.plot(*path[-1], "s", color=colors[i], ms=8)
+        ax.annotate(rf"$\phi_{i + 1}$", path[-1].tolist(), textcoords="offset points", xytext=(6, 4), color=colors[i])
+    exact = mean_over_tasks(meta_gradient_formula, tasks, th, alpha, inner_steps)
+    first = mean_over_tasks(first_order_meta_gradient, tasks, th, alpha, inner_steps)
+    article = article_update_direction([t.support_loss for t in tasks], th, alpha)
+    scale = 1.5 / max(float(exact.norm()), float(first.norm()), float(article.norm()), 1e-9)
+    for vec, color, label in [
+        (exact, "black", "- exact meta-gradient"),
+        (first, "tab:red", "- first-order meta-gradient"),
+        (article, "tab:green", "- article's rule (joint training)"),
+    ]:
+        ax.annotate(
+            "", xy=(th - scale * vec).tolist(), xytext=th.tolist(), arrowprops=dict(arrowstyle="->", color=color, lw=2)
+        )
+        ax.plot([], [], color=color, lw=2, label=label)
+    ax.plot(*th, "k*", ms=14, label=r"$\theta$")
+    ax.set_title(
+        rf"support losses; $\alpha$={alpha:.3g}, {inner_steps} inner step(s); "
+        rf"rel. first-order error {relative_error(first, exact):.2f}",
+        fontsize=9,
+    )
+
+
+def _draw_objective_panel(ax, tasks, th: Tensor, alpha: float, beta: float, inner_steps: int, outer_steps: int) -> None:
+    """The MAML objective's contours, ``outer_steps`` outer steps of MAML, first-order MAML and the article's rule
+    from ``th``, and the two optima (MAML's and joint training's)."""
+    xs, ys, grid = _landscape_grid()
+
+    def maml_obj(t: Tensor) -> Tensor:
+        return torch.stack([meta_objective(task, t, alpha, inner_steps) for task in tasks]).mean()
+
+    z = vmap(maml_obj)(grid).reshape(len(ys), len(xs))
+    levels = torch.quantile(z.flatten(), torch.tensor([0.01, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9], dtype=z.dtype))
+    ax.contour(xs, ys, z, levels=sorted(set(levels.tolist())), cmap="viridis", linewidths=1)
+    for rule, color in [("maml", "black"), ("fomaml", "tab:red"), ("article", "tab:green")]:
+        pts = outer_trajectory(tasks, th, alpha, beta, inner_steps, outer_steps, rule)
+        final = float(maml_obj(pts[-1]))
+        ax.plot(pts[:, 0], pts[:, 1], "o-", color=color, ms=3, label=f"{rule}: MAML objective {final:.3f}")
+    ax.plot(*th, "k*", ms=14)
+    best = quadratic_minimiser(maml_obj, th)
+    joint = quadratic_minimiser(lambda t: joint_training_loss([task.support_loss for task in tasks], t), th)
+    ax.plot(*best, "P", color="black", ms=11, label=f"MAML optimum ({float(maml_obj(best)):.3f})")
+    ax.plot(*joint, "X", color="tab:green", ms=11, label=f"joint-training optimum ({float(maml_obj(joint)):.3f})")
+    ax.set_title(
+        rf"MAML objective mean$_T\, L^{{val}}_T(\phi_T(\theta))$; "
+        rf"{outer_steps} outer steps, $\beta$={beta:.3g}",
+        fontsize=9,
+    )
+
+
 def draw_toy_landscape(
     alpha: float = 0.35,
     beta: float = 0.8,
@@ -365,61 +432,10 @@ def draw_toy_landscape(
         fig = plt.figure(figsize=(12, 6.4))
     fig.clear()
     ax1, ax2 = fig.subplots(1, 2)
-    xs = torch.linspace(-4, 4, 81, dtype=torch.float64)
-    ys = torch.linspace(-3, 4, 71, dtype=torch.float64)
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
-    colors = ["tab:blue", "tab:orange"]
-
-    for i, task in enumerate(tasks):
-        z = vmap(task.support_loss)(grid).reshape(len(ys), len(xs))
-        ax1.contour(xs, ys, z, levels=[0.1, 0.5, 1.5, 3, 6, 10], colors=colors[i], alpha=0.5, linewidths=1)
-        path = torch.stack(inner_trajectory(task.support_loss, th, alpha, inner_steps))
-        ax1.plot(path[:, 0], path[:, 1], "o-", color=colors[i], ms=3, label=f"inner steps, task {i + 1}")
-        ax1.plot(*path[-1], "s", color=colors[i], ms=8)
-        ax1.annotate(rf"$\phi_{i + 1}$", path[-1].tolist(), textcoords="offset points", xytext=(6, 4), color=colors[i])
-    exact = mean_over_tasks(meta_gradient_formula, tasks, th, alpha, inner_steps)
-    first = mean_over_tasks(first_order_meta_gradient, tasks, th, alpha, inner_steps)
-    article = article_update_direction([t.support_loss for t in tasks], th, alpha)
-    scale = 1.5 / max(float(exact.norm()), float(first.norm()), float(article.norm()), 1e-9)
-    for vec, color, label in [
-        (exact, "black", "- exact meta-gradient"),
-        (first, "tab:red", "- first-order meta-gradient"),
-        (article, "tab:green", "- article's rule (joint training)"),
-    ]:
-        ax1.annotate(
-            "", xy=(th - scale * vec).tolist(), xytext=th.tolist(), arrowprops=dict(arrowstyle="->", color=color, lw=2)
-        )
-        ax1.plot([], [], color=color, lw=2, label=label)
-    ax1.plot(*th, "k*", ms=14, label=r"$\theta$")
-    ax1.set_title(
-        rf"support losses; $\alpha$={alpha:.3g}, {inner_steps} inner step(s); "
-        rf"rel. first-order error {relative_error(first, exact):.2f}",
-        fontsize=9,
-    )
-    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
-
-    def maml_obj(t: Tensor) -> Tensor:
-        return torch.stack([meta_objective(task, t, alpha, inner_steps) for task in tasks]).mean()
-
-    z = vmap(maml_obj)(grid).reshape(len(ys), len(xs))
-    levels = torch.quantile(z.flatten(), torch.tensor([0.01, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9], dtype=z.dtype))
-    ax2.contour(xs, ys, z, levels=sorted(set(levels.tolist())), cmap="viridis", linewidths=1)
-    for rule, color in [("maml", "black"), ("fomaml", "tab:red"), ("article", "tab:green")]:
-        pts = outer_trajectory(tasks, th, alpha, beta, inner_steps, outer_steps, rule)
-        final = float(maml_obj(pts[-1]))
-        ax2.plot(pts[:, 0], pts[:, 1], "o-", color=color, ms=3, label=f"{rule}: MAML objective {final:.3f}")
-    ax2.plot(*th, "k*", ms=14)
-    best = quadratic_minimiser(maml_obj, th)
-    joint = quadratic_minimiser(lambda t: joint_training_loss([task.support_loss for task in tasks], t), th)
-    ax2.plot(*best, "P", color="black", ms=11, label=f"MAML optimum ({float(maml_obj(best)):.3f})")
-    ax2.plot(*joint, "X", color="tab:green", ms=11, label=f"joint-training optimum ({float(maml_obj(joint)):.3f})")
-    ax2.set_title(
-        rf"MAML objective mean$_T\, L^{{val}}_T(\phi_T(\theta))$; "
-        rf"{outer_steps} outer steps, $\beta$={beta:.3g}",
-        fontsize=9,
-    )
-    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
+    _draw_support_panel(ax1, tasks, th, alpha, inner_steps)
+    _draw_objective_panel(ax2, tasks, th, alpha, beta, inner_steps, outer_steps)
     for ax in (ax1, ax2):
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
         ax.set_xlim(-4, 4)
         ax.set_ylim(-3, 4)
         ax.set_aspect("equal")

@@ -417,6 +417,70 @@ def data_label(data: str, split_scheme: Optional[str]) -> str:
     )
 
 
+def _train_variant(
+    name: str, config: TrainConfig, exp: Any, shipped_name: Optional[str], *, fast: bool, progress: bool
+) -> Any:
+    """Train one variant, or load and test its committed weights where ``shipped_name`` is given (a full-scale grid
+    is hours of work on a laptop: the notice says so before training starts, train_committed's too)."""
+    notice = None if shipped_name is not None or fast else training_notice(config, exp)
+    if notice:
+        print(f"{name}: {notice}")
+    if shipped_name is not None:
+        return train_committed(config, shipped_name, experiment=exp, progress=progress)
+    return train(config, progress=progress, experiment=exp)
+
+
+def _grid_row(
+    choice: DataChoice,
+    name: str,
+    config: TrainConfig,
+    result: Any,
+    *,
+    fast: bool,
+    device: torch.device,
+    train_split: str,
+) -> ResultRow:
+    """The grid's row for one variant's result; the variant and its sampling are added to its results file too."""
+    variant = ALL_VARIANTS[name]
+    provenance = getattr(result, "provenance", None)
+    from_file = provenance is not None and provenance.source == "committed"
+    test = result.test
+    extra = {
+        "variant": name,
+        "attention": variant.attention,
+        "algo": variant.algo,
+        "train_split": train_split,
+        "train_sampling": "superclass-stratified",
+        "test_sampling": "uniform",
+        "fast_mode": fast,
+        "hidden": config.hidden,
+        "test_inner_steps": config.test_inner_steps,
+    }
+    if result.results_path is not None:
+        saved = load_results(result.results_path)
+        saved.update(extra)
+        save_results(result.results_path, saved)
+    return ResultRow(
+        method=name,
+        data=data_label(choice.data, choice.split_scheme),
+        n_way=config.n_way,
+        k_shot=config.k_shot,
+        mean=test.mean,
+        ci95=test.ci95,
+        num_tasks=test.num_tasks,
+        device=provenance.device if from_file else device_name(device),
+        wall_time_s=result.wall_time_s,
+        iterations=result.step,
+        source=(
+            f"committed weights ({provenance.date[:10]}), tested now"
+            if from_file
+            else "this notebook" + (" (fast mode)" if fast else "")
+        ),
+        extra={**extra, "per_task": list(test.per_task), "std": test.std},
+        protocol=protocol_label(test.protocol or config.norm_mode),
+    )
+
+
 def run_grid(
     choice: DataChoice,
     datasets: Optional[Mapping[str, Any]] = None,
@@ -460,53 +524,8 @@ def run_grid(
             )
             exp = build_variant(config, datasets, device=dev)
             shipped_name = f"ch05/{choice.data}-{variant.slug}-{n_way}w{k_shot}s" if committed and not fast else None
-            notice = None if shipped_name is not None or fast else training_notice(config, exp)
-            if notice:  # a full-scale grid is hours of work on a laptop: say so before it starts (train_committed too)
-                print(f"{name}: {notice}")
-            if shipped_name is not None:
-                result = train_committed(config, shipped_name, experiment=exp, progress=progress)
-            else:
-                result = train(config, progress=progress, experiment=exp)
-            provenance = getattr(result, "provenance", None)
-            from_file = provenance is not None and provenance.source == "committed"
-            test = result.test
-            extra = {
-                "variant": name,
-                "attention": variant.attention,
-                "algo": variant.algo,
-                "train_split": train_split,
-                "train_sampling": "superclass-stratified",
-                "test_sampling": "uniform",
-                "fast_mode": fast,
-                "hidden": config.hidden,
-                "test_inner_steps": config.test_inner_steps,
-            }
-            row_extra = {**extra, "per_task": list(test.per_task), "std": test.std}
-            if result.results_path is not None:
-                saved = load_results(result.results_path)
-                saved.update(extra)
-                save_results(result.results_path, saved)
-            rows.append(
-                ResultRow(
-                    method=name,
-                    data=data_label(choice.data, choice.split_scheme),
-                    n_way=n_way,
-                    k_shot=k_shot,
-                    mean=test.mean,
-                    ci95=test.ci95,
-                    num_tasks=test.num_tasks,
-                    device=provenance.device if from_file else device_name(dev),
-                    wall_time_s=result.wall_time_s,
-                    iterations=result.step,
-                    source=(
-                        f"committed weights ({provenance.date[:10]}), tested now"
-                        if from_file
-                        else "this notebook" + (" (fast mode)" if fast else "")
-                    ),
-                    extra=row_extra,
-                    protocol=protocol_label(test.protocol or config.norm_mode),
-                )
-            )
+            result = _train_variant(name, config, exp, shipped_name, fast=fast, progress=progress)
+            rows.append(_grid_row(choice, name, config, result, fast=fast, device=dev, train_split=train_split))
             learners[name], experiments[name], histories[name] = result.learner, exp, result.history
     return GridResult(
         choice=choice, rows=rows, learners=learners, experiments=experiments, histories=histories, fast=fast
@@ -702,6 +721,21 @@ class ShortRun:
     wall_time_s: float
 
 
+def _fresh_learner(
+    variant: Variant, images: Any, *, n_way: int, hidden: int, inner_lr: float, inner_steps: int, seed: int
+) -> nn.Module:
+    """``variant``'s learner around a Conv-4 for ``images``' channels and size, initialised from ``seed``."""
+    seed_everything(seed)
+    model = Conv4(
+        in_channels=int(images.images.shape[2]),
+        n_out=n_way,
+        hidden=hidden,
+        image_size=int(images.images.shape[-1]),
+        attention=variant.attention,
+    ).to(images.images.device)
+    return make_learner(variant.algo, model, inner_lr=inner_lr, inner_steps=inner_steps)
+
+
 def short_run(
     datasets: Mapping[str, Any],
     *,
@@ -731,15 +765,9 @@ def short_run(
     train_set, test_set = datasets["train"], datasets["test"]
     with torch_threads(num_threads if train_set.images.device.type == "cpu" else None):
         sampler = EpisodeSampler(train_set, n_way, k_shot, n_query, stratified=True, seed=seed)
-        seed_everything(seed)
-        model = Conv4(
-            in_channels=int(train_set.images.shape[2]),
-            n_out=n_way,
-            hidden=hidden,
-            image_size=int(train_set.images.shape[-1]),
-            attention=v.attention,
-        ).to(train_set.images.device)
-        learner = make_learner(v.algo, model, inner_lr=inner_lr, inner_steps=inner_steps)
+        learner = _fresh_learner(
+            v, train_set, n_way=n_way, hidden=hidden, inner_lr=inner_lr, inner_steps=inner_steps, seed=seed
+        )
         losses = Trainer(learner, outer_lr=outer_lr).run(
             lambda: sampler.sample(meta_batch_size),
             iterations,

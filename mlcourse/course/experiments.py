@@ -27,7 +27,7 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -344,6 +344,21 @@ def shots_curve(
     return {"shots": [int(k) for k in shots], "mean": means, "ci95": cis}
 
 
+def _check_sharpness_arguments(inner_lr: float, after_steps: int, iterations: int) -> None:
+    if iterations < 1:
+        raise ValueError(f"iterations={iterations} must be >= 1")
+    if not isinstance(after_steps, int) or after_steps < 0:
+        raise ValueError(f"after_steps={after_steps!r} is not allowed; allowed: an integer >= 0")
+    if not float(inner_lr) > 0:
+        raise ValueError(f"inner_lr={inner_lr!r} is not allowed; allowed: a float > 0")
+
+
+def _unit(v: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``v`` divided by its norm (all tensors together)."""
+    norm = torch.sqrt(sum((t * t).sum() for t in v.values()))
+    return {k: t / norm for k, t in v.items()}
+
+
 def step_sharpness(
     model: nn.Module,
     tasks,
@@ -370,12 +385,7 @@ def step_sharpness(
     import torch.nn.functional as F
     from torch.func import grad, vmap
 
-    if iterations < 1:
-        raise ValueError(f"iterations={iterations} must be >= 1")
-    if not isinstance(after_steps, int) or after_steps < 0:
-        raise ValueError(f"after_steps={after_steps!r} is not allowed; allowed: an integer >= 0")
-    if not float(inner_lr) > 0:
-        raise ValueError(f"inner_lr={inner_lr!r} is not allowed; allowed: a float > 0")
+    _check_sharpness_arguments(inner_lr, after_steps, iterations)
     lr = float(inner_lr)
     net = copy.deepcopy(model).to(device="cpu", dtype=torch.float64)
     theta = {n: p.detach() for n, p in net.named_parameters()}
@@ -386,15 +396,11 @@ def step_sharpness(
     def hvp(p: dict[str, Tensor], v: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
         return grad(lambda q: sum((g * v[k]).sum() for k, g in grad(loss)(q, x, y).items()))(p)  # reverse over reverse
 
-    def unit(v: dict[str, Tensor]) -> dict[str, Tensor]:
-        norm = torch.sqrt(sum((t * t).sum() for t in v.values()))
-        return {k: t / norm for k, t in v.items()}
-
     def top_eigenvalue(x: Tensor, y: Tensor, v: dict[str, Tensor]) -> Tensor:
         p = sgd_steps(lambda q: loss(q, x, y), theta, lr, after_steps, create_graph=False, grad_fn=grad_func)
-        v = unit(v)
+        v = _unit(v)
         for _ in range(iterations):
-            v = unit(hvp(p, v, x, y))
+            v = _unit(hvp(p, v, x, y))
         hv = hvp(p, v, x, y)
         return sum((a * b).sum() for a, b in zip(v.values(), hv.values()))  # Rayleigh quotient
 
@@ -512,6 +518,24 @@ class SinusoidPaper:
     results: dict[str, Any] = field(default_factory=dict)
 
 
+def _maml_sharpness(model: nn.Module, comparison: Mapping[str, Any], num_tasks: int) -> dict[str, Any]:
+    """The sharpness of MAML's inner step (step size 0.01) on the compared test tasks, K = 5 and 10; at K = 5 also
+    along the steps of the tasks that blew up within 10 steps."""
+    sharpness = {}
+    power_iterations = pick(50, 200)  # power iteration (step_sharpness): the medians settle long before 50
+    for k in (5, 10):  # the same tasks as compare_sinusoid
+        tasks = sinusoid_tasks(num_tasks, k, 100)
+        values = step_sharpness(model, tasks, 0.01, iterations=power_iterations)
+        sharpness[f"K={k}"] = sharpness_summary(values)
+        if k == 5:
+            mask = torch.zeros(num_tasks, dtype=torch.bool)
+            mask[comparison["K=5"]["maml"]["diverged_tasks"]] = True
+            sharpness["K=5"]["along_steps"] = sharpness_along_steps(
+                model, tasks, 0.01, mask, iterations=power_iterations, at_start=values
+            )
+    return sharpness
+
+
 def sinusoid_paper_experiment(
     iterations: Optional[int] = None,
     *,
@@ -526,14 +550,12 @@ def sinusoid_paper_experiment(
     k_shot_train: int = 10,
     committed: bool = False,
 ) -> SinusoidPaper:
-    """MAML vs "pretrained on all tasks" on sinusoid regression (Finn et al. 2017, section 5.1).
-
-    Both models: 1-40-40-1 ReLU, Adam 1e-3, meta-batch 25 tasks of K=10 (+10 query) points, the same
+    """MAML vs "pretrained on all tasks" on sinusoid regression (Finn et al. 2017, section 5.1). Both models: 1-40-40-1 ReLU, Adam 1e-3, meta-batch 25 tasks of K=10 (+10 query) points, the same
     iteration budget (full: 70,000; fast mode: 1,500, meta-batch 10 — chapter 02 passes 1,000). MAML: one inner step, alpha=0.01,
     second order. Evaluation: fine-tune on K=5 and K=10 points of ``num_tasks`` new tasks, 0..10 steps.
-    ``save_as`` writes the numbers to ``results/<save_as>.json``; ``out_dir`` keeps checkpoints (resume).
-    Variants (ch02's robustness table): ``init="reference"`` (the authors' initialisation) and
-    ``k_shot_train=5`` (meta-train on K=5 support + 5 query points, the reference code's default).
+    ``save_as`` writes the numbers to ``results/<save_as>.json``; ``out_dir`` keeps checkpoints (resume). Variants
+    (ch02's robustness table): ``init="reference"`` (the authors' initialisation) and ``k_shot_train=5``
+    (meta-train on K=5 support + 5 query points, the reference code's default).
     ``committed=True`` (chapter 02's full mode): load the committed weights ``results/chapters/ch02/sinusoid-*.pt``
     when they were trained with these settings, and evaluate them on the test tasks, instead of training.
     """
@@ -541,53 +563,28 @@ def sinusoid_paper_experiment(
     meta_batch_size = pick(10, 25) if meta_batch_size is None else meta_batch_size
     num_tasks = pick(300, 1000) if num_tasks is None else num_tasks
     start = time.perf_counter()
-    runs = {}
-    for algo in ("maml", "pretrain"):
-        sub = None if out_dir is None else Path(out_dir) / f"sinusoid-{algo}"
-        runs[algo] = train_sinusoid(
+    common = dict(meta_batch_size=meta_batch_size, seed=seed, device=device, progress=progress, init=init)
+    common |= dict(k_shot=k_shot_train, n_query=k_shot_train)
+    runs = {
+        algo: train_sinusoid(
             algo,
             iterations,
-            meta_batch_size=meta_batch_size,
-            seed=seed,
-            device=device,
-            progress=progress,
-            out_dir=sub,
-            init=init,
-            k_shot=k_shot_train,
-            n_query=k_shot_train,
+            **common,
+            out_dir=None if out_dir is None else Path(out_dir) / f"sinusoid-{algo}",
             committed=f"ch02/sinusoid-{algo}" if committed else None,
         )
+        for algo in ("maml", "pretrain")
+    }
     comparison = compare_sinusoid(runs["maml"].learner, runs["pretrain"].learner, num_tasks=num_tasks)
-    sharpness = {}
-    power_iterations = pick(50, 200)  # power iteration (step_sharpness): the medians settle long before 50
-    for k in (5, 10):  # the same tasks as compare_sinusoid; MAML's step size alpha = 0.01
-        tasks = sinusoid_tasks(num_tasks, k, 100)
-        values = step_sharpness(runs["maml"].learner.model, tasks, 0.01, iterations=power_iterations)
-        sharpness[f"K={k}"] = sharpness_summary(values)
-        if k == 5:  # the tasks that blow up within 10 steps, and how their curvature evolves along the way
-            mask = torch.zeros(num_tasks, dtype=torch.bool)
-            mask[comparison["K=5"]["maml"]["diverged_tasks"]] = True
-            sharpness["K=5"]["along_steps"] = sharpness_along_steps(
-                runs["maml"].learner.model, tasks, 0.01, mask, iterations=power_iterations, at_start=values
-            )
     results = {
         "setting": {
             "model": "SinusoidMLP 1-40-40-1 ReLU",
-            "iterations": iterations,
-            "meta_batch_size": meta_batch_size,
-            "k_shot_train": k_shot_train,
-            "n_query_train": k_shot_train,
-            "inner_lr": 0.01,
-            "inner_steps": 1,
-            "outer_lr": 1e-3,
-            "optimizer": "Adam",
-            "seed": seed,
-            "init": init,
-            "test_tasks": num_tasks,
-            "test_query_points": 100,
+            **dict(iterations=iterations, meta_batch_size=meta_batch_size, k_shot_train=k_shot_train),
+            **dict(n_query_train=k_shot_train, inner_lr=0.01, inner_steps=1, outer_lr=1e-3, optimizer="Adam"),
+            **dict(seed=seed, init=init, test_tasks=num_tasks, test_query_points=100),
         },
         "comparison": comparison,
-        "maml_step_sharpness": sharpness,
+        "maml_step_sharpness": _maml_sharpness(runs["maml"].learner.model, comparison, num_tasks),
         "histories": {algo: history_curve(r.history) for algo, r in runs.items()},
         "train_wall_time_s": {algo: round(r.wall_time_s, 1) for algo, r in runs.items()},
         "paper": PAPER_SINUSOID,
@@ -819,6 +816,36 @@ def load_omniglot_splits(image_size: int = 28, rotations: bool = True, device: t
     return {s: load_omniglot(s, image_size=image_size, rotations=rotations).to(device) for s in ("train", "test")}
 
 
+def _resumed(partial_path: str | Path | None, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The finished tasks of an interrupted from-scratch run with the same ``settings`` (else none)."""
+    if partial_path is not None and Path(partial_path).exists():
+        saved = json.loads(Path(partial_path).read_text())
+        if saved.get("settings") == settings:
+            return saved
+    return {"per_task": [], "wall_time_s": 0.0}
+
+
+def _fit_and_test(model: nn.Module, step: Callable, init: dict[str, Tensor], steps: int, batch: Any, t: int) -> float:
+    """Task ``t`` of ``batch``: ``steps`` SGD steps from ``init`` on its support set, then its query accuracy."""
+    params = init  # detached: torch.func.grad builds the only graph, inside the step
+    for _ in range(steps):
+        params = step(params, batch.support_x[t], batch.support_y[t])
+    with torch.no_grad():
+        out = functional_call(model, params, (batch.query_x[t],))
+    return task_metrics(out, batch.query_y[t], True)[1]["query_accuracy"].item()
+
+
+def _sgd_step(model: nn.Module, lr: float, compile_on: Optional[torch.device]) -> Callable:
+    """``step(params, x, y)``: one plain SGD step of ``lr`` on the cross-entropy of ``model`` with ``params``,
+    compiled for ``compile_on`` where it is given."""
+
+    def sgd_step(params: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        loss_fn = lambda p: task_metrics(functional_call(model, p, (x,)), y, True)[0]  # noqa: E731
+        return sgd_steps(loss_fn, params, lr, 1, create_graph=False, grad_fn=grad_func)
+
+    return CompiledCall(sgd_step, compile_on) if compile_on is not None else sgd_step
+
+
 def scratch_baseline(
     test_sampler,
     num_tasks: int = 100,
@@ -838,38 +865,21 @@ def scratch_baseline(
     Every task starts from the same random initialisation (seeded) and takes ``steps`` plain SGD steps of
     size ``lr`` on the N*K support images (MAML's inner loop, :func:`~mlcourse.algorithms.core.sgd_steps`, from
     a random init), one task after another. ``compile=True`` compiles that one SGD step
-    (:class:`~mlcourse.algorithms.core.CompiledCall`; measured on 2 CPU cores: 0.76 s per step of 25 tasks against
-    1.4 s eager; ``vmap`` over the tasks was slower still, 2.3 s, because every task has its own weights); where it
-    cannot compile it says so in one line and runs eagerly. Tasks are drawn ``batch_size`` at a time; with ``partial_path`` the accuracies of every
+    (:class:`~mlcourse.algorithms.core.CompiledCall`: faster than eager on a CPU, and ``vmap`` over the tasks is
+    slower, because every task has its own weights); where it cannot compile it says so in one line and runs
+    eagerly. Tasks are drawn ``batch_size`` at a time; with ``partial_path`` the accuracies of every
     finished batch are written there atomically and a restarted call with the same settings resumes after
     them. Returns ``{"mean", "ci95", "per_task", "compile_seconds", "wall_time_s"}`` (chapter 01).
     """
-    settings = {
-        "num_tasks": num_tasks,
-        "steps": steps,
-        "lr": lr,
-        "hidden": hidden,
-        "image_size": image_size,
-        "seed": seed,
-        "batch_size": batch_size,
-        "n_way": test_sampler.n_way,
-    }
+    settings = dict(num_tasks=num_tasks, steps=steps, lr=lr, hidden=hidden, image_size=image_size, seed=seed)
+    settings.update(batch_size=batch_size, n_way=test_sampler.n_way)
     check_inner(lr, steps)
     seed_everything(seed)
-    device = test_sampler.device
-    model = Conv4(in_channels=1, n_out=test_sampler.n_way, hidden=hidden, image_size=image_size).to(device)
+    model = Conv4(in_channels=1, n_out=test_sampler.n_way, hidden=hidden, image_size=image_size)
+    model = model.to(test_sampler.device)
     init = {k: v.detach() for k, v in model.named_parameters()}
-
-    def sgd_step(params: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        loss_fn = lambda p: task_metrics(functional_call(model, p, (x,)), y, True)[0]  # noqa: E731
-        return sgd_steps(loss_fn, params, lr, 1, create_graph=False, grad_fn=grad_func)
-
-    step = CompiledCall(sgd_step, device) if compile else sgd_step
-    done: dict[str, Any] = {"per_task": [], "wall_time_s": 0.0}
-    if partial_path is not None and Path(partial_path).exists():
-        saved = json.loads(Path(partial_path).read_text())
-        if saved.get("settings") == settings:
-            done = saved
+    step = _sgd_step(model, lr, test_sampler.device if compile else None)
+    done = _resumed(partial_path, settings)
     accs: list[float] = list(done["per_task"])
     start, elapsed = time.perf_counter(), float(done["wall_time_s"])
     bar = tqdm(total=num_tasks, initial=len(accs), desc="from scratch", unit="task", disable=not progress)
@@ -878,18 +888,11 @@ def scratch_baseline(
         if first < len(accs):
             continue
         for t in range(len(batch.support_x)):
-            params = init  # detached: torch.func.grad builds the only graph, inside the step
-            for _ in range(steps):
-                params = step(params, batch.support_x[t], batch.support_y[t])
-            with torch.no_grad():
-                out = functional_call(model, params, (batch.query_x[t],))
-            accs.append(task_metrics(out, batch.query_y[t], True)[1]["query_accuracy"].item())
+            accs.append(_fit_and_test(model, step, init, steps, batch, t))
             bar.update(1)
         if partial_path is not None:
-            write_json(
-                partial_path,
-                {"settings": settings, "per_task": accs, "wall_time_s": elapsed + time.perf_counter() - start},
-            )
+            seconds = elapsed + time.perf_counter() - start
+            write_json(partial_path, {"settings": settings, "per_task": accs, "wall_time_s": seconds})
     bar.close()
     m, c = mean_ci(accs)
     return {
@@ -902,6 +905,39 @@ def scratch_baseline(
 
 
 SCRATCH_RUN = "scratch-5w5s"  # chapter 01's from-scratch baseline, saved beside the shipped runs
+
+
+def _scratch_results(config: dict[str, Any], result: Mapping[str, Any], dev: torch.device, device: str) -> dict:
+    """The from-scratch baseline's results file, in the format of the shipped runs (``weights`` null)."""
+    mean, ci95, std = confidence_interval(result["per_task"])
+    c = config
+    command = (
+        f"mlcourse scratch-baseline --tasks {c['test_tasks']} --n-way {c['n_way']} --k-shot {c['k_shot']} "
+        f"--n-query {c['n_query']} --steps {c['inner_steps']} --lr {c['inner_lr']} --hidden {c['hidden']} "
+        f"--image-size {c['image_size']} --{'' if c['compile'] else 'no-'}compile --device {device}"
+    )
+    return {
+        "config": config,
+        "test": {
+            "metric": "accuracy",
+            "mean": mean,
+            "ci95": ci95,
+            "std": std,
+            "num_tasks": c["test_tasks"],
+            "inner_steps": c["inner_steps"],
+            "protocol": "transductive",  # each task's queries go through the network as one batch (its statistics)
+            "per_task": result["per_task"],
+        },
+        "iterations": 0,
+        "device": device_name(dev),
+        "wall_time_s": result["wall_time_s"],
+        "compile_seconds": result["compile_seconds"],
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": str(torch.__version__),
+        "weights": None,
+        "command": command,
+        "note": "a fresh Conv-4 (one seeded initialisation) trained by SGD on each task's support set alone",
+    }
 
 
 def scratch_run(
@@ -940,7 +976,6 @@ def scratch_run(
         progress=True,
         partial_path=partial,
     )
-    mean, ci95, std = confidence_interval(result["per_task"])
     config = {
         "algo": "scratch",
         "data": "omniglot",
@@ -956,33 +991,7 @@ def scratch_run(
         "test_tasks": num_tasks,
         "compile": compile,
     }
-    command = (
-        f"mlcourse scratch-baseline --tasks {num_tasks} --n-way {n_way} --k-shot {k_shot} --n-query {n_query} "
-        f"--steps {steps} --lr {lr} --hidden {hidden} --image-size {image_size} "
-        f"--{'' if compile else 'no-'}compile --device {device}"
-    )
-    results = {
-        "config": config,
-        "test": {
-            "metric": "accuracy",
-            "mean": mean,
-            "ci95": ci95,
-            "std": std,
-            "num_tasks": num_tasks,
-            "inner_steps": steps,
-            "protocol": "transductive",  # each task's queries go through the network as one batch (its statistics)
-            "per_task": result["per_task"],
-        },
-        "iterations": 0,
-        "device": device_name(dev),
-        "wall_time_s": result["wall_time_s"],
-        "compile_seconds": result["compile_seconds"],
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "torch_version": str(torch.__version__),
-        "weights": None,
-        "command": command,
-        "note": "a fresh Conv-4 (one seeded initialisation) trained by SGD on each task's support set alone",
-    }
+    results = _scratch_results(config, result, dev, device)
     path = save_results(out / "results.json", results)
     partial.unlink(missing_ok=True)
     return path

@@ -10,7 +10,7 @@ and a task batch and run only forward passes and inner steps on it: ``maml_decis
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -492,6 +492,80 @@ def field_map() -> Figure:
     return fig
 
 
+def _task_row(ax: Any, i: str, y: float, theta: tuple[float, float]) -> None:
+    """One task's row of the MAML diagram: inner SGD on S_i -> phi_i -> query loss, and the arrows between them."""
+    _box(
+        ax,
+        0.31,
+        y - 0.02,
+        f"inner SGD on support set $S_{{{i}}}$\n"
+        f"$\\phi_{{{i}}} = \\theta - \\alpha \\nabla_\\theta \\mathcal{{L}}_{{S_{{{i}}}}}(\\theta)$\n(repeated for K steps)",
+        width=0.22,
+        height=0.17,
+        colour="tab:blue",
+        fontsize=9,
+    )
+    _box(
+        ax,
+        0.545,
+        y - 0.02,
+        f"$\\phi_{{{i}}}$\nadapted\nparameters",
+        width=0.1,
+        height=0.17,
+        colour="tab:cyan",
+        fontsize=9,
+    )
+    _box(
+        ax,
+        0.75,
+        y - 0.02,
+        f"query loss on $Q_{{{i}}}$\n$\\mathcal{{L}}_{{Q_{{{i}}}}}(\\phi_{{{i}}})$",
+        width=0.16,
+        height=0.17,
+        colour="tab:orange",
+        fontsize=9,
+    )
+    _arrow(ax, (theta[0] + 0.06, theta[1]), (0.2, y - 0.02))
+    _arrow(ax, (0.42, y - 0.02), (0.495, y - 0.02))
+    _arrow(ax, (0.595, y - 0.02), (0.67, y - 0.02))
+    if i == "1":  # around the other row's box, into the outer update
+        _arrow(ax, (0.83, y - 0.02), (0.87, 0.19), colour="tab:orange", rad=-0.25)
+    else:
+        _arrow(ax, (0.75, y - 0.105), (0.75, 0.19), colour="tab:orange")
+
+
+def _outer_update(ax: Any, theta: tuple[float, float], first_order: bool) -> None:
+    """The MAML diagram's outer update box and its (dashed, red) meta-gradient arrow back to theta."""
+    gradient = (
+        "first order: $\\nabla \\mathcal{L}_{Q_i}$ taken at $\\phi_i$,\nthe Hessian dropped"
+        if first_order
+        else "exact (one inner step), through the step:\n$(I - \\alpha \\nabla^2 \\mathcal{L}_{S_i}(\\theta))\\,"
+        "\\nabla \\mathcal{L}_{Q_i}(\\phi_i)$"
+    )
+    _box(
+        ax,
+        0.75,
+        0.11,
+        "outer loop (meta-optimisation)\n"
+        "$\\theta \\leftarrow \\theta - \\beta \\nabla_\\theta \\frac{1}{B}\\sum_{i=1}^{B} \\mathcal{L}_{Q_i}(\\phi_i)$",
+        width=0.3,
+        height=0.15,
+        colour="tab:red",
+        fontsize=9.5,
+    )
+    _arrow(ax, (0.6, 0.11), (theta[0], theta[1] - 0.13), colour="tab:red", ls="--", rad=-0.25, lw=1.8)
+    ax.text(
+        0.41,
+        0.2,
+        f"meta-gradient back to $\\theta$\n{gradient}",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        color="tab:red",
+    )
+
+
 def inner_outer_loop_diagram(*, first_order: bool = False) -> Figure:
     """Chapter 02: MAML's two loops as boxes and arrows. For each task i (two rows drawn, i = 1 and i = B):
     theta -> inner SGD on the support set S_i -> phi_i -> query loss L_Q_i(phi_i); the losses meet in the outer
@@ -522,73 +596,9 @@ def inner_outer_loop_diagram(*, first_order: bool = False) -> Figure:
         color="tab:blue",
     )
     for i, y in rows.items():
-        _box(
-            ax,
-            0.31,
-            y - 0.02,
-            f"inner SGD on support set $S_{{{i}}}$\n"
-            f"$\\phi_{{{i}}} = \\theta - \\alpha \\nabla_\\theta \\mathcal{{L}}_{{S_{{{i}}}}}(\\theta)$\n(repeated for K steps)",
-            width=0.22,
-            height=0.17,
-            colour="tab:blue",
-            fontsize=9,
-        )
-        _box(
-            ax,
-            0.545,
-            y - 0.02,
-            f"$\\phi_{{{i}}}$\nadapted\nparameters",
-            width=0.1,
-            height=0.17,
-            colour="tab:cyan",
-            fontsize=9,
-        )
-        _box(
-            ax,
-            0.75,
-            y - 0.02,
-            f"query loss on $Q_{{{i}}}$\n$\\mathcal{{L}}_{{Q_{{{i}}}}}(\\phi_{{{i}}})$",
-            width=0.16,
-            height=0.17,
-            colour="tab:orange",
-            fontsize=9,
-        )
-        _arrow(ax, (theta[0] + 0.06, theta[1]), (0.2, y - 0.02))
-        _arrow(ax, (0.42, y - 0.02), (0.495, y - 0.02))
-        _arrow(ax, (0.595, y - 0.02), (0.67, y - 0.02))
-        if i == "1":  # around the other row's box, into the outer update
-            _arrow(ax, (0.83, y - 0.02), (0.87, 0.19), colour="tab:orange", rad=-0.25)
-        else:
-            _arrow(ax, (0.75, y - 0.105), (0.75, 0.19), colour="tab:orange")
+        _task_row(ax, i, y, theta)
     ax.text(0.545, 0.59, "$\\vdots$", transform=ax.transAxes, ha="center", va="center", fontsize=16)
-    gradient = (
-        "first order: $\\nabla \\mathcal{L}_{Q_i}$ taken at $\\phi_i$,\nthe Hessian dropped"
-        if first_order
-        else "exact (one inner step), through the step:\n$(I - \\alpha \\nabla^2 \\mathcal{L}_{S_i}(\\theta))\\,"
-        "\\nabla \\mathcal{L}_{Q_i}(\\phi_i)$"
-    )
-    _box(
-        ax,
-        0.75,
-        0.11,
-        "outer loop (meta-optimisation)\n"
-        "$\\theta \\leftarrow \\theta - \\beta \\nabla_\\theta \\frac{1}{B}\\sum_{i=1}^{B} \\mathcal{L}_{Q_i}(\\phi_i)$",
-        width=0.3,
-        height=0.15,
-        colour="tab:red",
-        fontsize=9.5,
-    )
-    _arrow(ax, (0.6, 0.11), (theta[0], theta[1] - 0.13), colour="tab:red", ls="--", rad=-0.25, lw=1.8)
-    ax.text(
-        0.41,
-        0.2,
-        f"meta-gradient back to $\\theta$\n{gradient}",
-        transform=ax.transAxes,
-        ha="center",
-        va="center",
-        fontsize=8.5,
-        color="tab:red",
-    )
+    _outer_update(ax, theta, first_order)
     ax.set_title("Meta-optimisation: an inner loop per task inside an outer loop over tasks (MAML)", fontsize=12)
     fig.tight_layout()
     return fig
