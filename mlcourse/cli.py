@@ -9,6 +9,7 @@
     mlcourse data download omniglot|cifar100
     mlcourse export runs/NAME results/omniglot/NAME
     mlcourse bench [--tiny] [--device cpu|cuda]             # meta-gradient throughput
+    mlcourse frontier [--budget S] [--jobs N]                # accuracy against training time, every learner
     mlcourse sinusoid-paper | article-vs-maml | cifar-grid | scaling   # the chapters' full-scale experiments
     mlcourse book [--fast] [--out build/book]                # the course as a static site (make book)
 
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from . import bench, distributed
+from . import bench, distributed, frontier
 from .algorithms import PROTOCOLS
 from .checkpoint import resolve_checkpoint_path
 from .cliparse import EXIT_ERROR, CLIError
@@ -35,7 +36,7 @@ from .config import resolve_device
 from .shipped import export_run, record_extra_test, record_protocol_test
 from .train import TEST_SEED, _data_api, evaluate, load_trained, test_sampler, train
 
-LIBRARY_COMMANDS = ("train", "eval", "export", "data", "bench")
+LIBRARY_COMMANDS = ("train", "eval", "export", "data", "bench", "frontier")
 COMMANDS_GROUP = "mlcourse.commands"  # entry points: ``register(subparsers) -> {name: handler}`` (the course's)
 
 
@@ -73,6 +74,13 @@ def _build_parser() -> argparse.ArgumentParser:
             "bench",
             help="benchmark the vectorised core vs the per-task loop vs learn2learn",
             description=bench.DESCRIPTION,
+        )
+    )
+    frontier.add_arguments(
+        commands.add_parser(
+            "frontier",
+            help="accuracy against training time: every shipped learner for the same budget, one core each",
+            description=frontier.DESCRIPTION,
         )
     )
     return parser
@@ -231,6 +239,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "export": _cmd_export,
         "data": _cmd_data,
         "bench": bench.run,
+        "frontier": frontier.run,
     }
     if not words or words[0] not in LIBRARY_COMMANDS:  # help or another command: the registered ones are needed
         handlers.update(_registered(parser))

@@ -51,6 +51,34 @@ def test_the_checker_finds_a_hidden_import(tmp_path):
     assert _function_local_imports(sample) == [(4, "from mlcourse import train")]
 
 
+MAX_FUNCTION_LINES = 60
+
+
+def _long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int]]:
+    """``(name, lines)`` of every function in ``path`` longer than ``limit`` lines (signature and docstring included)."""
+    tree = ast.parse(path.read_text())
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_no_function_in_the_package_is_longer_than_60_lines():
+    """A long function does several jobs: each job gets a name instead."""
+    offenders = {
+        str(p.relative_to(PACKAGE.parent)): hits for p in sorted(PACKAGE.rglob("*.py")) if (hits := _long_functions(p))
+    }
+    assert not offenders, offenders
+
+
+def test_the_length_checker_counts_a_function_s_lines(tmp_path):
+    sample = tmp_path / "sample.py"
+    body = "".join(f"    x{i} = {i}\n" for i in range(5))
+    sample.write_text(f"def short():\n{body}\n\ndef outer():\n    def inner():\n{body.replace('    ', '        ')}")
+    assert _long_functions(sample, limit=5) == [("short", 6), ("outer", 7), ("inner", 6)]
+
+
 def test_folders_name_the_layers():
     """A newcomer finds the algorithm core, the training loop and each chapter's code from the names alone."""
     assert (PACKAGE / "algorithms" / "core.py").is_file() and (PACKAGE / "train.py").is_file()

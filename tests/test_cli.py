@@ -107,6 +107,8 @@ def test_error_messages_and_exit_codes(capsys, tmp_path):
     one_line_error(capsys, ["train", *TINY, "--inner-lr", "0", "--out", str(tmp_path)], "inner_lr=0.0", "> 0")
     one_line_error(capsys, ["train", "--algo", "nope", "--out", str(tmp_path)], "algo='nope'", "allowed")
     one_line_error(capsys, ["bench", "--repeats", "0"], "--repeats=0", ">= 1")  # mlcourse bench has its own parser
+    one_line_error(capsys, ["frontier", "--budget", "0"], "--budget=0", "seconds > 0")
+    one_line_error(capsys, ["frontier", "--jobs", "99"], "--jobs=99", "allowed: 1 to")
     one_line_error(capsys, ["eval", str(tmp_path / "missing")], "missing", "does not exist")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     line = one_line_error(
@@ -326,5 +328,5 @@ def test_library_commands_import_no_course_module():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     listing = subprocess.run([sys.executable, "-m", "mlcourse", "--help"], capture_output=True, text=True, timeout=300)
-    for command in ("train", "eval", "bench", "book", "grade", "scaling", "cifar-grid", "scratch-baseline"):
+    for command in ("train", "eval", "bench", "frontier", "book", "grade", "scaling", "cifar-grid", "scratch-baseline"):
         assert f"    {command}" in listing.stdout, command

@@ -85,6 +85,17 @@ def test_main_writes_json(tmp_path, monkeypatch):
 
     payload = json.loads(out.read_text())
     assert payload["kind"] == "mlcourse.scaling" and payload["device"] == "cpu" and len(payload["rows"]) == 2
+    assert payload["command"] == "mlcourse scaling --repeats 1" and payload["wall_time_s"] >= 0
+    # chapter 08 reads it back: where it was measured, and the exponents as a table (nan where none was fitted)
+    loaded = S.load_scaling(out)
+    assert "s.json (mlcourse scaling --repeats 1)" in S.scaling_source(loaded) and "4 filters" in S.scaling_source(
+        loaded
+    )
+    table = S.exponent_table(loaded["exponents_seconds"], ["fomaml", "maml"], ["hidden"]).splitlines()
+    assert table[0].split("|")[1:] == ["   fomaml ", "     maml"] and table[1].endswith("nan")
+    out.write_text('{"kind": "mlcourse.remedies"}')
+    with pytest.raises(ValueError, match="not a scaling sweep"):
+        S.load_scaling(out)
 
 
 @pytest.mark.slow  # checkpointed MAML and iMAML at six inner steps: about a minute on 2 cores

@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
-from mlcourse import bench, distributed
+from mlcourse import bench, distributed, frontier
 from mlcourse.algorithms import make_learner
 from mlcourse.atomic import write_json
 from mlcourse.config import REPO_ROOT, resolve_device, runs_dir
 from mlcourse.course.display import live_figure
-from mlcourse.hostmemory import keep_freed_memory
+from mlcourse.hostmemory import keep_freed_memory, release_freed_memory
 from mlcourse.provenance import provenance
+from mlcourse.shipped import method_label
 
 if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn (the GPU machine may not have it)
     from matplotlib.figure import Figure
@@ -184,6 +185,7 @@ def sweep(
         point = replace(base, **{axis: int(value)})
         t = time_meta_iteration(algo, point, implementation=implementation, repeats=repeats, device=device)
         mem = graph_memory(algo, point) if memory else {"held": None, "peak": None}
+        release_freed_memory()  # the freed memory malloc keeps for a point's steps: points of other sizes cannot reuse it
         rows.append(
             {
                 "algorithm": algo,
@@ -227,6 +229,45 @@ def exponents(rows: Sequence[Mapping[str, Any]], metric: str = "seconds") -> dic
         if len(pts) >= 2:
             out.setdefault(axis, {})[algo] = fit_exponent([p[0] for p in pts], [p[1] for p in pts])[0]
     return out
+
+
+def exponent_table(exps: Mapping[str, Mapping[str, float]], algorithms: Sequence[str], axes: Sequence[str]) -> str:
+    """Plain-text table of fitted exponents: one row per axis, one column per algorithm (``nan`` where none)."""
+    lines = [f"{'axis':>12} | " + " | ".join(f"{a:>8}" for a in algorithms)]
+    for axis in axes:
+        lines.append(
+            f"{axis:>12} | " + " | ".join(f"{exps.get(axis, {}).get(a, float('nan')):8.2f}" for a in algorithms)
+        )
+    return "\n".join(lines)
+
+
+def load_scaling(path: Any = None) -> dict[str, Any]:
+    """A full-size sweep of section 3 (``mlcourse scaling --full``; default: the newest
+    ``benchmarks/results/scaling-cpu-*.json``), with ``file`` set; its rows are :func:`sweep`'s."""
+    if path is None:
+        found = sorted((REPO_ROOT / "benchmarks" / "results").glob("scaling-cpu-*.json"))
+        if not found:
+            raise FileNotFoundError(
+                "no benchmarks/results/scaling-cpu-*.json yet; make one with mlcourse scaling --full"
+            )
+        path = found[-1]
+    file = Path(path)
+    payload = json.loads(file.read_text())
+    if payload.get("kind") != "mlcourse.scaling":
+        raise ValueError(f"{file} is not a scaling sweep (kind 'mlcourse.scaling', from mlcourse scaling --full)")
+    return {**payload, "file": str(file)}
+
+
+def scaling_source(payload: Mapping[str, Any]) -> str:
+    """One line: file, command, device, threads, torch, date, wall time and the base point of the sweep."""
+    b = payload["base"]
+    wall = f", sweep wall time {payload['wall_time_s'] / 60:.0f} min" if payload.get("wall_time_s") else ""
+    return (
+        f"{Path(payload['file']).name} ({payload['command']}): {payload['device_name']}, {payload['threads']} threads, "
+        f"torch {payload['torch']}, {payload['date'][:10]}{wall}; around Conv-4 {b['hidden']} filters, "
+        f"{b['image_size']} px, {b['n_way']}-way {b['k_shot']}-shot, {b['n_query']} queries, {b['meta_batch']} tasks, "
+        f"{b['inner_steps']} inner step"
+    )
 
 
 def memory_vs_inner_steps(
@@ -537,6 +578,72 @@ def plot_remedies(payload: Mapping[str, Any]) -> Figure:
         )
     axes[0].legend(fontsize=7, ncol=2)
     fig.suptitle("MAML and its remedies against the inner steps (" + payload["device_name"] + ")", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def frontier_source(payload: Mapping[str, Any]) -> str:
+    """One line: file, command, device, threads per learner and how many ran side by side, date, validation tasks."""
+    v = payload["validation"]
+    return (
+        f"{Path(payload['file']).name} ({payload['command']}): {payload['device_name']}, "
+        f"{payload['threads_per_learner']} thread per learner, {payload['learners_side_by_side']} learners side by "
+        f"side on their own cores, torch {payload['torch']}, {payload['date'][:10]}; {v['tasks']} fixed validation "
+        f"tasks (5-way 1-shot Omniglot); sweep wall time {payload['wall_time_s'] / 60:.0f} min"
+    )
+
+
+def frontier_table(payload: Mapping[str, Any]) -> str:
+    """Markdown table: per learner, its speed, the FLOPs of one outer step and its validation accuracy at each mark
+    of the budget (support-set statistics), then both protocols at the end."""
+    learners = payload["learners"]
+    marks = next(iter(learners.values()))["marks"]
+    head = " | ".join(f"{m:g} s" for m in marks)
+    lines = [
+        f"| learner | steps / s | GFLOP / step | first step [s] | {head} | last, transductive |",
+        "|---" * (5 + len(marks)) + "|",
+    ]
+    for r in learners.values():
+        end = r["curve"][-1]
+        accuracy = " | ".join(f"{100 * p['accuracy']['support']['mean']:.1f}" for p in r["curve"])
+        lines.append(
+            f"| {method_label(r['config'])} | {end['steps'] / end['seconds']:.2f} | {r['step_flops'] / 1e9:.1f} | "
+            f"{r['first_step_s']:.1f} | {accuracy} | {100 * end['accuracy']['transductive']['mean']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def frontier_lines(payload: Mapping[str, Any], runs: Optional[Sequence[str]] = None) -> list[str]:
+    """One sentence per mark: which learner (of ``runs``, default all) leads, by how much, and whether the 95 %
+    intervals separate it from the runner-up."""
+    lines = []
+    name = {run: method_label(r["config"]) for run, r in payload["learners"].items()}
+    for w in frontier.winners(payload, runs=runs):
+        best, second = w["accuracy"], w["runner_up_accuracy"]
+        verdict = "clearly ahead of" if w["clear"] else "within the 95 % intervals of"
+        lines.append(
+            f"{w['mark_s']:g} s: {name[w['run']]} leads ({100 * best['mean']:.1f} ± {100 * best['ci95']:.1f} %), "
+            f"{verdict} {name[w['runner_up']]} ({100 * second['mean']:.1f} ± {100 * second['ci95']:.1f} %)"
+        )
+    return lines
+
+
+def plot_frontier(payload: Mapping[str, Any]) -> Figure:
+    """Two panels of validation accuracy (support-set statistics): against seconds of training and against FLOPs."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for r in payload["learners"].values():
+        accuracy = [100 * p["accuracy"]["support"]["mean"] for p in r["curve"]]
+        for ax, key in ((axes[0], "seconds"), (axes[1], "flops")):
+            ax.plot([p[key] for p in r["curve"]], accuracy, "o-", ms=3, label=method_label(r["config"]))
+    for ax, label in ((axes[0], "seconds of training (one thread)"), (axes[1], "FLOPs of training")):
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation accuracy, 5-way 1-shot [%]")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"The same budget for every learner ({payload['device_name']})", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -868,6 +975,7 @@ def run(a: argparse.Namespace) -> int:
         return run_remedies(a, dev)
     grid, base = (FULL_GRID, FULL_BASE) if a.full else (FAST_GRID, FAST_BASE)
     rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
     for axis in a.axes:
         rows += sweep(a.algorithms, axis, grid[axis], base=base, repeats=a.repeats, device=dev, progress=False)
         print(
@@ -875,7 +983,9 @@ def run(a: argparse.Namespace) -> int:
             + ", ".join(f"{k} {v:.2f}" for k, v in exponents(rows, "seconds").get(axis, {}).items()),
             flush=True,
         )
-    record = provenance(dev, command="mlcourse scaling" + (" --full" if a.full else ""))
+    command = "mlcourse scaling" + (" --full" if a.full else "") + f" --repeats {a.repeats}"
+    command += f" --threads {a.threads}" if a.threads else ""
+    record = provenance(dev, command=command, wall_time_s=time.perf_counter() - start)
     payload = {
         "kind": "mlcourse.scaling",
         "rows": rows,
