@@ -114,9 +114,10 @@ def train_for(
     say: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Train ``config``'s learner for ``budget_s`` seconds of training (evaluation paused) and evaluate it at each
-    of ``marks`` (default :func:`marks_for`) under ``protocols`` (the last mark under ``final_protocols``); returns the learner's record: its curve (one point per mark: training
-    seconds, outer steps, FLOPs, accuracy by protocol), the FLOPs of one step and the first step's seconds
-    (torch.compile's compilation where it is on)."""
+    of ``marks`` (default :func:`marks_for`) under ``protocols`` (the last mark under ``final_protocols``).
+
+    Returns the learner's record: its curve (one point per mark: training seconds, outer steps, FLOPs, accuracy by
+    protocol), the FLOPs of one step and the first step's seconds (torch.compile's compilation where it is on)."""
     marks = sorted(marks) if marks is not None else marks_for(budget_s)
     exp = build_experiment(config, "cpu", datasets=datasets)
     trainer = Trainer(exp.learner, outer_lr=config.outer_lr)
