@@ -258,15 +258,21 @@ def load_scaling(path: Any = None) -> dict[str, Any]:
     return {**payload, "file": str(file)}
 
 
-def scaling_source(payload: Mapping[str, Any]) -> str:
-    """One line: file, command, device, threads, torch, date, wall time and the base point of the sweep."""
-    b = payload["base"]
-    wall = f", sweep wall time {payload['wall_time_s'] / 60:.0f} min" if payload.get("wall_time_s") else ""
+def _measured_by(payload: Mapping[str, Any]) -> str:
+    """A sweep file's provenance in words: file, command, device, threads, torch, date and wall time."""
+    wall = f", sweep wall time {payload['wall_time_s'] / 60:.1f} min" if payload.get("wall_time_s") else ""
     return (
-        f"{Path(payload['file']).name} ({payload['command']}): {payload['device_name']}, {payload['threads']} threads, "
-        f"torch {payload['torch']}, {payload['date'][:10]}{wall}; around Conv-4 {b['hidden']} filters, "
-        f"{b['image_size']} px, {b['n_way']}-way {b['k_shot']}-shot, {b['n_query']} queries, {b['meta_batch']} tasks, "
-        f"{b['inner_steps']} inner step"
+        f"{Path(payload['file']).name} ({payload['command']}): {payload['device_name']}, {payload['threads']} "
+        f"threads, torch {payload['torch']}, {payload['date'][:10]}{wall}"
+    )
+
+
+def scaling_source(payload: Mapping[str, Any]) -> str:
+    """One line: where the sweep was measured (:func:`_measured_by`) and its base point."""
+    b = payload["base"]
+    return (
+        f"{_measured_by(payload)}; around Conv-4 {b['hidden']} filters, {b['image_size']} px, {b['n_way']}-way "
+        f"{b['k_shot']}-shot, {b['n_query']} queries, {b['meta_batch']} tasks, {b['inner_steps']} inner step"
     )
 
 
@@ -554,9 +560,7 @@ def remedies_source(payload: Mapping[str, Any]) -> str:
     """One line: file, device, threads, torch, date and the shape measured."""
     p = payload["point"]
     return (
-        f"{Path(payload['file']).name} ({payload['command']}): {payload['device_name']}, {payload['threads']} "
-        f"threads, torch {payload['torch']}, {payload['date'][:10]}, sweep wall time {payload['wall_time_s'] / 60:.1f} min; "
-        f"Conv-4 {p['hidden']} filters, {p['image_size']} px, {p['n_way']}-way {p['k_shot']}-shot, "
+        f"{_measured_by(payload)}; Conv-4 {p['hidden']} filters, {p['image_size']} px, {p['n_way']}-way {p['k_shot']}-shot, "
         f"{p['n_query']} queries, {p['meta_batch']} tasks"
     )
 
