@@ -32,12 +32,11 @@ Shapes (``SHAPES``): ``tiny`` (CI, ``--tiny``), ``small`` (the CPU comparison), 
 ``conv4-84`` (the GPU shapes: Conv-4 with 64 filters on 32x32 RGB, 5-way 5-shot, 15 queries, 32 tasks,
 5 inner steps; and 84x84 with 32 filters, 16 tasks).
 
-``mlcourse bench --tiny`` (:func:`add_arguments`, :func:`run`) prints the table and writes the rows as JSON.
+``mlcourse bench --tiny`` (:class:`BenchOptions`, :func:`bench_command`) prints the table and writes the rows as JSON.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import importlib
@@ -52,15 +51,16 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import torch
 import torch.nn.functional as F
+import tyro
 from torch import Tensor, nn
 
 from mlcourse import atomic
 from mlcourse.algorithms import make_learner
-from mlcourse.cliparse import CLIError
+from mlcourse.cliparse import Command, Flag, arg, require
 from mlcourse.config import REPO_ROOT, resolve_device, runs_dir
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.hostmemory import keep_freed_memory, release_freed_memory
@@ -109,6 +109,9 @@ SHAPES: dict[str, Shape] = {
     "conv4-32": Shape(n_way=5, k_shot=5, n_query=15, tasks=32, inner_steps=5, hidden=64, image_size=32, channels=3),
     "conv4-84": Shape(n_way=5, k_shot=5, n_query=15, tasks=16, inner_steps=5, hidden=32, image_size=84, channels=3),
 }
+ShapeName = Literal[tuple(SHAPES)]  # type: ignore[valid-type]  (the options' choices)
+BenchAlgorithm = Literal[BENCH_ALGORITHMS]  # type: ignore[valid-type]
+Implementation = Literal[IMPLEMENTATIONS]  # type: ignore[valid-type]
 TINY_SHAPES = ("tiny",)
 CPU_SHAPES = ("ch03",)
 GPU_SHAPES = ("conv4-32", "conv4-84")
@@ -308,7 +311,9 @@ class GraphMemory:
         __slots__ = ("tensor", "key", "owner", "__weakref__")
 
         def __init__(self, tensor: Tensor, key: Optional[int], owner: GraphMemory) -> None:
-            self.tensor, self.key, self.owner = tensor, key, owner
+            # Detached: a saved *output* carries its grad_fn, which holds this holder, a cycle through C++
+            # that Python's collector cannot see. Autograd restores the edge itself when it unpacks.
+            self.tensor, self.key, self.owner = tensor.detach(), key, owner
 
         def __del__(self) -> None:
             if self.key is not None:
@@ -685,7 +690,7 @@ def _ratio(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
+def report_table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table of benchmark rows (what ``main`` prints)."""
     header = (
         f"{'shape':<12} {'algorithm':<9} {'implementation':<14} {'rate':>9} {'unit':<10} {'vs l2l':>7} "
@@ -783,15 +788,18 @@ def _against_peers(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def write_json(rows: Sequence[dict[str, Any]], path: str | os.PathLike, extra: Optional[dict[str, Any]] = None) -> Path:
+def write_report(
+    rows: Sequence[dict[str, Any]], path: str | os.PathLike, extra: Optional[dict[str, Any]] = None
+) -> Path:
     """Write ``{"rows": rows, "summary": ..., **extra}`` atomically; returns the path."""
     payload = {"kind": "mlcourse.bench", "rows": list(rows), "summary": summarise(rows), **(extra or {})}
     return atomic.write_json(path, payload)
 
 
-def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Every ``*.json`` written by :func:`write_json` in ``directory`` (default ``benchmarks/results``),
-    each with ``"file"`` added; sorted by file name. Unreadable files are skipped with a warning."""
+def load_reports(directory: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every benchmark report (:func:`write_report`, ``kind: mlcourse.bench``) in ``directory`` (default
+    ``benchmarks/results``), each with ``"file"`` added; sorted by file name. Unreadable files are skipped with a
+    warning; the other files there (chapter 08's sweeps, the frontier) have their own readers."""
 
     folder = Path(directory) if directory is not None else REPO_ROOT / "benchmarks" / "results"
     found = []
@@ -801,7 +809,7 @@ def load_results(directory: str | os.PathLike | None = None) -> list[dict[str, A
         except (OSError, ValueError) as exc:
             warnings.warn(f"skipping {file}: {exc}", stacklevel=2)
             continue
-        if isinstance(payload, dict) and payload.get("kind") in ("mlcourse.bench", "mlcourse.scaling"):
+        if isinstance(payload, dict) and payload.get("kind") == "mlcourse.bench":
             payload["file"] = str(file)
             found.append(payload)
     return found
@@ -812,38 +820,44 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+@dataclass(frozen=True)
+class BenchOptions:
     """The options of ``mlcourse bench``."""
-    parser.add_argument("--tiny", action="store_true", help="the tiny CPU shape only (CI; seconds)")
-    parser.add_argument(
-        "--shapes",
-        nargs="+",
-        choices=sorted(SHAPES),
-        default=None,
-        help="default: tiny with --tiny, conv4-32 and conv4-84 on CUDA, small and small-5step on CPU",
-    )
-    parser.add_argument("--algorithms", nargs="+", choices=BENCH_ALGORITHMS, default=list(DEFAULT_ALGORITHMS))
-    parser.add_argument(
-        "--implementations",
-        nargs="+",
-        choices=IMPLEMENTATIONS,
-        default=None,
-        help="default: all (vectorised, compiled, per-task loop, compiled loop, learn2learn, higher, torchopt); "
-        "--tiny: none compiled",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    parser.add_argument(
-        "--repeats", type=int, default=None, help="timed rounds per implementation (default 3 tiny, 7 otherwise)"
-    )
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
-    parser.add_argument("--no-learn2learn", action="store_true", help="skip the learn2learn rows")
-    parser.add_argument("--l2l-source", default=None, help="a learn2learn source folder (when it is not installed)")
-    parser.add_argument("--out", default=None, help="JSON path (default runs/bench/bench-<device>-<time>.json)")
-    return parser
+
+    tiny: Annotated[Flag, arg("the tiny CPU shape only (CI; seconds)", default="")] = False
+    shapes: Annotated[
+        Optional[tuple[ShapeName, ...]],
+        tyro.conf.DisallowNone,
+        arg("the shapes", default="tiny with --tiny, conv4-32 and conv4-84 on CUDA, ch03 on CPU"),
+    ] = None
+    algorithms: Annotated[tuple[BenchAlgorithm, ...], arg("the algorithms")] = DEFAULT_ALGORITHMS
+    implementations: Annotated[
+        Optional[tuple[Implementation, ...]],
+        tyro.conf.DisallowNone,
+        arg("the implementations", default="all; with --tiny none compiled"),
+    ] = None
+    device: Annotated[str, arg("auto, cpu, cuda, cuda:N")] = "auto"
+    repeats: Annotated[
+        Optional[int],
+        tyro.conf.DisallowNone,
+        arg("timed rounds per implementation (>= 1)", default="3 tiny, 7 otherwise"),
+    ] = None
+    threads: Annotated[int, arg("torch intra-op threads on CPU (0: torch's default)")] = 0
+    no_memory: Annotated[Flag, arg("skip the memory measurements", default="")] = False
+    no_learn2learn: Annotated[Flag, arg("skip the learn2learn rows", default="")] = False
+    l2l_source: Annotated[
+        Optional[str],
+        tyro.conf.DisallowNone,
+        arg("a learn2learn source folder (when it is not installed)", metavar="DIR", default="none"),
+    ] = None
+    out: Annotated[
+        Optional[str],
+        tyro.conf.DisallowNone,
+        arg("JSON path", metavar="FILE", default="runs/bench/bench-<device>-<time>.json"),
+    ] = None
 
 
-def _learn2learn_for(args: argparse.Namespace) -> Any:
+def _learn2learn_for(args: BenchOptions) -> Any:
     """learn2learn for ``mlcourse bench``: a module, or ``False`` (skipped; a missing install says so in one line)."""
     if args.no_learn2learn:
         return False
@@ -882,13 +896,11 @@ def summary_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def bench_command(args: BenchOptions) -> int:
     """``mlcourse bench [--tiny] [--shapes ...] [--algorithms ...] [--device ...] [--out FILE]``: print the
     table, write the JSON, return 0 (the CLI's exit code)."""
-    if args.repeats is not None and args.repeats < 1:
-        raise CLIError(f"--repeats={args.repeats} is not allowed; allowed: an integer >= 1")
-    if args.threads < 0:
-        raise CLIError(f"--threads={args.threads} is not allowed; allowed: 0 (default) or more")
+    require(args.repeats is None or args.repeats >= 1, "--repeats", args.repeats, "an integer >= 1")
+    require(args.threads >= 0, "--threads", args.threads, "0 (default) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()  # the setting training runs with (mlcourse.hostmemory), recorded in every row
@@ -907,12 +919,12 @@ def run(args: argparse.Namespace) -> int:
         memory=not args.no_memory,
         progress=lambda s: print(f"  measuring {s}", flush=True),
     )
-    print(format_table(rows))
+    print(report_table(rows))
     for line in summary_lines(rows):
         print(line)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else runs_dir() / "bench" / f"bench-{dev.type}-{stamp}.json"
-    path = write_json(
+    path = write_report(
         rows,
         out,
         {
@@ -923,3 +935,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"wrote {path}")
     return 0
+
+
+COMMAND = Command(
+    "benchmark the vectorised core vs the per-task loop vs learn2learn and its peers",
+    BenchOptions,
+    bench_command,
+    DESCRIPTION,
+)

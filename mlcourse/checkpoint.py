@@ -304,11 +304,11 @@ def save_results(path: str | os.PathLike, results: Mapping[str, Any]) -> Path:
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a run's ``results.json`` (``path`` may be the run directory). Notebooks 03-08 use it.
+    """Load a run's ``results.json`` (``path`` may be the run directory), as written.
 
-    Returns the dict written by ``mlcourse.train.train``: ``config``, ``history`` (list of dicts),
-    ``test`` (``mean``, ``ci95``, ``metric``, ``num_tasks``, ...), ``device``, ``torch_version``,
-    ``wall_time_s``, ``iterations``, ``date``.
+    A training run's holds ``config``, ``history`` (list of dicts), ``test`` (``mean``, ``ci95``, ``metric``,
+    ``num_tasks``, ...), ``iterations`` and its provenance record (``mlcourse.provenance``); files made before that
+    record existed name the device and the torch version otherwise, which ``mlcourse.provenance.read`` maps.
     """
     path = Path(path).expanduser()
     if path.is_dir():

@@ -13,9 +13,10 @@
     mlcourse sinusoid-paper | article-vs-maml | cifar-grid | scaling   # the chapters' full-scale experiments
     mlcourse book [--fast] [--out build/book]                # the course as a static site (make book)
 
-Re-running the same ``train`` command continues from the last checkpoint in ``--out`` (``--restart``
-starts over). Errors exit with status 2 and a one-line message (``MLCOURSE_DEBUG=1`` shows tracebacks).
-README and chapter 01 show these commands.
+Each subcommand is a typed options dataclass parsed by tyro (``mlcourse COMMAND --help``; see
+``mlcourse.cliparse``). Re-running the same ``train`` command continues from the last checkpoint in ``--out``
+(``--restart`` starts over). A malformed option exits 2 naming it; a value out of range or a failed run exits 2 with
+a one-line message (``MLCOURSE_DEBUG=1`` shows tracebacks).
 """
 
 from __future__ import annotations
@@ -23,99 +24,133 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any, Optional
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Optional, Union
+
+import tyro
 
 from . import bench, distributed, frontier
 from .algorithms import PROTOCOLS
 from .checkpoint import resolve_checkpoint_path
-from .cliparse import EXIT_ERROR, CLIError
+from .cliparse import EXIT_ERROR, CLIError, Command, Flag, arg
 from .cliparse import Parser as _Parser
-from .commands import parse_train_args
+from .commands import DESCRIPTION as TRAIN_DESCRIPTION
+from .commands import TrainOptions, train_config
 from .config import resolve_device
 from .shipped import export_run, record_extra_test, record_protocol_test
 from .train import TEST_SEED, _data_api, evaluate, load_trained, test_sampler, train
 
-LIBRARY_COMMANDS = ("train", "eval", "export", "data", "bench", "frontier")
-COMMANDS_GROUP = "mlcourse.commands"  # entry points: ``register(subparsers) -> {name: handler}`` (the course's)
+COMMANDS_GROUP = "mlcourse.commands"  # entry points: ``register() -> {name: Command}`` (the course's)
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    """The library's subcommands; :func:`_registered` adds the course's."""
+Protocol = Literal[PROTOCOLS]  # type: ignore[valid-type]
+DataSet = Literal["omniglot", "cifar100"]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Evaluate a checkpoint on the test split (by default the protocol's fixed test tasks)."""
+
+    checkpoint: Annotated[str, tyro.conf.Positional, arg("checkpoint file or run directory", metavar="RUN")]
+    tasks: Annotated[int, arg("number of test tasks (>= 1)")] = 600
+    inner_steps: Annotated[
+        Optional[int], tyro.conf.DisallowNone, arg("inner steps", default="the run's test inner steps")
+    ] = None
+    batch: Annotated[
+        Optional[int],
+        tyro.conf.DisallowNone,
+        arg("tasks per evaluation batch", default="the run's meta-batch, at most 25"),
+    ] = None
+    device: Annotated[
+        Optional[str], tyro.conf.DisallowNone, arg("auto, cpu, cuda, cuda:N", default="the checkpoint's")
+    ] = None
+    n_way: Annotated[
+        Optional[int],
+        tyro.conf.DisallowNone,
+        arg("test another number of classes (protonet, matchingnet, pretrain)", default="the run's"),
+    ] = None
+    k_shot: Annotated[
+        Optional[int],
+        tyro.conf.DisallowNone,
+        arg("test another number of support examples per class", default="the run's"),
+    ] = None
+    seed: Annotated[
+        Optional[int], tyro.conf.DisallowNone, arg("test-task seed", default="the protocol's fixed test tasks")
+    ] = None
+    compile: Annotated[Flag, arg("torch.compile the evaluation (pays off for many tasks)", default="")] = False
+    protocol: Annotated[
+        Optional[Protocol],
+        tyro.conf.DisallowNone,
+        arg(
+            "transductive: the queries normalised as one batch; support: with the support set's statistics; single: "
+            "each query alone",
+            default="non-transductive: the run's own mode, or support for a transductive run",
+        ),
+    ] = None
+    record: Annotated[
+        Flag,
+        arg("add the result to the run's results.json (extra_tests; with --protocol: test_by_protocol)", default=""),
+    ] = False
+    no_progress: Annotated[Flag, arg("no progress bar", default="")] = False
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Copy a finished run's results.json and fp32 weights (no optimiser state)."""
+
+    run: Annotated[str, tyro.conf.Positional, arg("run directory (runs/NAME)", metavar="RUN")]
+    dest: Annotated[
+        str, tyro.conf.Positional, arg("destination directory (e.g. results/omniglot/NAME)", metavar="DEST")
+    ]
+
+
+@dataclass(frozen=True)
+class DataImport:
+    """Import a local copy into the data directory."""
+
+    dataset: Annotated[DataSet, tyro.conf.Positional, arg("the data set", metavar="DATASET")]
+    path: Annotated[str, tyro.conf.Positional, arg("the local copy (a folder or an archive)", metavar="PATH")]
+    root: Annotated[
+        Optional[str],
+        tyro.conf.DisallowNone,
+        arg("data directory", metavar="DIR", default="$MLCOURSE_DATA_DIR or <repo>/data"),
+    ] = None
+
+
+@dataclass(frozen=True)
+class DataDownload:
+    """Download the official archives."""
+
+    dataset: Annotated[DataSet, tyro.conf.Positional, arg("the data set", metavar="DATASET")]
+    root: Annotated[
+        Optional[str],
+        tyro.conf.DisallowNone,
+        arg("data directory", metavar="DIR", default="$MLCOURSE_DATA_DIR or <repo>/data"),
+    ] = None
+
+
+DataOptions = Union[
+    Annotated[DataImport, tyro.conf.subcommand("import")], Annotated[DataDownload, tyro.conf.subcommand("download")]
+]
+
+
+def _build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
+    """The top-level parser: it picks the subcommand and hands the rest of the words to its typed options."""
     parser = _Parser(
         prog="mlcourse",
-        description="Meta-learning course: train, evaluate, manage data, run the chapters' full-scale experiments.",
+        description="Meta-learning course: train, evaluate, manage data, run the chapters' full-scale experiments. "
+        "Each command's options: mlcourse COMMAND --help.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
-
-    # `mlcourse train`'s options are generated from TrainConfig by tyro (mlcourse.commands): argparse hands it the rest
-    commands.add_parser(
-        "train", help="meta-train a learner (resumes from --out; options: mlcourse train --help)", add_help=False
-    )
-
-    _add_eval(commands.add_parser("eval", help="evaluate a checkpoint on the test split"))
-    x = commands.add_parser("export", help="copy a finished run's results.json and fp32 weights (no optimiser state)")
-    x.add_argument("run", help="run directory (runs/NAME)")
-    x.add_argument("dest", help="destination directory (e.g. results/omniglot/NAME)")
-
-    d = commands.add_parser("data", help="import or download data sets")
-    actions = d.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    actions.required = True
-    imp = actions.add_parser("import", help="import a local copy into the data directory")
-    imp.add_argument("dataset", choices=["omniglot", "cifar100"])
-    imp.add_argument("path")
-    imp.add_argument("--root", help="data directory (default: $MLCOURSE_DATA_DIR or <repo>/data)")
-    dl = actions.add_parser("download", help="download the official archives")
-    dl.add_argument("dataset", choices=["omniglot", "cifar100"])
-    dl.add_argument("--root")
-    bench.add_arguments(
-        commands.add_parser(
-            "bench",
-            help="benchmark the vectorised core vs the per-task loop vs learn2learn",
-            description=bench.DESCRIPTION,
-        )
-    )
-    frontier.add_arguments(
-        commands.add_parser(
-            "frontier",
-            help="accuracy against training time: every shipped learner for the same budget, one core each",
-            description=frontier.DESCRIPTION,
-        )
-    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, command in commands.items():
+        sub.add_parser(name, help=command.help, add_help=False)
     return parser
 
 
-def _add_eval(e: argparse.ArgumentParser) -> None:
-    """``mlcourse eval``'s options."""
-    e.add_argument("checkpoint", help="checkpoint file or run directory")
-    e.add_argument("--tasks", type=int, default=600, help="number of test tasks (default 600)")
-    e.add_argument("--inner-steps", dest="inner_steps", type=int, help="default: the run's test inner steps")
-    e.add_argument("--batch", dest="batch_size", type=int, help="tasks per evaluation batch")
-    e.add_argument("--device", default=None)
-    e.add_argument(
-        "--n-way", dest="n_way", type=int, help="test another number of classes (protonet, matchingnet, pretrain)"
-    )
-    e.add_argument("--k-shot", dest="k_shot", type=int, help="test another number of support examples per class")
-    e.add_argument("--seed", type=int, default=None, help="test-task seed (default: the protocol's fixed test tasks)")
-    e.add_argument("--compile", action="store_true", help="torch.compile the evaluation (pays off for many tasks)")
-    e.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        help="transductive: the queries normalised as one batch; support: with the support set's statistics; "
-        "single: each query alone (default: non-transductive, the run's own mode or support for a transductive run)",
-    )
-    e.add_argument(
-        "--record",
-        action="store_true",
-        help="add the result to the run's results.json (extra_tests; with --protocol: test_by_protocol)",
-    )
-    e.add_argument("--no-progress", dest="progress", action="store_false")
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-
-    config, control = parse_train_args(args.rest)
+def _cmd_train(options: Any) -> int:
+    config, control = train_config(options)
     resolve_device(config.device)  # a missing GPU is reported before any data is loaded
     try:
         result = train(config, progress=control.progress, resume=not control.restart)
@@ -132,7 +167,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
+def _cmd_eval(args: EvalOptions) -> int:
     import time
 
     start = time.perf_counter()
@@ -151,8 +186,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         sampler,
         num_tasks=args.tasks,
         inner_steps=inner,
-        batch_size=args.batch_size or min(config.meta_batch_size, 25),
-        progress=args.progress,
+        batch_size=args.batch or min(config.meta_batch_size, 25),
+        progress=not args.no_progress,
         protocol=args.protocol,
     )
     shape = f"{sampler.n_way}-way {sampler.k_shot}-shot " if config.is_classification else ""
@@ -167,7 +202,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             result,
             seed=seed,
             command=f"mlcourse eval {args.checkpoint} --protocol {args.protocol} --tasks {args.tasks} --seed {seed}"
-            + (f" --batch {args.batch_size}" if args.batch_size else ""),
+            + (f" --batch {args.batch}" if args.batch else ""),
             device=exp.device,
             wall_time_s=time.perf_counter() - start,
         )
@@ -190,17 +225,15 @@ def checkpoint_path(path: str) -> Any:
     return resolve_checkpoint_path(path)
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-
+def _cmd_export(args: ExportOptions) -> int:
     where = export_run(args.run, args.dest)
     print(f"exported {args.run} to {os.path.dirname(where)} (results.json, weights.pt)")
     return 0
 
 
-def _cmd_data(args: argparse.Namespace) -> int:
-
+def _cmd_data(args: DataImport | DataDownload) -> int:
     api = _data_api()
-    if args.action == "import":
+    if isinstance(args, DataImport):
         target = getattr(api, f"import_{args.dataset}")(args.path, root=args.root)
         print(f"imported {args.dataset} from {args.path} into {target}")
     else:
@@ -209,19 +242,41 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registered(parser: argparse.ArgumentParser) -> dict[str, Any]:
+LIBRARY: dict[str, Command] = {
+    "train": Command(
+        "meta-train a learner (resumes from --out; options: mlcourse train --help)",
+        TrainOptions,
+        _cmd_train,
+        TRAIN_DESCRIPTION,
+    ),
+    "eval": Command("evaluate a checkpoint on the test split", EvalOptions, _cmd_eval),
+    "export": Command(
+        "copy a finished run's results.json and fp32 weights (no optimiser state)", ExportOptions, _cmd_export
+    ),
+    "data": Command(
+        "import or download data sets (mlcourse data import|download --help)",
+        DataOptions,
+        _cmd_data,
+        "Import or download data sets.",
+    ),
+    "bench": bench.COMMAND,
+    "frontier": frontier.COMMAND,
+}
+LIBRARY_COMMANDS = tuple(LIBRARY)
+
+
+def _registered() -> dict[str, Command]:
     """The subcommands other packages register (entry-point group ``mlcourse.commands``: the course's chapters,
-    book and grading), added to ``parser``; ``{name: handler}``."""
+    book and grading): ``{name: Command}``."""
     from importlib.metadata import entry_points
 
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    handlers: dict[str, Any] = {}
+    commands: dict[str, Command] = {}
     seen: set[str] = set()
     for point in entry_points(group=COMMANDS_GROUP):
         if point.value not in seen:  # once per hook, even where two copies of the metadata are installed
             seen.add(point.value)
-            handlers.update(point.load()(commands))
-    return handlers
+            commands.update(point.load()())
+    return commands
 
 
 def _one_line(exc: BaseException) -> str:
@@ -231,31 +286,22 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``mlcourse`` (pyproject ``[project.scripts]``); returns / exits with the status."""
-    parser = _build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
-    handlers: dict[str, Any] = {
-        "train": _cmd_train,
-        "eval": _cmd_eval,
-        "export": _cmd_export,
-        "data": _cmd_data,
-        "bench": bench.run,
-        "frontier": frontier.run,
-    }
-    if not words or words[0] not in LIBRARY_COMMANDS:  # help or another command: the registered ones are needed
-        handlers.update(_registered(parser))
-    args, rest = parser.parse_known_args(words)
-    if rest and args.command != "train":
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    args.rest, args.argv = rest, words
+    commands = dict(LIBRARY)
+    if not words or words[0] not in LIBRARY:  # help or another command: the registered ones are needed
+        commands.update(_registered())
+    if not words or words[0] not in commands:
+        _build_parser(commands).parse_args(words)  # the list of commands (exit 0), or a missing or unknown one (exit 2)
+    name, command = words[0], commands[words[0]]
     try:
-        status = handlers[args.command](args)
+        status = command.handler(command.parse(name, words[1:]))
     except KeyboardInterrupt:
         print("mlcourse: interrupted (a run resumes from its last checkpoint)", file=sys.stderr)
         status = 130
     except (CLIError, ValueError, RuntimeError, OSError, LookupError) as exc:
         if os.environ.get("MLCOURSE_DEBUG"):
             raise
-        print(f"mlcourse {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"mlcourse {name}: error: {_one_line(exc)}", file=sys.stderr)
         status = EXIT_ERROR
     if argv is None:
         sys.exit(status)

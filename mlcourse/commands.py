@@ -95,7 +95,11 @@ def parse_train_args(words: Sequence[str], prog: str = "mlcourse train") -> tupl
     generated help and exits 0, a malformed option exits 2 naming the flag): the data set's defaults (fast mode's
     sizes with ``--fast`` or ``MLCOURSE_FAST=1``), then every option given; ``--out`` defaults to
     ``runs/ALGO-DATA-NwayKshot``."""
-    options = tyro.cli(TrainOptions, args=list(words), prog=prog, description=DESCRIPTION)
+    return train_config(tyro.cli(TrainOptions, args=list(words), prog=prog, description=DESCRIPTION))
+
+
+def train_config(options: Any) -> tuple[TrainConfig, RunControl]:
+    """The configuration and run control of parsed ``TrainOptions`` (see :func:`parse_train_args`)."""
     control = RunControl(fast=options.fast, restart=options.restart, progress=not options.no_progress)
     given = {}
     for f in config_fields():
@@ -136,4 +140,4 @@ def train_command(config: Any) -> str:
     return shlex.join(words)
 
 
-__all__ = ["parse_train_args", "train_command", "config_fields", "RunControl", "TrainOptions"]
+__all__ = ["parse_train_args", "train_config", "train_command", "config_fields", "RunControl", "TrainOptions"]

@@ -11,7 +11,6 @@ learners without one.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import datetime as _dt
 import json
@@ -20,14 +19,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import torch
+import tyro
 from torch import nn
 
 from mlcourse.atomic import write_json
-from mlcourse.cliparse import CLIError
+from mlcourse.cliparse import CLIError, Command, arg, require
 from mlcourse.config import REPO_ROOT, runs_dir
 from mlcourse.provenance import provenance
 from mlcourse.shipped import SHIPPED_DIR, shipped_runs
@@ -286,22 +287,31 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+Run = Literal[FRONTIER_RUNS]  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True)
+class FrontierOptions:
     """The options of ``mlcourse frontier``."""
-    parser.add_argument("--budget", type=float, default=600.0, help="seconds of training per learner (default 600)")
-    parser.add_argument("--jobs", type=int, default=2, help="learners side by side, one core each (default 2)")
-    parser.add_argument(
-        "--runs", nargs="+", choices=FRONTIER_RUNS, default=list(FRONTIER_RUNS), help="default: all nine"
-    )
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/frontier-cpu-DATE.json)")
-    parser.add_argument("--worker", default=None, choices=FRONTIER_RUNS, help=argparse.SUPPRESS)
-    return parser
+
+    budget: Annotated[float, arg("seconds of training per learner (> 0)")] = 600.0
+    jobs: Annotated[int, arg("learners side by side, one core each (1 to the number of cores)")] = 2
+    runs: Annotated[tuple[Run, ...], arg("the learners", default="all nine")] = FRONTIER_RUNS
+    out: Annotated[
+        Optional[str],
+        tyro.conf.DisallowNone,
+        arg("JSON path", metavar="FILE", default="benchmarks/results/frontier-cpu-DATE.json"),
+    ] = None
+    worker: Annotated[
+        Optional[Run],
+        tyro.conf.DisallowNone,
+        arg("train this one learner in this process (the sweep starts these)", default="none"),
+    ] = None
 
 
-def run(args: argparse.Namespace) -> int:
+def frontier_command(args: FrontierOptions) -> int:
     """``mlcourse frontier [--budget S] [--jobs N] [--runs ...] [--out FILE]``: the sweep, then one merged file."""
-    if not args.budget > 0:
-        raise CLIError(f"--budget={args.budget:g} is not allowed; allowed: seconds > 0")
+    require(args.budget > 0, "--budget", args.budget, "seconds > 0")
     folder = partial_dir(args.budget)
     if args.worker is not None:
         run_worker(args.worker, args.budget, folder)
@@ -313,3 +323,11 @@ def run(args: argparse.Namespace) -> int:
     path = merge(args.runs, args.budget, args.jobs, folder, out, time.perf_counter() - start)
     print(f"wrote {path}")
     return 0
+
+
+COMMAND = Command(
+    "accuracy against training time: every shipped learner for the same budget, one core each",
+    FrontierOptions,
+    frontier_command,
+    DESCRIPTION,
+)

@@ -9,7 +9,6 @@ fresh test tasks (:func:`reevaluate`) instead of retraining.
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,7 +31,9 @@ from .checkpoint import (
     save_results,
 )
 from .commands import train_command
-from .config import REPO_ROOT, device_name
+from .config import REPO_ROOT
+from .provenance import provenance
+from .provenance import read as read_provenance
 from .tables import format_table
 from .train import TEST_SEED, EvalResult, Experiment, TrainConfig, evaluate, load_trained, test_sampler
 
@@ -164,7 +165,7 @@ def export_run(run_dir: str | Path, dest: str | Path) -> Path:
             "shapes": parameter_shapes(weights),
             "learner": weights,
             "learner_config": checkpoint.get("learner_config", {}),
-            "torch_version": checkpoint.get("torch_version"),
+            "torch": read_provenance(checkpoint)["torch"],
         },
     )
 
@@ -195,9 +196,7 @@ def _record_entry(
     table = dict(results.get(key) or {})
     table[name] = {
         **entry,
-        "device": device_name(torch.device(device)),
-        "wall_time_s": round(wall_time_s, 1),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(device, wall_time_s=wall_time_s),
     }
     results = {k: v for k, v in results.items() if k not in ("format", "version")}
     results[key] = table
@@ -210,11 +209,12 @@ def _record_entry(
 
 def shipped_runs(directory: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """``{name: results}`` of every shipped run (``results/omniglot/<name>/results.json``), sorted by name; a run
-    without weights (``"weights": null``: chapter 01's from-scratch baseline, nothing meta-trained) is listed too."""
+    without weights (``"weights": null``: chapter 01's from-scratch baseline, nothing meta-trained) is listed too.
+    Their provenance is read into :func:`mlcourse.provenance.provenance`'s keys."""
     root = Path(directory) if directory is not None else SHIPPED_DIR
     if not root.is_dir():
         return {}
-    return {p.parent.name: load_results(p) for p in sorted(root.glob(f"*/{RESULTS_NAME}"))}
+    return {p.parent.name: read_provenance(load_results(p)) for p in sorted(root.glob(f"*/{RESULTS_NAME}"))}
 
 
 def load_shipped(
@@ -351,7 +351,7 @@ def table_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
         if not test:
             continue
         made = (
-            f"{_short_device(res.get('device', '?'))}, {res.get('iterations', '?')} it., "
+            f"{_short_device(res.get('device_name') or '?')}, {res.get('iterations', '?')} it., "
             f"{_hours(float(res.get('wall_time_s', 0)))}, {str(res.get('date', '?'))[:10]}"
         )
         tests = [(config["n_way"], config["k_shot"], test, "")]

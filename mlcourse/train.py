@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as _dt
 import math
 import os
 import re
@@ -66,8 +65,10 @@ from .checkpoint import (
     save_checkpoint,
     save_results,
 )
-from .config import device_name, fast_mode, resolve_device, seed_everything
-from .hostmemory import cpu_allocator, keep_freed_memory
+from .config import fast_mode, resolve_device, seed_everything
+from .hostmemory import keep_freed_memory
+from .provenance import provenance
+from .provenance import read as read_provenance
 from .stats import confidence_interval
 
 __all__ = [
@@ -932,8 +933,7 @@ class _Run:
                 "rng": capture_rng_state(),
                 "history": self.history,
                 "window": self.window,
-                "wall_time_s": self.wall_time(),
-                "torch_version": str(torch.__version__),
+                **provenance(self.exp.device, wall_time_s=self.wall_time()),
             },
         )
 
@@ -1127,20 +1127,16 @@ def _finish(run: _Run, progress: bool) -> TrainResult:
 def _results_payload(run: _Run, test: Optional[EvalResult], reused: Optional[dict[str, Any]]) -> dict[str, Any]:
     """A finished run's results.json: configuration, test, history and how it was made (kept from a reused file:
     when, where and how long the run took; tests recorded later stay with it)."""
-    learner, device = run.learner, run.exp.device
+    learner = run.learner
     made = {
-        "wall_time_s": run.wall_time(),
-        "device": device_name(device),
-        "device_type": device.type,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(run.exp.device, wall_time_s=run.wall_time()),
         "compiled": bool(getattr(learner, "use_compile", False)),
         "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
         "compile_notice": getattr(learner, "compile_notice", None),
-        "allocator": cpu_allocator(),  # host memory (mlcourse.hostmemory)
     }
-    if reused:
-        made.update({k: reused[k] for k in made if k in reused})
-        made["allocator"] = reused.get("allocator")  # None: made before it was recorded
+    if reused:  # a run made earlier: its own provenance (None where its file did not record it)
+        earlier = read_provenance(reused)
+        made.update({k: earlier[k] for k in made if k in earlier})
     return {
         "config": run.config.to_dict(),
         "algo": run.config.algo,
@@ -1148,15 +1144,7 @@ def _results_payload(run: _Run, test: Optional[EvalResult], reused: Optional[dic
         "test": test.to_dict() if test is not None else None,
         "history": run.history,
         "iterations": run.step,
-        "wall_time_s": made["wall_time_s"],
-        "device": made["device"],
-        "device_type": made["device_type"],
-        "torch_version": str(torch.__version__),
-        "compiled": made["compiled"],
-        "compile_seconds": made["compile_seconds"],
-        "compile_notice": made["compile_notice"],
-        "allocator": made["allocator"],
-        "date": made["date"],
+        **made,
         "checkpoint": CHECKPOINT_NAME,
         **{k: reused[k] for k in ("extra_tests", "test_by_protocol") if reused and reused.get(k)},
     }

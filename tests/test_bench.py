@@ -1,8 +1,9 @@
-"""``mlcourse bench`` (bench.add_arguments + bench.run) at the tiny CPU shape: it completes, prints every row and writes JSON.
+"""``mlcourse bench`` (bench.BenchOptions + bench.bench_command) at the tiny CPU shape: it completes, prints every row and writes JSON.
 No timing asserts (shared machines); the memory counter and the learn2learn loader are checked exactly."""
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -14,13 +15,8 @@ import pytest
 import torch
 
 from mlcourse import bench, peers
-from mlcourse.cli import _build_parser, main
+from mlcourse.cli import main
 from mlcourse.hostmemory import cpu_allocator
-
-
-def _parse(argv):
-    return _build_parser().parse_args(argv)
-
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,8 +74,9 @@ def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
 def test_unknown_algorithm_is_refused():
     with pytest.raises(ValueError, match="allowed"):
         bench.run_benchmark(["tiny"], ["matchingnet"], "cpu", 1)
-    with pytest.raises(SystemExit):
-        _parse(["bench", "--algorithms", "nope"])
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--algorithms", "nope"])
+    assert exc.value.code == 2
 
 
 def test_graph_memory_counts_saved_storages_exactly():
@@ -95,6 +92,33 @@ def test_graph_memory_counts_saved_storages_exactly():
     )  # x (w's gradient needs it; x needs no gradient, so w is not saved) + tanh's output
     y.backward()  # frees the graph: nothing held any more
     assert mem.live == 0
+
+
+def test_graph_memory_releases_a_graph_dropped_without_backward():
+    """A saved output (tanh's) must not keep its own graph alive once the loss is dropped: repeated
+    measurements would otherwise pile every measured graph up in the process."""
+    w = torch.randn(50, 50, dtype=torch.float64, requires_grad=True)
+    with bench.GraphMemory() as mem:
+        y = torch.tanh(torch.tanh(w) @ w).sum()
+    assert mem.held > 0
+    del y
+    gc.collect()
+    assert mem.live == 0 and not mem.refs
+
+
+def test_graph_memory_leaves_second_order_gradients_unchanged():
+    w = torch.randn(6, 6, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(4, 6, dtype=torch.float64)
+
+    def meta_loss() -> torch.Tensor:
+        (g,) = torch.autograd.grad(torch.tanh(x @ w).pow(2).sum(), w, create_graph=True)
+        return torch.tanh(x @ (w - 0.1 * g)).sum()
+
+    (plain,) = torch.autograd.grad(meta_loss(), w)
+    with bench.GraphMemory():
+        loss = meta_loss()
+    (measured,) = torch.autograd.grad(loss, w)
+    assert torch.equal(plain, measured)
 
 
 def test_learn2learn_loads_from_a_source_tree_without_its_init(tmp_path):
@@ -145,14 +169,14 @@ def test_load_results_reads_written_files(tmp_path):
             "shape": "tiny",
         }
     ]
-    bench.write_json(rows, tmp_path / "a.json")
+    bench.write_report(rows, tmp_path / "a.json")
     (tmp_path / "broken.json").write_text("{")
     with pytest.warns(UserWarning, match="broken"):
-        found = bench.load_results(tmp_path)
+        found = bench.load_reports(tmp_path)
     assert len(found) == 1 and found[0]["summary"]["tiny/maml"]["vectorised_vs_learn2learn"] == 2.0
 
 
 def test_committed_results_are_labelled_with_their_device():
-    for payload in bench.load_results():
+    for payload in bench.load_reports():
         for r in payload["rows"]:
             assert r["device"] and r["device_name"] and r["torch"] and r["date"]

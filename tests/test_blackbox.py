@@ -65,7 +65,7 @@ def test_blackbox_vs_maml_writes_a_labelled_results_file(tmp_path):
     assert run["settings"]["iterations"] == 3 and len(run["test"]["K=5"]["per_task"]) == 6
     path = ex.save_blackbox_vs_maml(run, "cpu", directory=tmp_path)
     saved = ex.load_result(ex.BLACKBOX_VS_MAML, directory=tmp_path)
-    assert path.exists() and saved["device"].startswith("CPU") and saved["wall_time_s"] >= 0 and saved["date"]
+    assert path.exists() and saved["device_name"].startswith("CPU") and saved["wall_time_s"] >= 0 and saved["date"]
     maml = {
         "comparison": {
             f"K={k}": {"maml": {"mean": [0.0] * 11, "ci95": [0.0] * 11, "median": [0.0] * 11}} for k in (5, 10)

@@ -80,18 +80,57 @@ def one_line_error(capsys, argv: list[str], *words: str) -> str:
     return lines[0]
 
 
-def test_malformed_train_option_is_named_with_its_value(capsys):
-    """`mlcourse train`'s parser is tyro's: a malformed value exits 2 with a message naming the flag and the value."""
+def malformed(capsys, argv: list[str], *words: str) -> None:
+    """tyro's parse error: exit 2, no traceback, the message names each of ``words``."""
     with pytest.raises(SystemExit) as exc:
-        main(["train", "--n-way", "five"])
+        main(argv)
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and "Traceback" not in err
-    assert "--n-way" in err and "five" in err, err
-    with pytest.raises(SystemExit) as exc:
-        main(["train", "--no-such-option"])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and "--no-such-option" in err, err
-    one_line_error(capsys, ["eval", "x", "--no-such-option"], "unrecognized arguments: --no-such-option")
+    assert exc.value.code == 2 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--n-way", "five"], ("--n-way", "five")),
+        (["train", "--no-such-option"], ("--no-such-option",)),
+        (["eval", "x", "--no-such-option"], ("--no-such-option",)),
+        (["eval", "x", "--protocol", "sometimes"], ("--protocol", "sometimes", "transductive")),
+        (["data", "import", "mnist", "somewhere"], ("mnist", "omniglot")),
+        (["bench", "--algorithms", "nope"], ("--algorithms", "nope")),
+        (["frontier", "--jobs", "two"], ("--jobs", "two")),
+        (["scaling", "--axes", "depth"], ("--axes", "depth", "inner_steps")),
+        (["cifar-grid"], ("--out",)),
+        (["book", "--timeout", "soon"], ("--timeout", "soon")),
+    ],
+)
+def test_every_command_names_a_malformed_option_with_its_value(capsys, argv, words):
+    """Every subcommand's options are typed (tyro): a malformed or unknown option exits 2 naming the flag and the
+    value (and the allowed choices where there are some)."""
+    malformed(capsys, argv, *words)
+
+
+def test_every_command_has_typed_options_with_help():
+    """One typed command line: each subcommand is an options dataclass whose every field carries its help."""
+    import dataclasses
+    import typing
+
+    from mlcourse.cli import LIBRARY, _registered
+
+    commands = {**LIBRARY, **_registered()}
+    assert {"train", "eval", "export", "data", "bench", "frontier", "scaling", "book", "grade"} <= set(commands)
+    for name, command in commands.items():
+        options = typing.get_args(command.options) or (command.options,)
+        for option_type in options:
+            option_type = typing.get_args(option_type)[0] if typing.get_args(option_type) else option_type
+            assert dataclasses.is_dataclass(option_type), name
+            hints = typing.get_type_hints(option_type, include_extras=True)
+            for f in dataclasses.fields(option_type):
+                if name == "train":
+                    continue  # generated from TrainConfig's declarations (test_train_options_are_generated_...)
+                helps = [m.help for m in typing.get_args(hints[f.name])[1:] if getattr(m, "help", None)]
+                assert helps, (name, f.name)
 
 
 def test_reptile_inner_batches_on_sinusoids(tmp_path, capsys):
@@ -144,9 +183,9 @@ def test_module_entry_points_exit_2_without_traceback(tmp_path):
     proc = run("train", *TINY, "--outer-lr", "-1", "--out", str(tmp_path), module="mlcourse.cli")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == "mlcourse train: error: outer_lr=-1.0 is out of range; allowed a finite number > 0"
-    proc = run("eval", module="mlcourse")  # argparse error: no torch import, so cheap
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert "the following arguments are required: checkpoint" in proc.stderr
+    proc = run("eval", module="mlcourse")  # a parse error, before any data or weights are read
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "Missing from mlcourse eval" in proc.stderr and "RUN" in proc.stderr, proc.stderr
 
 
 @pytest.mark.slow

@@ -107,14 +107,14 @@ def test_shipping_a_finished_run_keeps_its_own_record(full_mode, tmp_path, monke
             **{k: v for k, v in made.items() if k not in ("format", "version")},
             "date": "2000-01-01T00:00:00+00:00",
             "wall_time_s": 4321.0,
-            "device": "an old machine",
+            "device_name": "an old machine",
         },
     )
     full_mode.setenv("MLCOURSE_SHIP", "1")
     shipped = ex.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, out_dir=run_dir, committed="chX/sin")
     saved = committed.read("chX/sin")
     assert shipped.provenance.wall_time_s == saved["wall_time_s"] == 4321.0
-    assert saved["date"].startswith("2000-01-01") and saved["device"] == "an old machine"
+    assert saved["date"].startswith("2000-01-01") and saved["device_name"] == "an old machine"
 
 
 @pytest.mark.parametrize("name", ["ch02/sinusoid-maml", "ch02/sinusoid-pretrain"])
@@ -125,7 +125,7 @@ def test_committed_chapter_02_weights_load(name):
     model = SinusoidMLP()
     model.load_state_dict({k.removeprefix("model."): v for k, v in saved["learner"].items()})
     assert saved["config"]["iterations"] == 70_000 and saved["config"]["meta_batch_size"] == 25
-    assert saved["device"] and saved["date"] and saved["wall_time_s"] > 0
+    assert saved["device_name"] and saved["date"] and saved["wall_time_s"] > 0
 
 
 def _settings_match(name: str, settings) -> None:

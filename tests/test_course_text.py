@@ -140,7 +140,7 @@ def test_chapter_07_comparisons_are_printed_from_the_benchmark_files() -> None:
     from mlcourse import bench
     from mlcourse.course import ch08_scaling as S
 
-    files = {p["file"].split("/")[-1]: p for p in bench.load_results()}
+    files = {p["file"].split("/")[-1]: p for p in bench.load_reports()}
     before, after = files["bench-cpu-compiled-2026-12-03.json"], files["bench-cpu-malloc-2026-12-03.json"]
     rankings = "\n".join(S.bench_rankings(before))
     assert "ch03 reptile: compiled " in rankings and "(fastest: compiled)" in rankings  # not the compiled loop

@@ -12,8 +12,9 @@ def test_results_roundtrip_labels_device_and_date(tmp_path):
     path = ex.save_result("demo", {"x": [1, 2]}, "cpu", directory=tmp_path, wall_time_s=3.21)
     assert path == tmp_path / "demo.json"
     data = ex.load_result("demo", directory=tmp_path)
-    assert data["x"] == [1, 2] and data["device_type"] == "cpu" and data["device"].startswith("CPU")
-    assert data["date"] and data["torch_version"] == torch.__version__ and data["wall_time_s"] == 3.2
+    assert data["x"] == [1, 2] and data["device"] == "cpu" and data["device_name"].startswith("CPU")
+    assert data["date"] and data["torch"] == torch.__version__ and data["wall_time_s"] == 3.2
+    assert data["threads"] == torch.get_num_threads() and data["allocator"] and data["fast_mode"] in (True, False)
     assert ex.load_result("missing", directory=tmp_path) is None
     with pytest.raises(ValueError):
         ex.result_path("../x")

@@ -42,7 +42,7 @@ def test_reference_file_exists_with_its_provenance() -> None:
 def test_reference_file_is_not_mistaken_for_a_bench_result() -> None:
     from mlcourse import bench
 
-    assert all(not p["file"].endswith(REFERENCE.name) for p in bench.load_results())
+    assert all(not p["file"].endswith(REFERENCE.name) for p in bench.load_reports())
 
 
 def test_load_gpu_reference_rejects_other_files(tmp_path) -> None:

@@ -166,14 +166,12 @@ def test_pip_alone_installs_a_package_with_which_chapters_01_and_07_run(tmp_path
 
 
 def test_bench_skips_the_learn2learn_rows_with_one_line_where_it_is_missing(tmp_path, monkeypatch, capsys):
-    import argparse
-
     from mlcourse import bench
 
     monkeypatch.setattr(bench, "load_learn2learn", lambda source=None: None)
     argv = ["--tiny", "--algorithms", "maml", "--implementations", "vectorised", "learn2learn", "--repeats", "1",
             "--no-memory", "--device", "cpu", "--out", str(tmp_path / "bench.json")]  # fmt: skip
-    assert bench.run(bench.add_arguments(argparse.ArgumentParser()).parse_args(argv)) == 0
+    assert bench.bench_command(bench.COMMAND.parse("bench", argv)) == 0
     notices = [line for line in capsys.readouterr().out.splitlines() if "learn2learn" in line and "skipped" in line]
     assert notices == [f"learn2learn is not installed, so its rows are skipped; {bench.L2L_INSTALL_HINT}"]
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]

@@ -213,7 +213,7 @@ def test_load_project_results_reads_cli_files_and_reports_problems(tmp_path):
     assert maml.device == "NVIDIA H100 80GB HBM3" and maml.wall_time_s == 5400.0 and maml.num_tasks == 600
     assert maml.source.endswith("results.json")
     assert len(problems) == 1 and "corrupt" in problems[0]
-    text = P.results_table(rows)
+    text = P.project_table(rows)
     assert "57.1 ± 1.9%" in text and "NVIDIA H100" in text and "90.0 min" in text
 
 
@@ -228,9 +228,9 @@ def test_results_table_with_published_rows():
     assert all(r.source.startswith("published, source: ") for r in rows)
     fc100 = P.published_rows("FC100")
     assert [(round(100 * r.mean, 1), round(100 * r.ci95, 1)) for r in fc100] == [(35.3, 0.6), (48.6, 0.6)]
-    md = P.results_table(rows, markdown=True)
+    md = P.project_table(rows, markdown=True)
     assert md.splitlines()[0].startswith("| method |") and "58.9 ± 1.9%" in md
-    assert "source" not in P.results_table(rows, show_source=False).splitlines()[0]
+    assert "source" not in P.project_table(rows, show_source=False).splitlines()[0]
 
 
 def test_row_from_results_ignores_regression():

@@ -3,7 +3,7 @@ methods constant), exponent fits, sweeps and the widget's figure (no timing asse
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import matplotlib
 import pytest
@@ -129,3 +129,40 @@ def test_remedies_sweep_memory_properties_and_file(tmp_path, monkeypatch):
 def test_imaml_cg_errors_fall_to_rounding():
     errors = S.imaml_cg_errors((1, 3, 10, 20))
     assert errors[1] > errors[3] > errors[10] > errors[20] and errors[20] < 1e-10, errors
+
+
+def test_committed_full_size_sweep_is_complete_at_chapter_03s_shape_with_exact_memory_laws():
+    """The sweep chapter 08 reads in both modes: Conv-4 at 64 filters on 28 px, every algorithm on every point of the
+    full grid, and the graph memory obeying the laws section 2 derives (independent of timing noise)."""
+    payload = S.load_scaling()
+    assert payload["base"] == asdict(S.FULL_BASE) and payload["base"]["hidden"] == 64
+    assert payload["base"]["image_size"] == 28
+    for axis in S.AXES:
+        for algo in S.SCALING_ALGORITHMS:
+            values = [r["value"] for r in S.axis_rows(payload, axis, [algo])]
+            expected = [] if (algo == "protonet" and axis == "inner_steps") else S.FULL_GRID[axis]
+            assert values == expected, (axis, algo)
+    mem = {(r["algorithm"], r["value"]): r["graph_held_bytes"] for r in S.axis_rows(payload, "inner_steps")}
+    steps = S.FULL_GRID["inner_steps"]
+    per_step = mem["maml", 2] - mem["maml", 1]
+    assert per_step > 0 and all(mem["maml", k] == mem["maml", 1] + (k - 1) * per_step for k in steps)
+    assert len({mem["fomaml", k] for k in steps}) == 1 and len({mem["reptile", k] for k in steps}) == 1
+    assert mem["fomaml", 1] < mem["maml", 1]
+    shots = {r["value"]: r["graph_held_bytes"] for r in S.axis_rows(payload, "k_shot", ["fomaml"])}
+    assert len(set(shots.values())) == 1  # first order keeps only the query pass
+    # the stored exponents are the fit of the stored rows
+    assert payload["exponents_seconds"] == S.exponents(payload["rows"], "seconds")
+
+
+def test_axis_rows_and_memory_table():
+    rows = [
+        {"algorithm": "maml", "axis": "inner_steps", "value": k, "graph_held_bytes": (1 + k) * 2**20} for k in (1, 2, 4)
+    ] + [{"algorithm": "fomaml", "axis": "k_shot", "value": 1, "graph_held_bytes": 2**20}]
+    payload = {"rows": rows}
+    assert [r["value"] for r in S.axis_rows(payload, "inner_steps")] == [1, 2, 4]
+    assert S.axis_rows(payload, "inner_steps", ["fomaml"]) == []
+    with pytest.raises(ValueError, match="unknown axis 'depth'"):
+        S.axis_rows(payload, "depth")
+    table = S.memory_table(S.axis_rows(payload, "inner_steps"), ["maml"]).splitlines()
+    assert table[0].split("|")[1].strip() == "K=1" and table[1].split("|")[1].strip() == "2.00"
+    assert table[1].endswith("1.000 MiB")  # one MiB more per inner step

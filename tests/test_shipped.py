@@ -35,7 +35,7 @@ def omniglot_data():
 def test_the_course_ships_full_scale_runs() -> None:
     assert {"maml-5w1s", "protonet-5w1s"} <= set(RUNS), sorted(RUNS)
     for name, res in RUNS.items():
-        assert res["test"]["num_tasks"] >= 600 and res["device"] and res["date"] and res["wall_time_s"] > 0, name
+        assert res["test"]["num_tasks"] >= 600 and res["device_name"] and res["date"] and res["wall_time_s"] > 0, name
         command = "mlcourse train" if res.get("weights") else "mlcourse scratch-baseline"
         assert res["config"]["split_scheme"] == "vinyals" and res["command"].startswith(command), name
 

@@ -204,7 +204,7 @@ def test_chapter_00_contains_the_syllabus():
 
 def test_book_index_contains_the_syllabus():
     pages = [book.ChapterPage("00_welcome", "00 · Welcome", "—", 1.0)]
-    info = {"date": "today", "device": "cpu", "seconds": 1.0, "builder": "nbconvert"}
+    info = {"date": "today", "device_name": "CPU", "seconds": 1.0, "builder": "nbconvert"}
     assert syllabus.syllabus_html() in book.index_page(pages, info)
 
 

@@ -226,8 +226,8 @@ def test_history_and_results_json_round_trip(tmp_path):
     assert saved["history"] == result.history
     assert saved["test"]["mean"] == result.test.mean and saved["test"]["ci95"] == result.test.ci95
     assert saved["test"]["num_tasks"] == 6 and saved["test"]["metric"] == "mse"
-    assert saved["iterations"] == 12 and saved["torch_version"] == torch.__version__
-    for key in ("device", "wall_time_s", "date"):
+    assert saved["iterations"] == 12 and saved["torch"] == torch.__version__
+    for key in ("device", "device_name", "threads", "allocator", "wall_time_s", "date"):
         assert saved[key]
     assert not list(tmp_path.glob(".*tmp*"))
     # re-running a finished run is instant: same test result, nothing retrained

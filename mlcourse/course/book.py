@@ -25,14 +25,14 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import nbformat
 
-from mlcourse.config import NOTEBOOKS, REPOSITORY_URL, chapter_notebooks, device_name, resolve_device
+from mlcourse.config import NOTEBOOKS, REPOSITORY_URL, chapter_notebooks, resolve_device
 from mlcourse.course.syllabus import syllabus_html
+from mlcourse.provenance import provenance
 
 TEMPLATE_NAME = "mlcourse_book"
 TEMPLATE_DIR = Path(__file__).with_name("book_template") / TEMPLATE_NAME  # nbconvert template + style sheet
@@ -62,12 +62,11 @@ EXERCISE_NOTE = (
     "(<code>mlcourse grade</code>). The book shows the student version: no solution.</div>"
 )
 SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
-# Chapters whose full mode reads the committed results and weights (results/omniglot, results/chapters): minutes on
-# a CPU. Chapters 07 and 08 are the exceptions: their full mode *measures this machine* (07: the learn2learn
-# comparison and `mlcourse bench`, 14 min on a 2-core CPU; 08: time and memory sweeps, 15-25 min), so the book
-# builds them in fast mode, says so on their pages, and shows the committed benchmark files in the chapters' own
-# tables; ``--all-full`` builds them in full mode too.
-READS_COMMITTED = ("00", "01", "02", "03", "04", "05", "06")
+# Chapters whose full mode reads the committed results, weights and sweeps (results/omniglot, results/chapters,
+# benchmarks/results): minutes on a CPU. Chapter 07 is the exception: its full mode *measures this machine* (the
+# learn2learn comparison and `mlcourse bench`), so the book builds it in fast mode, says so on its page, and shows
+# the committed benchmark files in the chapter's own tables; ``--all-full`` builds it in full mode too.
+READS_COMMITTED = ("00", "01", "02", "03", "04", "05", "06", "08")
 FAST_PAGE_NOTE = "built in fast mode: tiny runs that rank nothing; the tables read the committed full-scale results"
 COLAB = "https://colab.research.google.com/github/{repo}/blob/main/notebooks/{notebook}"
 BINDER = "https://mybinder.org/v2/gh/{repo}/HEAD?labpath=notebooks/{notebook}"
@@ -358,7 +357,7 @@ Colab or Binder (a hosted notebook: its first cell installs the package), or clo
 </tbody></table>
 <h2>Syllabus</h2>
 {syllabus_html()}
-<p class="mlcourse-built">Built {html.escape(info["date"])} in {mode} on {html.escape(info["device"])},
+<p class="mlcourse-built">Built {html.escape(info["date"])} in {mode} on {html.escape(info["device_name"])},
 in {info["seconds"]:.0f} s ({html.escape(info["builder"])}).</p>
 </main></body></html>
 """
@@ -431,8 +430,7 @@ def build_book(
         (out / page.page).write_text(render(static_page_cells(nb, path.name), mathjax_url, nav), encoding="utf-8")
     info = {
         "fast": fast,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": device_name(resolve_device("auto")),
+        **provenance(resolve_device("auto"), wall_time_s=time.perf_counter() - start),
         "platform": platform.platform(),
         "builder": f"nbconvert {nbconvert.__version__}",
         "seconds": time.perf_counter() - start,

@@ -12,7 +12,7 @@ beats fine-tuning. This module runs that comparison through :func:`mlcourse.trai
 * :data:`VARIANTS`, :func:`grid_config`, :func:`run_grid` — fine-tuning baseline, ProtoNet, MAML,
   MAML + attention, MAML + Meta-SGD, each evaluated as mean accuracy +- 95% CI over ``test_tasks`` tasks
   (600 in full mode; fewer in fast mode, and the table says so);
-* :func:`load_project_results`, :func:`results_table`, :data:`PUBLISHED` — full-scale ``results.json``
+* :func:`load_project_results`, :func:`project_table`, :data:`PUBLISHED` — full-scale ``results.json``
   files (``mlcourse train`` or ``mlcourse cifar-grid``) found under ``results/`` or ``runs/``, with
   their device and wall time, next to the published numbers (with their sources);
 * :func:`short_run`, :func:`hyperparameter_figure`,
@@ -24,22 +24,23 @@ beats fine-tuning. This module runs that comparison through :func:`mlcourse.trai
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import torch
+import tyro
 from torch import Tensor, nn
 
 from mlcourse.algorithms import make_learner
 from mlcourse.checkpoint import RESULTS_NAME, ResultsError, load_results, save_results
+from mlcourse.cliparse import Flag, arg
 from mlcourse.commands import train_command
-from mlcourse.config import REPO_ROOT, fast_mode, resolve_device, runs_dir, seed_everything, torch_threads
+from mlcourse.config import REPO_ROOT, device_name, fast_mode, resolve_device, runs_dir, seed_everything, torch_threads
 from mlcourse.course import plots
 from mlcourse.course.committed import train_committed
 from mlcourse.course.display import live_figure
@@ -47,6 +48,7 @@ from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.data.cifar100 import CIFAR100_FILES, CIFAR100_FOLDER, CIFAR100_SCHEMES, cifar100_dir, load_cifar100
 from mlcourse.data.download import DataError
 from mlcourse.models import Conv4
+from mlcourse.provenance import read as read_provenance
 from mlcourse.shipped import AS_PUBLISHED, TRANSDUCTIVE, protocol_label
 from mlcourse.stats import confidence_interval
 from mlcourse.tables import format_table
@@ -55,7 +57,6 @@ from mlcourse.train import (
     TrainConfig,
     Trainer,
     build_experiment,
-    device_name,
     train,
     training_notice,
 )
@@ -397,7 +398,7 @@ class GridResult:
         return list(self.rows[[r.method for r in self.rows].index(method)].extra.get("per_task", []))
 
     def table(self, **kwargs: Any) -> str:
-        return results_table(self.rows, **kwargs)
+        return project_table(self.rows, **kwargs)
 
     def accuracies(self) -> dict[str, tuple[float, float]]:
         return {r.method: (r.mean, r.ci95) for r in self.rows}
@@ -570,7 +571,7 @@ def row_from_results(results: Mapping[str, Any], path: str | Path = "") -> Optio
         mean=float(test["mean"]),
         ci95=float(test.get("ci95", float("nan"))),
         num_tasks=int(test.get("num_tasks") or len(test.get("per_task", [])) or 0),
-        device=str(results.get("device", "unknown device")),
+        device=str(read_provenance(results)["device_name"] or "unknown device"),
         wall_time_s=None if results.get("wall_time_s") is None else float(results["wall_time_s"]),
         iterations=results.get("iterations"),
         source=str(path),
@@ -666,7 +667,7 @@ def _fmt_time(seconds: Optional[float]) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def results_table(rows: Sequence[ResultRow], *, markdown: bool = False, show_source: bool = True) -> str:
+def project_table(rows: Sequence[ResultRow], *, markdown: bool = False, show_source: bool = True) -> str:
     """A table of ``rows``: method, data, N-way K-shot, accuracy % +- 95% CI, its protocol, tasks, iterations,
     device, wall time (and source). Plain text for ``print`` or Markdown (``markdown=True``)."""
 
@@ -1027,31 +1028,35 @@ def run_article_code(meta_batch: int = 4, n_way: int = 5, seed: int = 0) -> list
 # command line: the full-scale grid (docs/FULL_SCALE.md)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``mlcourse cifar-grid``: chapter 05's comparison grid at full scale (a results.json per variant)."""
-    parser.add_argument("--data", default="cifar100", choices=["cifar100", "omniglot"])
-    parser.add_argument("--split", default="article", choices=["article", "cifar-fs", "fc100"])
-    parser.add_argument(
-        "--variants",
-        nargs="+",
-        default=list(VARIANTS),
-        metavar="VARIANT",
-        help=f"any of: {', '.join(repr(v) for v in ALL_VARIANTS)}",
+VariantName = Literal[tuple(ALL_VARIANTS)]  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """Chapter 05's comparison grid at full scale: one results.json per variant in a sub-folder of --out."""
+
+    out: Annotated[str, arg("one sub-folder per variant is written here", metavar="DIR")]
+    data: Annotated[Literal["cifar100", "omniglot"], arg("the data set")] = "cifar100"
+    split: Annotated[Literal["article", "cifar-fs", "fc100"], arg("the class split")] = "article"
+    variants: Annotated[tuple[VariantName, ...], arg("the variants")] = tuple(VARIANTS)
+    n_way: Annotated[int, arg("classes per task")] = 5
+    k_shot: Annotated[int, arg("support examples per class")] = 1
+    iterations: Annotated[Optional[int], tyro.conf.DisallowNone, arg("meta-iterations", default="60,000 (fast: 8)")] = (
+        None
     )
-    parser.add_argument("--n-way", type=int, default=5)
-    parser.add_argument("--k-shot", type=int, default=1)
-    parser.add_argument("--iterations", type=int)
-    parser.add_argument("--test-tasks", type=int, help="default 600 (fast: 40)")
-    parser.add_argument("--meta-batch", type=int)
-    parser.add_argument("--hidden", type=int)
-    parser.add_argument("--trainval", action="store_true", help="train on train+val (the article's 80 classes)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--fast", action="store_true")
-    parser.add_argument("--out", required=True, help="one sub-folder per variant is written here")
-    return parser
+    test_tasks: Annotated[Optional[int], tyro.conf.DisallowNone, arg("test tasks", default="600 (fast: 25)")] = None
+    meta_batch: Annotated[
+        Optional[int], tyro.conf.DisallowNone, arg("tasks per meta-batch", default="4 on CIFAR, 32 on Omniglot")
+    ] = None
+    hidden: Annotated[
+        Optional[int], tyro.conf.DisallowNone, arg("Conv-4 filters", default="32 on CIFAR, 64 on Omniglot")
+    ] = None
+    trainval: Annotated[Flag, arg("train on train+val (the article's 80 classes)", default="")] = False
+    device: Annotated[str, arg("auto, cpu, cuda, cuda:N")] = "auto"
+    fast: Annotated[Flag, arg("fast mode sizes", default="")] = False
 
 
-def run(args: argparse.Namespace) -> int:
+def grid_command(args: GridOptions) -> int:
     """``mlcourse cifar-grid --data cifar100 --split cifar-fs --k-shot 1 --out runs/ch05/...``"""
     choice = (
         choose_dataset(args.split, prefer="omniglot")
@@ -1121,7 +1126,7 @@ __all__ = [
     "row_from_results",
     "load_project_results",
     "published_rows",
-    "results_table",
+    "project_table",
     "data_label",
     "per_task_std",
     "ShortRun",
@@ -1132,6 +1137,6 @@ __all__ = [
     "ARTICLE_PATCHES",
     "ArticleAttempt",
     "run_article_code",
-    "add_arguments",
-    "run",
+    "GridOptions",
+    "grid_command",
 ]

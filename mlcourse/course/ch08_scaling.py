@@ -16,7 +16,6 @@ Algorithms: ``maml`` (second order), ``fomaml``, ``reptile``, ``anil`` (second o
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -24,13 +23,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 import torch
+import tyro
 
 from mlcourse import bench, distributed, frontier
 from mlcourse.algorithms import make_learner
 from mlcourse.atomic import write_json
+from mlcourse.cliparse import Flag, arg, require
 from mlcourse.config import REPO_ROOT, resolve_device, runs_dir
 from mlcourse.course.display import live_figure
 from mlcourse.hostmemory import keep_freed_memory, release_freed_memory
@@ -78,7 +79,9 @@ class Point:
 
 
 FAST_BASE = Point(n_way=5, k_shot=1, n_query=3, meta_batch=4, inner_steps=1, hidden=8, image_size=16)
-FULL_BASE = Point(n_way=5, k_shot=1, n_query=5, meta_batch=8, inner_steps=1, hidden=32, image_size=28)
+FULL_BASE = Point(
+    n_way=5, k_shot=1, n_query=5, meta_batch=8, inner_steps=1, hidden=64, image_size=28
+)  # chapter 03's shape
 FAST_GRID = {
     "inner_steps": [1, 2, 4, 8],
     "k_shot": [1, 2, 4, 8],
@@ -274,6 +277,29 @@ def scaling_source(payload: Mapping[str, Any]) -> str:
         f"{_measured_by(payload)}; around Conv-4 {b['hidden']} filters, {b['image_size']} px, {b['n_way']}-way "
         f"{b['k_shot']}-shot, {b['n_query']} queries, {b['meta_batch']} tasks, {b['inner_steps']} inner step"
     )
+
+
+def axis_rows(
+    payload: Mapping[str, Any], axis: str, algorithms: Optional[Sequence[str]] = None
+) -> list[dict[str, Any]]:
+    """The rows of one ``axis`` of a sweep file (:func:`load_scaling`), for ``algorithms`` only when given."""
+    _check((algorithms or SCALING_ALGORITHMS)[0], axis)
+    return [
+        dict(r) for r in payload["rows"] if r["axis"] == axis and (algorithms is None or r["algorithm"] in algorithms)
+    ]
+
+
+def memory_table(rows: Sequence[Mapping[str, Any]], algorithms: Sequence[str]) -> str:
+    """Graph bytes held for backward (MiB) of ``rows`` on the inner-steps axis: one line per algorithm, one column
+    per K, and the bytes each extra inner step adds (the slope of a least-squares line)."""
+    held = {(r["algorithm"], r["value"]): r["graph_held_bytes"] for r in rows}
+    steps = sorted({r["value"] for r in rows})
+    lines = [f"{'algorithm':>9} | " + " | ".join(f"K={k:<4}" for k in steps) + " | per extra step"]
+    for algo in algorithms:
+        per_step, _ = fit_linear(steps, [held[algo, k] for k in steps])
+        cells = " | ".join(f"{held[algo, k] / 2**20:6.2f}" for k in steps)
+        lines.append(f"{algo:>9} | {cells} | {per_step / 2**20:7.3f} MiB")
+    return "\n".join(lines)
 
 
 def memory_vs_inner_steps(
@@ -785,7 +811,7 @@ def format_gpu_reference(reference: Mapping[str, Any]) -> str:
 
 
 def gpu_results_table(results: Sequence[Mapping[str, Any]]) -> str:
-    """A text table of the benchmark JSON files (``bench.load_results()``), each labelled with its device."""
+    """A text table of the benchmark JSON files (``bench.load_reports()``), each labelled with its device."""
     lines = []
     for payload in results:
         rows = payload.get("rows", [])
@@ -795,7 +821,7 @@ def gpu_results_table(results: Sequence[Mapping[str, Any]]) -> str:
             f"== {payload['file'].split('/')[-1]}: {rows[0]['device_name']} [{rows[0]['device']}], "
             f"torch {rows[0]['torch']}, {rows[0]['date']}"
         )
-        lines.append(bench.format_table(rows).rsplit("\ndevice:", 1)[0])
+        lines.append(bench.report_table(rows).rsplit("\ndevice:", 1)[0])
     return "\n".join(lines) if lines else "no benchmark results found"
 
 
@@ -803,7 +829,7 @@ EAGER_ROWS = ("vectorised", "per-task loop", "learn2learn", "higher", "torchopt"
 
 
 def bench_rankings(payload: Mapping[str, Any]) -> list[str]:
-    """One line per shape and algorithm of a benchmark file (``bench.load_results()``): its rows from the fastest
+    """One line per shape and algorithm of a benchmark file (``bench.load_reports()``): its rows from the fastest
     to the slowest with their rates, so that chapter 07 prints each comparison instead of typing it."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for row in payload.get("rows", []):
@@ -900,33 +926,41 @@ def load_distributed_results(directory: Any = None) -> list[dict[str, Any]]:
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``mlcourse scaling``."""
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--full", action="store_true", help="FULL_GRID around FULL_BASE (default: FAST_GRID around FAST_BASE)"
-    )
-    parser.add_argument("--algorithms", nargs="+", default=list(SCALING_ALGORITHMS), choices=SCALING_ALGORITHMS)
-    parser.add_argument("--axes", nargs="+", default=list(AXES), choices=AXES)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--out", default=None)
-    parser.add_argument(
-        "--distributed",
-        action="store_true",
-        help="instead: time one meta-step at 1 vs 2 local CPU processes (mlcourse.distributed.measure_speedup)",
-    )
-    parser.add_argument(
-        "--remedies",
-        action="store_true",
-        help="instead: memory and time of MAML and its remedies against the inner steps (variants "
-        f"{', '.join(REMEDY_VARIANTS)}); with --full at chapter 03's shape and inner steps "
-        f"{', '.join(map(str, REMEDY_STEPS))}",
-    )
-    return parser
+Algorithm = Literal[SCALING_ALGORITHMS]  # type: ignore[valid-type]
+Axis = Literal[AXES]  # type: ignore[valid-type]
 
 
-def _remedies_command(a: argparse.Namespace) -> str:
+@dataclass(frozen=True)
+class ScalingOptions:
+    """Chapter 08: time and memory of one meta-iteration along five axes, written as JSON for the chapter
+    (or, with --remedies, MAML and its memory remedies against the inner steps; with --distributed, one meta-step
+    at 1 vs 2 local CPU processes)."""
+
+    device: Annotated[str, arg("auto, cpu, cuda, cuda:N")] = "auto"
+    full: Annotated[Flag, arg("chapter 03's network and the full grid (default: the tiny fast grid)", default="")] = (
+        False
+    )
+    algorithms: Annotated[tuple[Algorithm, ...], arg("the algorithms")] = SCALING_ALGORITHMS
+    axes: Annotated[tuple[Axis, ...], arg("the axes")] = AXES
+    repeats: Annotated[int, arg("timed meta-iterations per point, after one warm-up (>= 1)")] = 3
+    threads: Annotated[int, arg("torch CPU threads (0: torch's choice)")] = 0
+    out: Annotated[
+        Optional[str],
+        tyro.conf.DisallowNone,
+        arg("JSON path", metavar="FILE", default="runs/bench/scaling-<device>-<date>.json"),
+    ] = None
+    distributed: Annotated[Flag, arg("instead: time one meta-step at 1 vs 2 local CPU processes", default="")] = False
+    remedies: Annotated[
+        Flag,
+        arg(
+            f"instead: memory and time of MAML and its remedies ({', '.join(REMEDY_VARIANTS)}) against the inner "
+            f"steps; with --full at chapter 03's shape and inner steps {', '.join(map(str, REMEDY_STEPS))}",
+            default="",
+        ),
+    ] = False
+
+
+def _remedies_command(a: ScalingOptions) -> str:
     return (
         "mlcourse scaling --remedies"
         + (" --full" if a.full else "")
@@ -935,7 +969,7 @@ def _remedies_command(a: argparse.Namespace) -> str:
     )
 
 
-def run_remedies(a: argparse.Namespace, dev: torch.device) -> int:
+def run_remedies(a: ScalingOptions, dev: torch.device) -> int:
     """``mlcourse scaling --remedies``: :func:`remedies_sweep` at chapter 03's shape, written as JSON
     (``kind: mlcourse.remedies``) for chapter 08."""
     keep_freed_memory()  # the setting training runs with (mlcourse.hostmemory), recorded in the file
@@ -962,10 +996,12 @@ def run_remedies(a: argparse.Namespace, dev: torch.device) -> int:
     return 0
 
 
-def run(a: argparse.Namespace) -> int:
+def scaling_command(a: ScalingOptions) -> int:
     """``mlcourse scaling [--device cuda] [--full] [--out FILE]``: every sweep of chapter 08 (the full grid with
     ``--full``), printed and written as JSON (``kind: mlcourse.scaling``) for the notebook to load; ``--distributed``
     times one meta-step at 1 vs 2 local CPU processes instead."""
+    require(a.repeats >= 1, "--repeats", a.repeats, "an integer >= 1")
+    require(a.threads >= 0, "--threads", a.threads, "0 (torch's choice) or more")
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.distributed:

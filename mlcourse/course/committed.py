@@ -28,13 +28,14 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_checkpoint, load_results, parameter_shapes, save_checkpoint
-from ..config import REPO_ROOT, fast_mode
+from ..config import REPO_ROOT, device_name, fast_mode
+from ..provenance import provenance
+from ..provenance import read as read_provenance
 from ..train import (
     Experiment,
     TrainConfig,
     TrainResult,
     build_experiment,
-    device_name,
     evaluate,
     train,
     training_notice,
@@ -88,14 +89,15 @@ def weights_path(name: str, directory: Optional[Path] = None) -> Path:
 
 
 def read(name: str, directory: Optional[Path] = None) -> Optional[dict[str, Any]]:
-    """The committed file ``name`` (a dict), or ``None`` when there is none."""
+    """The committed file ``name`` (a dict, its provenance in :func:`mlcourse.provenance.provenance`'s keys), or
+    ``None`` when there is none."""
     path = weights_path(name, directory)
     if not path.exists():
         return None
     saved = load_checkpoint(path)
     if saved.get("kind") != KIND:
         raise CheckpointError(f"{str(path)!r} is not a chapter weights file (kind {saved.get('kind')!r})")
-    return saved
+    return read_provenance(saved)
 
 
 def load_or_train(
@@ -109,7 +111,7 @@ def load_or_train(
 ) -> Provenance:
     """Full mode: ``module`` gets the committed weights ``name`` made with ``settings``, or is trained by
     ``train_fn()``, which returns the history (or ``None``), or a mapping with ``history`` and, for a run that was
-    made earlier and only reloaded now, its own ``wall_time_s``, ``date`` and ``device`` (saved with the weights
+    made earlier and only reloaded now, its own ``wall_time_s``, ``date`` and ``device_name`` (saved with the weights
     instead of this call's). Prints where the weights came from when they were loaded. Chapters 02, 03, 05, 06."""
     settings = plain_settings(dict(settings))
     saved = None if fast_mode() or _flag("MLCOURSE_RETRAIN") else read(name, directory)
@@ -119,7 +121,9 @@ def load_or_train(
         saved = None
     if saved is not None:
         module.load_state_dict(saved["learner"])
-        info = Provenance(name, "committed", saved["device"], saved["date"], saved["wall_time_s"], saved["history"])
+        info = Provenance(
+            name, "committed", saved["device_name"], saved["date"], saved["wall_time_s"], saved["history"]
+        )
         print(f"[{name}] {info.describe()} (MLCOURSE_RETRAIN=1 trains instead)")
         return info
     start = time.perf_counter()
@@ -128,36 +132,49 @@ def load_or_train(
     info = Provenance(
         name,
         "trained",
-        made.get("device") or device_name(torch.device(device)),
+        made.get("device_name") or device_name(torch.device(device)),
         made.get("date") or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         round(float(made.get("wall_time_s") or time.perf_counter() - start), 1),
         plain_settings(list(made.get("history") or [])),
     )
     if _flag("MLCOURSE_SHIP") and not fast_mode():
-        path = weights_path(name, directory)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {
-            k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous()
-            for k, v in module.state_dict().items()
-        }
-        save_checkpoint(
-            path,
-            {
-                "kind": KIND,
-                "algo": name,
-                "config": settings,
-                "learner": state,
-                "step": 0,
-                "shapes": parameter_shapes(state),
-                "history": info.history,
-                "device": info.device,
-                "date": info.date,
-                "wall_time_s": info.wall_time_s,
-                "torch_version": str(torch.__version__),
-            },
-        )
-        print(f"[{name}] saved {path}")
+        ship(name, module, settings, info, device=device, directory=directory)
     return info
+
+
+def ship(
+    name: str,
+    module: nn.Module,
+    settings: Mapping[str, Any],
+    info: Provenance,
+    *,
+    device: torch.device | str = "cpu",
+    directory: Optional[Path] = None,
+) -> Path:
+    """Write ``module``'s weights (fp32, on the CPU) as the committed file ``name``, with ``settings``, the history
+    and the provenance record of ``info`` (when and where the weights were made)."""
+    path = weights_path(name, directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous()
+        for k, v in module.state_dict().items()
+    }
+    record = {**provenance(device, wall_time_s=info.wall_time_s), "device_name": info.device, "date": info.date}
+    save_checkpoint(
+        path,
+        {
+            "kind": KIND,
+            "algo": name,
+            "config": settings,
+            "learner": state,
+            "step": 0,
+            "shapes": parameter_shapes(state),
+            "history": info.history,
+            **record,
+        },
+    )
+    print(f"[{name}] saved {path}")
+    return path
 
 
 def config_settings(config: TrainConfig, extra: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
@@ -202,13 +219,13 @@ def train_committed(
             print(f"[{name}] {notice}")
         runs.append(train(config, progress=progress, experiment=experiment))
         done = runs[-1]
-        made = load_results(done.results_path) if done.results_path is not None else {}
+        made = read_provenance(load_results(done.results_path)) if done.results_path is not None else {}
         # a finished run in out_dir is reloaded, not retrained: keep when, where and how long it trained
         return {
             "history": done.history,
             "wall_time_s": done.wall_time_s,
             "date": made.get("date"),
-            "device": made.get("device"),
+            "device_name": made.get("device_name"),
         }
 
     info = load_or_train(name, experiment.learner, config_settings(config, extra), train_now, device=experiment.device)

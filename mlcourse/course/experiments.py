@@ -20,8 +20,6 @@ Sections:
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import json
 import math
 import re
@@ -30,9 +28,10 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import torch
+import tyro
 from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
@@ -42,6 +41,7 @@ from mlcourse.algorithms import BlackBox, make_learner
 from mlcourse.algorithms.core import CompiledCall, check_inner, grad_func, sgd_steps, task_metrics
 from mlcourse.atomic import write_json
 from mlcourse.checkpoint import load_results, save_results
+from mlcourse.cliparse import arg
 from mlcourse.commands import train_command
 from mlcourse.config import REPO_ROOT, fast_mode, pick, resolve_device, runs_dir, seed_everything
 from mlcourse.course import ch04_bilevel as B
@@ -50,6 +50,8 @@ from mlcourse.course.committed import train_committed
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import Conv4, InContextRegressor, SinusoidMLP
+from mlcourse.provenance import provenance
+from mlcourse.provenance import read as read_provenance
 from mlcourse.stats import confidence_interval, mean_ci
 from mlcourse.tables import format_table
 from mlcourse.train import (
@@ -57,7 +59,6 @@ from mlcourse.train import (
     TrainConfig,
     Trainer,
     build_experiment,
-    device_name,
     evaluate,
     expected_training_time,
     measure_step_time,
@@ -105,31 +106,22 @@ def save_result(
     directory: str | Path | None = None,
     wall_time_s: Optional[float] = None,
 ) -> Path:
-    """Write ``payload`` to ``results/<name>.json`` atomically, labelled with device, date and versions."""
-
+    """Write ``payload`` to ``results/<name>.json`` atomically, labelled with its provenance record (device,
+    threads, torch version, allocator, date, wall time) and the mode it ran in."""
     device = resolve_device(device) if not isinstance(device, torch.device) else device
-    label = {
-        "name": name,
-        "device": device_name(device),
-        "device_type": device.type,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "torch_version": torch.__version__,
-        "fast_mode": fast_mode(),
-    }
-    if wall_time_s is not None:
-        label["wall_time_s"] = round(float(wall_time_s), 1)
+    label = {"name": name, **provenance(device, wall_time_s=wall_time_s), "fast_mode": fast_mode()}
     path = result_path(name, directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_results(path, {**label, **dict(payload)})
 
 
 def load_result(name: str, directory: str | Path | None = None) -> Optional[dict[str, Any]]:
-    """The dict saved by :func:`save_result`, or ``None`` when there is no such file (corrupt files raise)."""
-
+    """The dict saved by :func:`save_result`, its provenance in :func:`mlcourse.provenance.provenance`'s keys, or
+    ``None`` when there is no such file (corrupt files raise)."""
     path = result_path(name, directory)
     if not path.exists():
         return None
-    return load_results(path)
+    return read_provenance(load_results(path))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -929,13 +921,9 @@ def _scratch_results(config: dict[str, Any], result: Mapping[str, Any], dev: tor
             "per_task": result["per_task"],
         },
         "iterations": 0,
-        "device": device_name(dev),
-        "wall_time_s": result["wall_time_s"],
+        **provenance(dev, command=command, wall_time_s=result["wall_time_s"]),
         "compile_seconds": result["compile_seconds"],
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "torch_version": str(torch.__version__),
         "weights": None,
-        "command": command,
         "note": "a fresh Conv-4 (one seeded initialisation) trained by SGD on each task's support set alone",
     }
 
@@ -997,28 +985,26 @@ def scratch_run(
     return path
 
 
-def add_scratch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``mlcourse scratch-baseline`` (chapter 01)."""
-    parser.add_argument("--tasks", type=int, default=600, help="test tasks (default 600)")
-    parser.add_argument("--n-way", type=int, default=5)
-    parser.add_argument("--k-shot", type=int, default=5)
-    parser.add_argument("--n-query", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=100, help="SGD steps on each support set")
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--image-size", type=int, default=28)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="compile the SGD step with torch.compile (default on; eager without a C++ compiler)",
-    )
-    parser.add_argument("--out", default=None, help="default results/omniglot/scratch-5w5s")
-    return parser
+@dataclass(frozen=True)
+class ScratchOptions:
+    """Chapter 01: a fresh Conv-4 trained by SGD on each test task's support set alone (no meta-learning)."""
+
+    tasks: Annotated[int, arg("test tasks")] = 600
+    n_way: Annotated[int, arg("classes per task")] = 5
+    k_shot: Annotated[int, arg("support examples per class")] = 5
+    n_query: Annotated[int, arg("query examples per class")] = 5
+    steps: Annotated[int, arg("SGD steps on each support set")] = 100
+    lr: Annotated[float, arg("SGD step size")] = 0.1
+    hidden: Annotated[int, arg("Conv-4 filters")] = 64
+    image_size: Annotated[int, arg("image side in pixels")] = 28
+    device: Annotated[str, arg("auto, cpu, cuda, cuda:N")] = "cpu"
+    compile: Annotated[bool, arg("compile the SGD step with torch.compile (eager without a C++ compiler)")] = True
+    out: Annotated[
+        Optional[str], tyro.conf.DisallowNone, arg("run folder", metavar="DIR", default="results/omniglot/scratch-5w5s")
+    ] = None
 
 
-def run_scratch(args: argparse.Namespace) -> int:
+def scratch_command(args: ScratchOptions) -> int:
     """``mlcourse scratch-baseline``: write chapter 01's from-scratch baseline (see :func:`scratch_run`)."""
     path = scratch_run(
         args.tasks,
@@ -1276,7 +1262,7 @@ def committed_sinusoid_maml(name: str = "ch02/sinusoid-maml") -> tuple[nn.Module
         "weights": f"results/chapters/{name}.pt",
         "iterations": config["iterations"],
         "inner_lr": config["inner_lr"],
-        "device": saved["device"],
+        "device_name": read_provenance(saved)["device_name"],
         "date": saved["date"],
         "train_wall_time_s": saved["wall_time_s"],
     }
@@ -1553,59 +1539,94 @@ __all__ = [
 ]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``mlcourse sinusoid-paper`` and ``mlcourse article-vs-maml`` (chapters 02 and 04)."""
-    parser.add_argument(
-        "--iterations", type=int, default=None, help="default 70,000 (sinusoid-paper), 20,000 (article-vs-maml)"
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (test tasks are the same for every seed)")
-    return parser
+Init = Literal[INITS]  # type: ignore[valid-type]
+THREADS_HELP = "torch CPU threads"
 
 
-def add_sinusoid_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options only ``mlcourse sinusoid-paper`` has."""
-    add_arguments(parser)
-    parser.add_argument("--init", choices=INITS, default="pytorch", help="reference: the MAML authors' initialisation")
-    parser.add_argument("--k-shot-train", type=int, default=10, help="support (= query) points per training task")
-    parser.add_argument("--out", default=None, help="default runs/sinusoid-paper-full (seed 0), ...-seedN otherwise")
-    parser.add_argument("--save-as", default=None, help="default sinusoid_paper_full (seed 0), ..._seedN otherwise")
-    return parser
+@dataclass(frozen=True)
+class ExperimentOptions:
+    """The options of ``mlcourse article-vs-maml`` (chapter 04) and ``mlcourse blackbox-vs-maml`` (chapter 08)."""
+
+    iterations: Annotated[
+        Optional[int],
+        tyro.conf.DisallowNone,
+        arg("meta-iterations", default="20,000 (article-vs-maml), 10,000 (blackbox-vs-maml)"),
+    ] = None
+    threads: Annotated[Optional[int], tyro.conf.DisallowNone, arg(THREADS_HELP, default="torch's choice")] = None
+    device: Annotated[str, arg("auto, cpu, cuda, cuda:N")] = "cpu"
+    seed: Annotated[int, arg("training seed (the test tasks are the same for every seed)")] = 0
 
 
-def add_ood_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``mlcourse blackbox-ood`` (chapter 08; the black box's training settings come from its results
-    file, so there is no iteration or seed option)."""
-    parser.add_argument("--tasks", type=int, default=500, help="test tasks per family and K (default 500)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--device", default="cpu")
-    return parser
+@dataclass(frozen=True)
+class SinusoidOptions:
+    """Chapter 02: the MAML paper's sinusoid run at full scale (resumable: checkpoints in --out)."""
+
+    iterations: Annotated[int, arg("meta-iterations")] = 70_000
+    threads: Annotated[Optional[int], tyro.conf.DisallowNone, arg(THREADS_HELP, default="torch's choice")] = None
+    device: Annotated[str, arg("auto, cpu, cuda, cuda:N")] = "cpu"
+    seed: Annotated[int, arg("training seed (the test tasks are the same for every seed)")] = 0
+    init: Annotated[Init, arg("reference: the MAML authors' initialisation")] = "pytorch"
+    k_shot_train: Annotated[int, arg("support (= query) points per training task")] = 10
+    out: Annotated[
+        Optional[str],
+        tyro.conf.DisallowNone,
+        arg("run folder", metavar="DIR", default="runs/sinusoid-paper-full, ...-seedN for seed N"),
+    ] = None
+    save_as: Annotated[
+        Optional[str],
+        tyro.conf.DisallowNone,
+        arg("results name", metavar="NAME", default="sinusoid_paper_full, ..._seedN for seed N"),
+    ] = None
 
 
-def run(args: argparse.Namespace) -> int:
-    """``mlcourse sinusoid-paper`` (the full-scale sinusoid run behind ``results/sinusoid_paper_full.json``, resumable:
-    checkpoints in ``runs/sinusoid-paper-full``) and ``mlcourse article-vs-maml`` (chapter 04's full-size run)."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.command == "blackbox-ood":  # chapter 08: outside the training range -> results/ch08_blackbox_ood.json
-        run = blackbox_ood_run(num_tasks=args.tasks, device=args.device)
-        counts = [f"{model} {info['parameters']:,}" for model, info in run["models"].items()]
-        print(f"parameters: {', '.join(counts)}")
-        for k in (5, 10):
-            print(ood_table(run["families"], k_shot=k))
-        print(f"saved {save_blackbox_ood(run, args.device)}")
-        return 0
-    if args.command == "blackbox-vs-maml":  # chapter 08's trends -> results/ch08_blackbox_vs_maml.json
-        run = blackbox_vs_maml(args.iterations or 10_000, seed=args.seed, device=args.device)
-        print(blackbox_table(run, load_result("sinusoid_paper_full")))
-        print(f"saved {save_blackbox_vs_maml(run, args.device)}")
-        return 0
-    if args.command == "article-vs-maml":  # chapter 04's full-size run -> results/ch04_article_vs_maml.json
-        run = article_vs_maml(args.iterations or 20_000, test_tasks=1000, seed=args.seed, device=args.device)
-        print(f"saved {save_article_vs_maml(run, args.device)}")
-        return 0
-    args.iterations = args.iterations or 70_000
+@dataclass(frozen=True)
+class OodOptions:
+    """Chapter 08: the black-box learner and MAML on sinusoids outside the training range
+    (results/ch08_blackbox_ood.json; the black box's training settings come from its results file)."""
+
+    tasks: Annotated[int, arg("test tasks per family and K")] = 500
+    threads: Annotated[Optional[int], tyro.conf.DisallowNone, arg(THREADS_HELP, default="torch's choice")] = None
+    device: Annotated[str, arg("auto, cpu, cuda, cuda:N")] = "cpu"
+
+
+def _threads(count: Optional[int]) -> None:
+    if count:
+        torch.set_num_threads(count)
+
+
+def ood_command(args: OodOptions) -> int:
+    """``mlcourse blackbox-ood``: chapter 08's test outside the training range -> results/ch08_blackbox_ood.json."""
+    _threads(args.threads)
+    run = blackbox_ood_run(num_tasks=args.tasks, device=args.device)
+    counts = [f"{model} {info['parameters']:,}" for model, info in run["models"].items()]
+    print(f"parameters: {', '.join(counts)}")
+    for k in (5, 10):
+        print(ood_table(run["families"], k_shot=k))
+    print(f"saved {save_blackbox_ood(run, args.device)}")
+    return 0
+
+
+def blackbox_command(args: ExperimentOptions) -> int:
+    """``mlcourse blackbox-vs-maml``: chapter 08's trends -> results/ch08_blackbox_vs_maml.json."""
+    _threads(args.threads)
+    run = blackbox_vs_maml(args.iterations or 10_000, seed=args.seed, device=args.device)
+    print(blackbox_table(run, load_result("sinusoid_paper_full")))
+    print(f"saved {save_blackbox_vs_maml(run, args.device)}")
+    return 0
+
+
+def article_command(args: ExperimentOptions) -> int:
+    """``mlcourse article-vs-maml``: chapter 04's full-size run -> results/ch04_article_vs_maml.json."""
+    _threads(args.threads)
+    run = article_vs_maml(args.iterations or 20_000, test_tasks=1000, seed=args.seed, device=args.device)
+    print(f"saved {save_article_vs_maml(run, args.device)}")
+    return 0
+
+
+def sinusoid_command(args: SinusoidOptions) -> int:
+    """``mlcourse sinusoid-paper``: the full-scale sinusoid run behind ``results/sinusoid_paper_full.json``
+    (resumable: checkpoints in ``runs/sinusoid-paper-full``)."""
+    _threads(args.threads)
     suffix = "" if args.seed == 0 else f"-seed{args.seed}"
     suffix += "" if args.init == "pytorch" else f"-{args.init}-init"
     suffix += "" if args.k_shot_train == 10 else f"-train-k{args.k_shot_train}"

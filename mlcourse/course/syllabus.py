@@ -23,6 +23,7 @@ from typing import Any, Optional
 import nbformat
 
 from mlcourse.config import NOTEBOOKS, REPO_ROOT, chapter_notebooks
+from mlcourse.provenance import read as read_provenance
 
 BOOK_RESULTS = REPO_ROOT / "results" / "book"
 
@@ -242,8 +243,8 @@ def latest_build(mode: str, folder: Path = BOOK_RESULTS) -> tuple[Path, dict[str
 
 
 def full_mode_run(stem: str, folder: Path = BOOK_RESULTS) -> Optional[tuple[Path, float]]:
-    """The newest committed ``make book`` build that ran ``stem`` in full mode (``--all-full`` for chapters 07 and
-    08) and its seconds; None when no committed build did."""
+    """The newest committed ``make book`` build that ran ``stem`` in full mode (``--all-full`` for chapter 07) and
+    its seconds; None when no committed build did."""
     for path in build_files("full", folder):
         build = json.loads(path.read_text(encoding="utf-8"))
         if stem in build["chapters"] and stem not in build.get("fast_chapters", []):
@@ -288,7 +289,7 @@ def _title(nb: nbformat.NotebookNode, stem: str) -> str:
 
 def chapter_times(notebooks: Optional[Sequence[Path]] = None, folder: Path = BOOK_RESULTS) -> list[ChapterTimes]:
     """Every chapter with its plan, its counted reading and exercise minutes and the seconds measured by the newest
-    fast-mode build and the newest ``make book`` build (which runs 07 and 08 in fast mode: ``book_fast``)."""
+    fast-mode build and the newest ``make book`` build (which may run some in fast mode: ``book_fast``)."""
     paths = list(notebooks) if notebooks is not None else chapter_notebooks()
     (_, fast), (_, full) = latest_build("fast", folder), latest_build("full", folder)
     rows = []
@@ -458,7 +459,7 @@ NO_NOTEBOOKS = (
 
 def _build_source(mode: str, folder: Path) -> str:
     path, build = latest_build(mode, folder)
-    return f"{path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path} ({build['date']}, {build['device']})"
+    return f"{path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path} ({build['date'][:16]}, {read_provenance(build)['device_name']})"
 
 
 def syllabus_blocks(folder: Path = BOOK_RESULTS) -> list[tuple[str, Any]]:
