@@ -88,3 +88,38 @@ def fd_directional(fn, params: list[Tensor], grads: Tensor, seed: int = 0, direc
             error = min(error, quotient_error(at, analytic, 1e-7))
         worst = max(worst, error)
     return worst
+
+
+def test_inner_optimisers_update_rules_in_float64():
+    """InnerSGD: p - lr * grad with one rate or one per tensor; Proximal: the same optimiser on
+    L(p) + lam/2 ||p - anchor||^2 (compared with the gradient written out by hand)."""
+    from mlcourse.algorithms.execution import grad_autograd
+    from mlcourse.algorithms.inner import InnerSGD, Proximal
+
+    torch.manual_seed(0)
+    target = torch.randn(3, dtype=torch.float64)
+    params = {"a": torch.randn(3, dtype=torch.float64), "b": torch.randn(2, dtype=torch.float64)}
+    loss = lambda p: ((p["a"] - target) ** 2).sum() + (p["b"] ** 4).sum()  # noqa: E731
+    grad = lambda p: {"a": 2 * (p["a"] - target), "b": 4 * p["b"] ** 3}  # noqa: E731
+    plain = InnerSGD(0.1).run(loss, params, 1, create_graph=False, grad_fn=grad_autograd)
+    assert all(torch.allclose(plain[k], params[k] - 0.1 * grad(params)[k], rtol=0, atol=1e-14) for k in params)
+    rates = {"a": torch.tensor(0.2, dtype=torch.float64), "b": torch.tensor(0.05, dtype=torch.float64)}
+    per_tensor = InnerSGD(rates).run(loss, params, 1, create_graph=False, grad_fn=grad_autograd)
+    assert all(torch.allclose(per_tensor[k], params[k] - rates[k] * grad(params)[k], atol=1e-14) for k in params)
+    anchor = {k: torch.zeros_like(v) for k, v in params.items()}
+    prox = Proximal(InnerSGD(0.1), 3.0, anchor).run(loss, params, 1, create_graph=False, grad_fn=grad_autograd)
+    expected = {k: params[k] - 0.1 * (grad(params)[k] + 3.0 * (params[k] - anchor[k])) for k in params}
+    assert all(torch.allclose(prox[k], expected[k], atol=1e-14) for k in params)
+
+
+def test_task_map_loop_only_ignores_vectorise_and_compile():
+    from mlcourse.algorithms import make_learner
+    from mlcourse.models import Conv4
+
+    learner = make_learner("checkpointed", Conv4(n_out=3, hidden=4, image_size=8), vectorise=True, compile=True)
+    assert not learner.vectorise and not learner.use_compile
+    learner.vectorise = learner.use_compile = True
+    assert not learner.vectorise and not learner.use_compile
+    maml = make_learner("maml", Conv4(n_out=3, hidden=4, image_size=8), vectorise=True)
+    maml.vectorise = False
+    assert not maml.task_map.vectorise and maml.compile_seconds == 0.0 and maml.compile_notice is None

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_algorithms_helpers import image_batch, meta_grad, rel
 
-from mlcourse.algorithms import core, make_learner
+from mlcourse.algorithms import execution, make_learner
 from mlcourse.models import Conv4
 
 pytestmark = pytest.mark.slow  # torch.compile runs: `make test` only, not `make test-fast`
@@ -19,7 +19,7 @@ F64 = torch.float64
 COMPILED_ALGORITHMS = ["maml", "metasgd", "fomaml", "reptile", "anil", "protonet", "matchingnet"]
 # A laptop without a C++ compiler skips these; CI (CI=true) has one, and fails instead of skipping.
 needs_compiler = pytest.mark.skipif(
-    not core.compiler_available("cpu")[0] and not os.environ.get("CI"), reason="no C++ compiler for torch.compile"
+    not execution.compiler_available("cpu")[0] and not os.environ.get("CI"), reason="no C++ compiler for torch.compile"
 )
 
 
@@ -42,7 +42,7 @@ def test_compiled_meta_gradient_equals_eager(name: str, steps: int) -> None:
     batch = image_batch()
     expected, got = meta_grad(eager, batch, True), meta_grad(compiled, batch, True)
     assert compiled.use_compile and compiled.compile_notice is None, compiled.compile_notice
-    assert compiled._compiled, "the compiled map was not used"
+    assert compiled.task_map.compiled, "the compiled map was not used"
     assert expected.norm() > 0
     assert rel(got, expected) < 1e-10, (name, steps, rel(got, expected))
     assert compiled.compile_seconds > 0
@@ -57,7 +57,7 @@ def test_compiled_loop_meta_gradient_equals_the_reference_loop(name: str, steps:
     batch = image_batch()
     expected, got = meta_grad(eager, batch, True), meta_grad(compiled, batch, True)
     assert compiled.use_compile and compiled.compile_notice is None, compiled.compile_notice
-    assert compiled._compiled and compiled.compile_seconds > 0
+    assert compiled.task_map.compiled and compiled.compile_seconds > 0
     assert expected.norm() > 0
     assert rel(got, expected) < 1e-10, (name, steps, rel(got, expected))
     e, c = eager.evaluate(batch, inner_steps=2), compiled.evaluate(batch, inner_steps=2)
@@ -75,11 +75,11 @@ def test_compiled_evaluation_equals_eager(name: str) -> None:
     assert set(e) == set(c)
     for key in e:
         assert torch.allclose(e[key], c[key], rtol=1e-10, atol=1e-12), key
-    assert compiled._compiled and compiled.compile_seconds > 0
+    assert compiled.task_map.compiled and compiled.compile_seconds > 0
 
 
 def test_missing_compiler_falls_back_to_eager_with_one_line(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(core.shutil, "which", lambda name: None)
+    monkeypatch.setattr(execution.shutil, "which", lambda name: None)
     eager, compiled = pair("maml", 1)
     batch = image_batch()
     assert rel(meta_grad(compiled, batch, True), meta_grad(eager, batch, True)) == 0.0
@@ -95,7 +95,7 @@ def test_a_failing_compiler_falls_back_to_eager(monkeypatch, capsys) -> None:
 
         return run
 
-    monkeypatch.setattr(core, "compiler_available", lambda device=None: (True, ""))
+    monkeypatch.setattr(execution, "compiler_available", lambda device=None: (True, ""))
     monkeypatch.setattr(torch, "compile", broken)
     eager, compiled = pair("protonet", 1)
     batch = image_batch()

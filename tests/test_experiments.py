@@ -288,9 +288,9 @@ def test_scratch_baseline_resumes_after_its_finished_batches(tmp_path):
 
 
 def test_scratch_baseline_without_a_compiler_says_so_and_runs_eagerly(monkeypatch, capsys):
-    from mlcourse.algorithms import core
+    from mlcourse.algorithms import execution
 
-    monkeypatch.setattr(core, "compiler_available", lambda device=None: (False, "no C++ compiler (test)"))
+    monkeypatch.setattr(execution, "compiler_available", lambda device=None: (False, "no C++ compiler (test)"))
     eager = ex.scratch_baseline(_pattern_sampler(), 2, **SCRATCH_TINY)
     fallback = ex.scratch_baseline(_pattern_sampler(), 2, compile=True, **SCRATCH_TINY)
     assert fallback["per_task"] == eager["per_task"] and fallback["compile_seconds"] == 0.0

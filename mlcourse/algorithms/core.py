@@ -1,27 +1,16 @@
-"""The functional core every learner shares (ch03 algorithms, ch04 bilevel optimisation, ch08 scalability).
+"""The functional core every learner shares: one adaptation API over per-task functions.
 
-Parameters travel as plain dicts ``{name: Tensor}`` and models are called with
-``torch.func.functional_call``. Two interchangeable gradient functions drive the inner loop:
-
-* ``grad_func`` (``torch.func.grad``): used inside ``torch.func.vmap`` over tasks. It builds the graph the
-  outer ``loss.backward()`` needs automatically (create_graph semantics), so first order = detach.
-* ``grad_autograd`` (``torch.autograd.grad(create_graph=...)``): the plain per-task reference loop.
-
-``Learner`` is the ``nn.Module`` base class: ``forward(batch) -> MetaOutput`` maps a per-task function over
-the tasks (``vmap`` or a Python loop) and averages; ``evaluate(batch)`` adapts without a meta-gradient.
-With ``compile=True`` the vectorised map (or, with ``vectorise=False``, the one-task function the loop calls) is
-compiled with ``torch.compile`` (second order included: the inner gradients come from ``torch.func.grad``, which
-the compiler traces; the outer ``backward()`` runs the compiled backward graph). The eager map stays the
-reference; where the compiler cannot run (no C++ compiler on a CPU machine, an unsupported platform) the learner
-says so in one line and runs eagerly.
+Parameters travel as plain dicts ``{name: Tensor}`` and models are called with ``torch.func.functional_call``.
+A learner writes what one task does (``task_adapt``, ``task_predict``; training and evaluation are built from them);
+``Learner`` applies those functions to every task of a batch through its :class:`~mlcourse.algorithms.execution.
+TaskMap` (``vmap`` or a per-task loop, either one compiled or not), which also chooses the inner loop's gradient
+function. ``forward(batch) -> MetaOutput`` averages the tasks' meta-losses; ``adapt`` and ``predict`` expose the
+two halves, on or off the graph, with the learner's own or other meta-parameters; ``evaluate(batch)`` adapts
+without a meta-gradient. The inner loop's update rule is an inner optimiser (:mod:`mlcourse.algorithms.inner`).
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -31,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
-from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils._pytree import tree_leaves
 
+from mlcourse.algorithms.execution import TaskMap
+from mlcourse.algorithms.inner import InnerSGD
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import TaskNormI, context_rows
 
@@ -122,102 +113,12 @@ def task_metrics(
     return loss, {f"{prefix}_loss": loss.detach()}
 
 
-def grad_func(loss_fn: Callable[[Params], Tensor], params: Params, create_graph: bool) -> Params:
-    """Gradient with ``torch.func.grad`` (vmap-able). The outer autograd graph is kept unless ``create_graph=False``."""
-    grads = torch.func.grad(loss_fn)(params)
-    return grads if create_graph else {k: g.detach() for k, g in grads.items()}
-
-
-def grad_autograd(loss_fn: Callable[[Params], Tensor], params: Params, create_graph: bool) -> Params:
-    """Reference gradient with ``torch.autograd.grad`` (one task at a time); works under ``torch.no_grad()``."""
-    with torch.enable_grad():
-        # a fresh node per tensor (a view), so that each gradient is the *partial* derivative even when one tensor
-        # is computed from another (Proto-MAML's head from the body's prototypes), as torch.func.grad computes it
-        leaves = {k: v.view_as(v) if v.requires_grad else v.detach().requires_grad_() for k, v in params.items()}
-        grads = torch.autograd.grad(
-            loss_fn(leaves), list(leaves.values()), create_graph=create_graph, allow_unused=True
-        )
-    return {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(leaves.items(), grads)}
-
-
 def sgd_steps(
     loss_fn: Callable[[Params], Tensor], params: Params, lr: LR, steps: int, *, create_graph: bool, grad_fn: GradFn
 ) -> Params:
-    """``steps`` inner SGD steps ``p <- p - lr * dL/dp``; ``lr`` is a float or a per-parameter dict (Meta-SGD)."""
-    for _ in range(steps):
-        grads = grad_fn(loss_fn, params, create_graph)
-        params = {k: p - (lr[k] if isinstance(lr, dict) else lr) * grads[k] for k, p in params.items()}
-    return params
-
-
-def compiler_available(device: Optional[torch.device | str] = None) -> tuple[bool, str]:
-    """``(True, "")`` when ``torch.compile`` can build kernels for ``device`` here, else ``(False, why)``.
-
-    On a CPU the Inductor backend compiles C++: it needs a C++ compiler on the PATH (a laptop may lack
-    one). Chapters 03/08 and ``mlcourse train --compile`` ask this before compiling.
-    """
-    if sys.platform == "win32":
-        return False, "torch.compile is not supported by this course on Windows"
-    kind = torch.device(device).type if device is not None else "cpu"
-    if kind == "cpu":
-        found = next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
-        if found is None:
-            return False, "no C++ compiler (g++, c++ or clang++) on the PATH"
-    elif kind == "mps":
-        return False, "torch.compile is not used on Apple MPS here"
-    return True, ""
-
-
-class CompiledCall:
-    """``fn`` compiled with ``torch.compile`` on its first call, or ``fn`` itself where the compiler cannot run
-    here (no C++ compiler on a CPU machine, or the first compilation fails): then one line on stderr says why,
-    never a traceback, and every call runs eagerly. ``seconds``: the first call (compilation + one run);
-    ``notice``: why it runs eagerly, if it does. The learners' compiled maps and chapter 01's from-scratch SGD step
-    use it."""
-
-    def __init__(self, fn: Callable, device: Optional[torch.device | str] = None) -> None:
-        self.fn, self.device = fn, device
-        self.compiled: Optional[Callable] = None
-        self.calls, self.seconds = 0, 0.0
-        self.notice: Optional[str] = None
-
-    def __call__(self, *args: Any) -> Any:
-        self.calls += 1
-        if self.notice is not None:
-            return self.fn(*args)
-        if self.compiled is not None:
-            return self.compiled(*args)
-        ok, why = compiler_available(self.device)
-        if not ok:
-            return self._give_up(why, args)
-        # torch's C++ builder warns about a missing CUDA runtime on CPU-only machines: not our business
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        compiled = torch.compile(self.fn, dynamic=False)
-        start = time.perf_counter()
-        try:
-            out = compiled(*args)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager function is the reference
-            return self._give_up(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, args)
-        self.compiled, self.seconds = compiled, time.perf_counter() - start
-        return out
-
-    def _give_up(self, why: str, args: tuple) -> Any:
-        self.notice = why[:200]
-        print(
-            f"mlcourse: torch.compile is not available here ({self.notice}); running eagerly, which is slower "
-            "but gives the same results",
-            file=sys.stderr,
-        )
-        return self.fn(*args)
-
-
-def _stack(outs: list[Any]) -> Any:
-    """Stack per-task outputs (tensors, dicts, tuples of them) along a new leading task dimension."""
-    if isinstance(outs[0], dict):
-        return {k: _stack([o[k] for o in outs]) for k in outs[0]}
-    if isinstance(outs[0], tuple):
-        return tuple(_stack([o[i] for o in outs]) for i in range(len(outs[0])))
-    return torch.stack(outs)
+    """``steps`` inner SGD steps ``p <- p - lr * dL/dp``; ``lr`` is a float or a per-parameter dict (Meta-SGD):
+    :class:`~mlcourse.algorithms.inner.InnerSGD` as one call."""
+    return InnerSGD(lr).run(loss_fn, params, steps, create_graph=create_graph, grad_fn=grad_fn)
 
 
 class Learner(nn.Module):
@@ -233,6 +134,7 @@ class Learner(nn.Module):
     # True when adapting from an adapted state continues the same inner loop (the MAML family: the state is a set of
     # model parameters); adaptation_curve then takes max_steps steps, not 0 + 1 + ... + max_steps
     continues_adaptation = False
+    loop_only = False  # True: tasks always run one after another, eagerly (TaskMap's loop_only)
 
     def __init__(
         self,
@@ -250,12 +152,33 @@ class Learner(nn.Module):
         self.model = model
         self.use_norm_mode(norm_mode)
         self.inner_lr, self.inner_steps = float(inner_lr), int(inner_steps)
-        self.first_order, self.vectorise = bool(first_order), bool(vectorise)
-        self.use_compile = bool(compile)
-        # compiled maps, one per (train/eval, static arguments); the first call of each pays the compile time
-        self._compiled: dict[tuple, CompiledCall] = {}
-        self.compile_seconds = 0.0  # time spent in first calls of compiled maps (compilation + one step)
-        self.compile_notice: Optional[str] = None  # why compilation was given up, if it was
+        self.first_order = bool(first_order)
+        self.task_map = TaskMap(vectorise=vectorise, compile=compile, loop_only=self.loop_only)
+
+    # how the tasks are mapped: the task map's settings and what its compiler did
+    @property
+    def vectorise(self) -> bool:
+        return self.task_map.vectorise
+
+    @vectorise.setter
+    def vectorise(self, value: bool) -> None:
+        self.task_map.vectorise = value
+
+    @property
+    def use_compile(self) -> bool:
+        return self.task_map.use_compile
+
+    @use_compile.setter
+    def use_compile(self, value: bool) -> None:
+        self.task_map.use_compile = value
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.task_map.compile_seconds
+
+    @property
+    def compile_notice(self) -> Optional[str]:
+        return self.task_map.compile_notice
 
     # --- hooks -----------------------------------------------------------------------------------------
     def meta_state(self) -> dict[str, Params]:
@@ -348,7 +271,7 @@ class Learner(nn.Module):
         among the compiled maps (its static arguments). In ``support`` mode the normalisation layers take their
         statistics from the first rows of each input, as many as a support set has (a static value)."""
         with context_rows(self.model, self._context_size(task)):
-            return self._map_tasks(fn, meta, task, (self.norm_mode, *key))
+            return self.task_map(fn, meta, task, (self.norm_mode, *key))
 
     def _context_size(self, task: dict[str, Any]) -> Optional[int]:
         """The support set's size in ``support`` mode (from the support images or the state carrying them)."""
@@ -368,39 +291,6 @@ class Learner(nn.Module):
                 f"({CONTEXT_KEY!r}): adapt with this learner in this mode (learner.adapt(batch))"
             )
         return int(state[CONTEXT_KEY].shape[1])
-
-    def _map_tasks(self, fn: Callable, meta: dict[str, Params], task: dict[str, Tensor], key: tuple) -> Any:
-        """:meth:`_map` without the normalisation context."""
-        if self.vectorise:
-            mapped = torch.func.vmap(partial(fn, grad_fn=grad_func), in_dims=(None, 0), randomness="error")
-            if self.use_compile:
-                return self._run_compiled(key, mapped, meta, task)
-            return mapped(meta, task)
-        num_tasks = len(tree_leaves(task)[0])
-        tasks = [tree_map(lambda v, i=i: v[i], task) for i in range(num_tasks)]
-        if self.use_compile:
-            # one task's function compiled once (torch.func.grad inside: autograd.grad(create_graph=True) cannot
-            # run in a compiled region) and called task after task. For the MAML family on a 2-core CPU this beats
-            # the compiled vmap, whose convolutions with every task's own weights become grouped ones (second-order
-            # MAML at chapter 03's shape: 18.3 vs 14.8 tasks/s, benchmarks/results/bench-cpu-compiled-2026-12-03.json)
-            one = partial(fn, grad_fn=grad_func)
-            # use_compile turns False if the first call gives up compiling: the remaining tasks then run eagerly
-            return _stack([self._run_compiled(key, one, meta, t) if self.use_compile else one(meta, t) for t in tasks])
-        return _stack([partial(fn, grad_fn=grad_autograd)(meta, t) for t in tasks])
-
-    def _run_compiled(self, key: tuple, mapped: Callable, meta: dict[str, Params], task: dict[str, Tensor]) -> Any:
-        """Call the compiled version of ``mapped`` (a :class:`CompiledCall`, built on first use). A compiler that
-        cannot run here is reported in one line (``compile_notice``) and the whole learner continues eagerly."""
-        call = self._compiled.get(key)
-        if call is None:
-            call = self._compiled[key] = CompiledCall(mapped, next(iter(meta["model"].values())).device)
-        first = call.calls == 0
-        out = call(meta, task)
-        if call.notice is not None:
-            self.use_compile, self._compiled, self.compile_notice = False, {}, call.notice
-        elif first:
-            self.compile_seconds += call.seconds
-        return out
 
     def _static(self, batch: TaskBatch) -> dict[str, Any]:
         cls = batch.is_classification

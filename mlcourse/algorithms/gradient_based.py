@@ -17,10 +17,10 @@ from mlcourse.algorithms.core import (
     features,
     in_context,
     model_params,
-    sgd_steps,
     subdict,
     task_metrics,
 )
+from mlcourse.algorithms.inner import InnerSGD, Proximal
 from mlcourse.data.tasks import TaskBatch
 
 Task = dict[str, Tensor]
@@ -38,16 +38,19 @@ class MAML(Learner):
         return self.inner_lr
 
     def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
-        """phi = theta after ``steps`` SGD steps on the support loss (step size: ``inner_lr`` or the learner's)."""
-        loss_fn, lr = self._support_loss(sx, sy, classification), self._step_size(meta, inner_lr)
-        return sgd_steps(loss_fn, meta["model"], lr, steps, create_graph=create_graph, grad_fn=grad_fn)
+        """phi = theta after ``steps`` steps of the inner optimiser on the support loss."""
+        optimiser = self.inner_optimiser(meta, inner_lr)
+        loss_fn = self._support_loss(sx, sy, classification)
+        return optimiser.run(loss_fn, meta["model"], steps, create_graph=create_graph, grad_fn=grad_fn)
 
     def _support_loss(self, sx: Tensor, sy: Tensor, classification: bool):
         """The inner loss of parameters ``p``: the model's loss on the support set."""
         return lambda p: task_metrics(functional_call(self.model, p, (sx,)), sy, classification)[0]
 
-    def _step_size(self, meta: dict[str, Params], inner_lr: float | None) -> float | Params:
-        return self.inner_lrs(meta) if inner_lr is None else float(inner_lr)
+    def inner_optimiser(self, meta: dict[str, Params], inner_lr: float | None = None) -> InnerSGD:
+        """The inner loop's update rule: SGD at the learner's step size (Meta-SGD: its learned rates), or at
+        ``inner_lr`` when one is given."""
+        return InnerSGD(self.inner_lrs(meta) if inner_lr is None else float(inner_lr))
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         return in_context(state, x, lambda z: functional_call(self.model, model_params(state), (z,)))
@@ -67,10 +70,10 @@ class TruncatedMAML(MAML):
         self.backprop_steps = backprop_steps
 
     def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
-        loss_fn, lr = self._support_loss(sx, sy, classification), self._step_size(meta, inner_lr)
+        loss_fn, optimiser = self._support_loss(sx, sy, classification), self.inner_optimiser(meta, inner_lr)
         exact = min(self.backprop_steps, steps) if create_graph else 0
-        early = sgd_steps(loss_fn, meta["model"], lr, steps - exact, create_graph=False, grad_fn=grad_fn)
-        return sgd_steps(loss_fn, early, lr, exact, create_graph=True, grad_fn=grad_fn)
+        early = optimiser.run(loss_fn, meta["model"], steps - exact, create_graph=False, grad_fn=grad_fn)
+        return optimiser.run(loss_fn, early, exact, create_graph=True, grad_fn=grad_fn)
 
     def extra_config(self) -> dict[str, Any]:
         return {"backprop_steps": self.backprop_steps}
@@ -84,30 +87,16 @@ class CheckpointedMAML(MAML):
 
     algorithm_name = "checkpointed"
 
-    @property
-    def vectorise(self) -> bool:
-        return False
-
-    @vectorise.setter
-    def vectorise(self, value: bool) -> None:
-        pass  # always the per-task loop (see the class docstring)
-
-    @property
-    def use_compile(self) -> bool:
-        return False
-
-    @use_compile.setter
-    def use_compile(self, value: bool) -> None:
-        pass
+    loop_only = True  # see the class docstring
 
     def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
-        loss_fn, lr = self._support_loss(sx, sy, classification), self._step_size(meta, inner_lr)
+        loss_fn, optimiser = self._support_loss(sx, sy, classification), self.inner_optimiser(meta, inner_lr)
         if not create_graph:
-            return sgd_steps(loss_fn, meta["model"], lr, steps, create_graph=False, grad_fn=grad_fn)
+            return optimiser.run(loss_fn, meta["model"], steps, create_graph=False, grad_fn=grad_fn)
         names = list(meta["model"])
 
         def one_step(*values: Tensor) -> tuple[Tensor, ...]:
-            phi = sgd_steps(loss_fn, dict(zip(names, values)), lr, 1, create_graph=True, grad_fn=grad_fn)
+            phi = optimiser.run(loss_fn, dict(zip(names, values)), 1, create_graph=True, grad_fn=grad_fn)
             return tuple(phi[k] for k in names)
 
         values = tuple(meta["model"][k] for k in names)
@@ -187,13 +176,14 @@ class IMAML(MAML):
                 "imaml adapts without a graph: its meta-gradient is implicit, not back-propagated through the inner "
                 "loop; train it with learner(batch).loss.backward() (adapt(..., differentiable=False))"
             )
-        anchor = {k: v.detach() for k, v in meta["model"].items()}
-        loss_fn = self._proximal_loss(self._support_loss(sx, sy, classification), anchor)
-        lr = self._step_size(meta, inner_lr)
-        return sgd_steps(loss_fn, anchor, lr, steps, create_graph=False, grad_fn=grad_fn)
+        optimiser = self.inner_optimiser(meta, inner_lr)
+        loss_fn = self._support_loss(sx, sy, classification)
+        return optimiser.run(loss_fn, optimiser.anchor, steps, create_graph=False, grad_fn=grad_fn)
 
-    def _proximal_loss(self, loss_fn, anchor: Params):
-        return lambda p: loss_fn(p) + 0.5 * self.imaml_lambda * sum((p[k] - anchor[k]).square().sum() for k in p)
+    def inner_optimiser(self, meta: dict[str, Params], inner_lr: float | None = None) -> Proximal:  # type: ignore[override]
+        """SGD on the proximal problem anchored at the (detached) meta-parameters."""
+        anchor = {k: v.detach() for k, v in meta["model"].items()}
+        return Proximal(super().inner_optimiser(meta, inner_lr), self.imaml_lambda, anchor)
 
     def implicit_gradient(self, support_loss, phi: Params, query_gradient: Params, grad_fn) -> Params:
         """``((1 + delta) I + H/lam)^-1 query_gradient`` by conjugate gradient, ``H`` the Hessian of ``support_loss`` at
@@ -269,9 +259,9 @@ class ANIL(MAML):
     def task_adapt(self, meta, sx, sy, *, steps, inner_lr, create_graph, grad_fn, classification, n_way):  # type: ignore[override]
         fs = features(self.model, meta["model"], sx)
         loss_fn = lambda h: task_metrics(functional_call(self.model.head, h, (fs,)), sy, classification)[0]  # noqa: E731
-        lr = self.inner_lr if inner_lr is None else float(inner_lr)
-        head = sgd_steps(
-            loss_fn, subdict(meta["model"], "head."), lr, steps, create_graph=create_graph, grad_fn=grad_fn
+        optimiser = InnerSGD(self.inner_lr if inner_lr is None else float(inner_lr))
+        head = optimiser.run(
+            loss_fn, subdict(meta["model"], "head."), steps, create_graph=create_graph, grad_fn=grad_fn
         )
         return {f"head.{k}": v for k, v in head.items()}
 
@@ -299,8 +289,8 @@ class ProtoMAML(MAML):
         start = {k: v for k, v in meta["model"].items() if not k.startswith("head.")}
         start.update({"head.weight": 2 * prototypes, "head.bias": -prototypes.square().sum(-1)})
         loss_fn = lambda p: task_metrics(functional_call(self.model, p, (sx,)), sy, True)[0]  # noqa: E731
-        lr = self.inner_lr if inner_lr is None else float(inner_lr)
-        return sgd_steps(loss_fn, start, lr, steps, create_graph=create_graph, grad_fn=grad_fn)
+        optimiser = InnerSGD(self.inner_lr if inner_lr is None else float(inner_lr))
+        return optimiser.run(loss_fn, start, steps, create_graph=create_graph, grad_fn=grad_fn)
 
 
 class Reptile(MAML):
@@ -365,11 +355,11 @@ class Reptile(MAML):
                 n_way=n_way,
             )
         else:
-            lr, phi = self.inner_lrs(meta), theta
+            optimiser, phi = self.inner_optimiser(meta), theta
             for idx in batches:
                 bx, by = x[idx.to(x.device)], y[idx.to(y.device)]
                 loss_fn = lambda p: task_metrics(functional_call(self.model, p, (bx,)), by, classification)[0]  # noqa: E731
-                phi = sgd_steps(loss_fn, phi, lr, 1, create_graph=False, grad_fn=grad_fn)
+                phi = optimiser.run(loss_fn, phi, 1, create_graph=False, grad_fn=grad_fn)
         phi = {k: v.detach() for k, v in model_params(phi).items()}
         surrogate = sum((theta[k] * (theta[k].detach() - phi[k])).sum() for k in theta)
         out = self.task_predict(meta, {**phi, **self.context_state(task["sx"])}, task["qx"])
@@ -471,8 +461,8 @@ class Pretrain(MAML):
         fs = features(self.model, meta["model"], sx)
         probe = {"weight": fs.new_zeros(n_way, fs.shape[-1]), "bias": fs.new_zeros(n_way)}
         loss_fn = lambda h: task_metrics(fs @ h["weight"].T + h["bias"], sy, True)[0]  # noqa: E731
-        lr = self.inner_lr if inner_lr is None else float(inner_lr)
-        probe = sgd_steps(loss_fn, probe, lr, steps, create_graph=create_graph, grad_fn=grad_fn)
+        optimiser = InnerSGD(self.inner_lr if inner_lr is None else float(inner_lr))
+        probe = optimiser.run(loss_fn, probe, steps, create_graph=create_graph, grad_fn=grad_fn)
         return {"probe.weight": probe["weight"], "probe.bias": probe["bias"]}
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:

@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 
 from mlcourse import shipped
 from mlcourse.algorithms import BlackBox, make_learner
-from mlcourse.algorithms.core import CompiledCall, check_inner, grad_func, sgd_steps, task_metrics
+from mlcourse.algorithms.core import check_inner, sgd_steps, task_metrics
+from mlcourse.algorithms.execution import CompiledCall, grad_func
 from mlcourse.atomic import write_json
 from mlcourse.checkpoint import load_results, save_results
 from mlcourse.cliparse import arg
@@ -857,7 +858,7 @@ def scratch_baseline(
     Every task starts from the same random initialisation (seeded) and takes ``steps`` plain SGD steps of
     size ``lr`` on the N*K support images (MAML's inner loop, :func:`~mlcourse.algorithms.core.sgd_steps`, from
     a random init), one task after another. ``compile=True`` compiles that one SGD step
-    (:class:`~mlcourse.algorithms.core.CompiledCall`: faster than eager on a CPU, and ``vmap`` over the tasks is
+    (:class:`~mlcourse.algorithms.execution.CompiledCall`: faster than eager on a CPU, and ``vmap`` over the tasks is
     slower, because every task has its own weights); where it cannot compile it says so in one line and runs
     eagerly. Tasks are drawn ``batch_size`` at a time; with ``partial_path`` the accuracies of every
     finished batch are written there atomically and a restarted call with the same settings resumes after
