@@ -39,7 +39,8 @@ from .commands import DESCRIPTION as TRAIN_DESCRIPTION
 from .commands import TrainOptions, train_config
 from .config import resolve_device
 from .shipped import export_run, record_extra_test, record_protocol_test
-from .train import TEST_SEED, _data_api, evaluate, load_trained, test_sampler, train
+from .train import TEST_SEED, evaluate, load_trained, test_sampler, train
+from .train.experiment import _data_api
 
 COMMANDS_GROUP = "mlcourse.commands"  # entry points: ``register() -> {name: Command}`` (the course's)
 

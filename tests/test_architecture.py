@@ -81,7 +81,7 @@ def test_the_length_checker_counts_a_function_s_lines(tmp_path):
 
 def test_folders_name_the_layers():
     """A newcomer finds the algorithm core, the training loop and each chapter's code from the names alone."""
-    assert (PACKAGE / "algorithms" / "core.py").is_file() and (PACKAGE / "train.py").is_file()
+    assert (PACKAGE / "algorithms" / "core.py").is_file() and (PACKAGE / "train" / "loop.py").is_file()
     course = PACKAGE / "course"
     chapters = sorted(p.stem for p in course.glob("ch[0-9][0-9]_*.py"))
     assert chapters == ["ch02_toy2d", "ch04_bilevel", "ch05_project", "ch06_applications", "ch06_rl", "ch08_scaling"]

@@ -11,7 +11,7 @@ from collections import namedtuple
 import pytest
 import torch
 
-import mlcourse.train as train_module
+import mlcourse.train.loop as train_module
 from mlcourse import checkpoint as ck
 from mlcourse.checkpoint import (
     CheckpointError,

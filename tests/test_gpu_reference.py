@@ -52,29 +52,33 @@ def test_load_gpu_reference_rejects_other_files(tmp_path) -> None:
         scaling.load_gpu_reference(other)
 
 
+def typed_forms(reference: dict) -> set[str]:
+    """How a figure of the reference file would look typed into a notebook: each value with its unit ("196 tasks/s",
+    "17.6 GiB", "67 TFLOP"), the distinctive values (three or more digits) alone, with or without a thousands
+    separator, and every ratio of two figures in the same unit to one decimal ("12.2x", "12.2×")."""
+    figures = [m for m in reference["measurements"] if isinstance(m.get("value"), (int, float))]
+    figures.append(reference["reference_peak"])
+    forms: set[str] = set()
+    for m in figures:
+        value, unit = m["value"], m["unit"]
+        forms.add(f"{value:g} {unit.split('/')[0]}")
+        if abs(value) >= 100:
+            forms |= {f"{value:g}", f"{value:,.0f}"}
+    for a in figures:
+        for b in figures:
+            if a is not b and a["unit"] == b["unit"] and b["value"]:
+                ratio = f"{a['value'] / b['value']:.1f}"
+                forms |= {f"{ratio}x", f"{ratio}×", f"{ratio} x"}
+    return forms
+
+
 @pytest.mark.parametrize("name", ["07_tools.ipynb", "08_scalability.ipynb"])
 def test_chapters_print_the_gpu_figures_instead_of_typing_them(name: str) -> None:
     text = _text(name)
     assert "load_gpu_reference()" in text
-    typed = [
-        "196",
-        "483",
-        "1,190",
-        "1190",
-        "1,192",
-        "1192",
-        "15.9",
-        "45.3",
-        "17.6",
-        "98.79",
-        "251 s",
-        "16 tasks/s",
-        "45 first order",
-        '(16, "maml")',
-        '(45, "fomaml")',
-        "67 TFLOP",
-    ]
-    found = [t for t in typed if t in text]
+    forms = typed_forms(json.loads(REFERENCE.read_text()))
+    assert {"196 tasks", "17.6 GiB", "67 TFLOP", "1,190", "12.2x"} <= forms  # the property reaches every kind of figure
+    found = sorted(t for t in forms if t in text)
     assert not found, f"{name} types GPU figures {found}: print them from {REFERENCE.name}"
 
 

@@ -321,7 +321,8 @@ def test_norm_mode_is_a_setting_of_the_run(tmp_path) -> None:
     """Recorded in the configuration when it is not the default (files made before the setting existed describe
     transductive runs and still compare equal); a change of mode is refused on resume and re-tested on reuse."""
     from mlcourse.checkpoint import CheckpointError, save_results
-    from mlcourse.train import TrainConfig, _check_resume_config, _reused_results
+    from mlcourse.train import TrainConfig
+    from mlcourse.train.loop import _check_resume_config, _reused_results
 
     base = TrainConfig.defaults("omniglot", fast=True, out_dir=str(tmp_path))
     supp = base.replace(norm_mode="support")

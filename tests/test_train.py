@@ -14,13 +14,13 @@ from mlcourse.data.images import ImageClassDataset
 from mlcourse.data.sampler import EpisodeSampler
 from mlcourse.data.tasks import TaskBatch
 from mlcourse.hostmemory import cpu_allocator
+from mlcourse.stats import confidence_interval
 from mlcourse.train import (
     ConfigError,
     EvalResult,
     Experiment,
     TrainConfig,
     build_experiment,
-    confidence_interval,
     evaluate,
     load_trained,
     train,
@@ -334,7 +334,8 @@ def test_attention_flag_builds_the_attention_conv4_and_stratifies_training_only(
 
 def test_checkpoint_without_a_newer_config_field_still_resumes(tmp_path):
     """A checkpoint written before a TrainConfig field existed resumes when the field has its default."""
-    from mlcourse.train import TrainConfig, _check_resume_config
+    from mlcourse.train import TrainConfig
+    from mlcourse.train.loop import _check_resume_config
 
     config = TrainConfig.defaults("sinusoid", algo="maml", out_dir=str(tmp_path))
     saved = config.to_dict()
@@ -375,7 +376,7 @@ def test_a_run_finished_elsewhere_is_loaded_not_retrained(tmp_path, monkeypatch)
 
 
 def test_train_n_way_is_for_metric_learners_and_reaches_the_training_sampler_only(monkeypatch):
-    import mlcourse.train as T
+    import mlcourse.train.experiment as T
     from mlcourse.data.sampler import EpisodeSampler as RealSampler
 
     with pytest.raises(ConfigError, match=r"train_n_way=20 .*maml"):
