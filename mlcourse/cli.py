@@ -33,7 +33,7 @@ import tyro
 from . import bench, distributed, frontier
 from .algorithms import PROTOCOLS
 from .checkpoint import resolve_checkpoint_path
-from .cliparse import EXIT_ERROR, CLIError, Command, Flag, arg
+from .cliparse import EXIT_ERROR, CLIError, Command, Flag, arg, require
 from .cliparse import Parser as _Parser
 from .commands import DESCRIPTION as TRAIN_DESCRIPTION
 from .commands import TrainOptions, train_config
@@ -171,6 +171,9 @@ def _cmd_train(options: Any) -> int:
 def _cmd_eval(args: EvalOptions) -> int:
     import time
 
+    require(args.tasks >= 1, "--tasks", args.tasks, "an integer >= 1")
+    for flag, value in (("--n-way", args.n_way), ("--k-shot", args.k_shot), ("--batch", args.batch)):
+        require(value is None or value >= 1, flag, value, "an integer >= 1")
     start = time.perf_counter()
     exp, checkpoint = load_trained(args.checkpoint, device=args.device, compile=args.compile)
     config = exp.config

@@ -189,7 +189,7 @@ def test_book_command_rejects_a_bad_timeout():
         capture_output=True,
         text=True,
     )
-    assert run.returncode == 2 and "--timeout 0 is not allowed" in run.stderr, run.stderr
+    assert run.returncode == 2 and "--timeout=0 is not allowed" in run.stderr, run.stderr
     run = subprocess.run([sys.executable, "-m", "mlcourse", "book", "99"], capture_output=True, text=True)
     assert run.returncode == 2 and "chapter '99' is not known" in run.stderr, run.stderr
 

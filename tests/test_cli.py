@@ -149,6 +149,8 @@ def test_error_messages_and_exit_codes(capsys, tmp_path):
     one_line_error(capsys, ["frontier", "--budget", "0"], "--budget=0", "seconds > 0")
     one_line_error(capsys, ["frontier", "--jobs", "99"], "--jobs=99", "allowed: 1 to")
     one_line_error(capsys, ["eval", str(tmp_path / "missing")], "missing", "does not exist")
+    one_line_error(capsys, ["eval", str(tmp_path / "missing"), "--tasks", "0"], "--tasks=0", ">= 1")
+    one_line_error(capsys, ["eval", str(tmp_path / "missing"), "--k-shot", "-2"], "--k-shot=-2", ">= 1")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     line = one_line_error(
         capsys, ["eval", str(tmp_path / "bad.pt")], "bad.pt", "cannot be read as an mlcourse checkpoint"

@@ -302,42 +302,119 @@ def _restore(run: _Run, checkpoint: dict[str, Any]) -> None:
     run.elapsed_before = float(checkpoint.get("wall_time_s", 0.0))
 
 
-def _loop(run: _Run, progress: bool, callback: Optional[Callable[..., Any]], max_steps: Optional[int]) -> None:
-    """Outer steps until the last iteration, ``max_steps`` more, or a callback's ``True``; checkpoints on the way."""
-    from tqdm.auto import tqdm
+class StepCallback:
+    """One job :func:`train` does after an outer step: ``after_step(run, step)`` reads or extends ``step`` (what
+    this step logged and whether training stops); ``close()`` runs once when the loop ends, however it ends."""
 
+    def after_step(self, run: _Run, step: StepInfo) -> None:
+        """What this job does after an outer step (the step counter already advanced)."""
+
+    def close(self) -> None:
+        """Release what the job holds (a progress bar)."""
+
+
+@dataclass
+class StepInfo:
+    """What the callbacks of one outer step share: the history record logged at this step (``None`` when the step
+    logs nothing) and whether training stops after it."""
+
+    record: Optional[dict[str, Any]] = None
+    stop: bool = False
+
+
+class Logging(StepCallback):
+    """Every ``log_every`` steps (and at the last): the training loss and accuracy averaged since the last record."""
+
+    def after_step(self, run: _Run, step: StepInfo) -> None:
+        last = run.step == run.config.iterations
+        if run.step % run.config.log_every == 0 or last or _validation_due(run):
+            step.record = {"step": run.step, **_summary(run.window), "wall_time_s": round(run.wall_time(), 3)}
+            run.window = {k: [] for k in run.window}
+            run.history.append(step.record)
+
+
+class Validation(StepCallback):
+    """Every ``eval_every`` steps (and at the last): the validation tasks, the same ones every time."""
+
+    def after_step(self, run: _Run, step: StepInfo) -> None:
+        if _validation_due(run) and step.record is not None:
+            val = run.evaluate_split("val", run.config.val_tasks)
+            step.record.update({f"val_{val.metric}": val.mean, "val_ci95": val.ci95, "val_loss": val.loss_mean})
+
+
+class ProgressBar(StepCallback):
+    """A tqdm bar over the iterations, its postfix the latest record's losses and accuracies (rank 0 only)."""
+
+    def __init__(self, run: _Run, enabled: bool) -> None:
+        from tqdm.auto import tqdm  # noqa: PLC0415 - third party, only when a loop runs
+
+        config = run.config
+        self.bar = tqdm(
+            total=config.iterations,
+            initial=min(run.step, config.iterations),
+            disable=not enabled or not distributed.is_main_process(),
+            desc=f"{config.algo} {config.data}",
+            unit="step",
+            dynamic_ncols=True,
+        )
+
+    def after_step(self, run: _Run, step: StepInfo) -> None:
+        if step.record is not None:
+            shown = {k: v for k, v in step.record.items() if k.startswith(("train_", "val_")) and k != "val_ci95"}
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class StopWhen(StepCallback):
+    """The caller's ``callback(step, record)`` (``True`` stops) and ``max_steps`` steps of this call."""
+
+    def __init__(self, callback: Optional[Callable[..., Any]], max_steps: Optional[int]) -> None:
+        self.callback, self.max_steps = callback, max_steps
+
+    def after_step(self, run: _Run, step: StepInfo) -> None:
+        asked = self.callback is not None and bool(self.callback(run.step, step.record))
+        enough = self.max_steps is not None and run.step - run.start_step >= self.max_steps
+        step.stop = step.stop or asked or enough
+
+
+class Checkpoints(StepCallback):
+    """Every ``checkpoint_every`` steps, at the last and when training stops: an atomic checkpoint."""
+
+    def after_step(self, run: _Run, step: StepInfo) -> None:
+        if run.step % run.config.checkpoint_every == 0 or run.step == run.config.iterations or step.stop:
+            run.write_checkpoint()
+
+
+def _validation_due(run: _Run) -> bool:
     config = run.config
-    bar = tqdm(
-        total=config.iterations,
-        initial=min(run.step, config.iterations),
-        disable=not progress or not distributed.is_main_process(),
-        desc=f"{config.algo} {config.data}",
-        unit="step",
-        dynamic_ncols=True,
-    )
+    due = run.step % config.eval_every == 0 or run.step == config.iterations
+    return _has(run.exp, "val") and config.val_tasks > 0 and due
+
+
+def _loop(run: _Run, progress: bool, callback: Optional[Callable[..., Any]], max_steps: Optional[int]) -> None:
+    """Outer steps until the last iteration, ``max_steps`` more, or a callback's ``True``; after each step the
+    callbacks in order: logging, validation, the progress bar, the caller's stop rule, checkpoints."""
+    callbacks = [Logging(), Validation(), ProgressBar(run, progress), StopWhen(callback, max_steps), Checkpoints()]
     try:
-        while run.step < config.iterations:
+        while run.step < run.config.iterations:
             if max_steps is not None and run.step - run.start_step >= max_steps:
                 break
-            record = _one_step(run)
-            if record is not None:
-                bar.set_postfix(
-                    {k: f"{v:.3g}" for k, v in record.items() if k.startswith(("train_", "val_")) and k != "val_ci95"},
-                    refresh=False,
-                )
-            stopped = callback is not None and bool(callback(run.step, record))
-            stopped = stopped or (max_steps is not None and run.step - run.start_step >= max_steps)
-            if run.step % config.checkpoint_every == 0 or run.step == config.iterations or stopped:
-                run.write_checkpoint()
-            bar.update(1)
-            if stopped:
+            _one_step(run)
+            step = StepInfo()
+            for job in callbacks:
+                job.after_step(run, step)
+            if step.stop:
                 break
     finally:
-        bar.close()
+        for job in callbacks:
+            job.close()
 
 
-def _one_step(run: _Run) -> Optional[dict[str, Any]]:
-    """One outer step; the history record logged at this step (with validation when due), or ``None``."""
+def _one_step(run: _Run) -> None:
+    """One outer step on a fresh meta-batch; its loss and accuracy join the window the next record averages."""
     config, step = run.config, run.step
     batch = run.exp.samplers["train"].sample(config.meta_batch_size)  # the whole meta-batch, identical on every rank
     out, logged = run.trainer.step(batch, check_loss=lambda value: _check_finite(value, step, config))
@@ -345,17 +422,6 @@ def _one_step(run: _Run) -> Optional[dict[str, Any]]:
     run.window["loss"].append(logged)
     if "query_accuracy" in out.metrics:
         run.window["accuracy"].append(float(out.metrics["query_accuracy"].detach().float().mean()))
-    last = run.step == config.iterations
-    validate = _has(run.exp, "val") and config.val_tasks > 0 and (run.step % config.eval_every == 0 or last)
-    if not (run.step % config.log_every == 0 or last or validate):
-        return None
-    record = {"step": run.step, **_summary(run.window), "wall_time_s": round(run.wall_time(), 3)}
-    run.window = {k: [] for k in run.window}
-    if validate:
-        val = run.evaluate_split("val", config.val_tasks)
-        record.update({f"val_{val.metric}": val.mean, "val_ci95": val.ci95, "val_loss": val.loss_mean})
-    run.history.append(record)
-    return record
 
 
 def _finish(run: _Run, progress: bool) -> TrainResult:
