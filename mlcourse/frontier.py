@@ -29,8 +29,8 @@ from torch import nn
 
 from mlcourse.atomic import write_json
 from mlcourse.cliparse import CLIError, Command, arg, require
-from mlcourse.config import REPO_ROOT, runs_dir
-from mlcourse.provenance import provenance
+from mlcourse.config import runs_dir
+from mlcourse.provenance import MEASUREMENTS_DIR, load_measurement, provenance
 from mlcourse.shipped import SHIPPED_DIR, shipped_runs
 from mlcourse.train import TrainConfig, Trainer, build_experiment, build_learner, evaluate
 
@@ -49,7 +49,7 @@ MARK_FRACTIONS = (0.025, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)  # of the budget: dense 
 METRIC_RUNS = ("protonet-5w1s", "matchingnet-5w1s")  # no inner loop: the rest adapt by gradient steps
 FRONTIER_VAL_SEED = 2_027  # the one fixed set of validation tasks every learner is measured on
 PROTOCOLS = ("support", "transductive")  # every mark: the course's default (non-transductive); the last: both
-RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+RESULTS_DIR = MEASUREMENTS_DIR
 KIND = "mlcourse.frontier"
 
 
@@ -239,15 +239,7 @@ def _one_or_all(values: list[Any]) -> Any:
 
 def load(path: str | os.PathLike | None = None) -> dict[str, Any]:
     """A merged frontier file (default: the newest ``benchmarks/results/frontier-cpu-*.json``), with ``file`` set."""
-    if path is None:
-        found = sorted(RESULTS_DIR.glob("frontier-cpu-*.json"))
-        if not found:
-            raise FileNotFoundError(f"no frontier-cpu-*.json in {RESULTS_DIR}; make one with mlcourse frontier")
-        path = found[-1]
-    payload = json.loads(Path(path).read_text())
-    if payload.get("kind") != KIND:
-        raise ValueError(f"{path} is not a frontier file (kind {KIND!r}, from mlcourse frontier)")
-    return {**payload, "file": str(path)}
+    return load_measurement(KIND, "a frontier file", "mlcourse frontier", pattern="frontier-cpu-*.json", path=path)
 
 
 def winners(

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from mlcourse.config import device_name
+from mlcourse.config import REPO_ROOT, device_name
 from mlcourse.hostmemory import cpu_allocator
 
+MEASUREMENTS_DIR = REPO_ROOT / "benchmarks" / "results"  # the committed benchmark, sweep and frontier files
 KEYS = ("device", "device_name", "threads", "torch", "allocator", "date", "command", "wall_time_s")
 
 
@@ -51,3 +55,20 @@ def read(record: Mapping[str, Any]) -> dict[str, Any]:
     for key in KEYS:
         out.setdefault(key, None)
     return out
+
+
+def load_measurement(
+    kind: str, what: str, command: str, *, pattern: str, path: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """A measurement file of ``kind`` (``what`` in words, written by ``command``): ``path``, else the newest
+    ``benchmarks/results/<pattern>`` (file names carry the date); with ``file`` set. A missing file says which command
+    makes one; a file of another kind is a ValueError naming both."""
+    if path is None:
+        found = sorted(MEASUREMENTS_DIR.glob(pattern))
+        if not found:
+            raise FileNotFoundError(f"no {pattern} in {MEASUREMENTS_DIR}; make one with {command}")
+        path = found[-1]
+    payload = json.loads(Path(path).read_text())
+    if payload.get("kind") != kind:
+        raise ValueError(f"{path} is not {what} (kind {kind!r}, from {command})")
+    return {**payload, "file": str(path)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 
+import pytest
 import torch
 
 from mlcourse import provenance
@@ -59,3 +60,16 @@ def test_no_module_writes_a_provenance_record_by_hand():
         assert not keys & {"torch_version", "device_type"}, (
             f"{path.relative_to(REPO_ROOT)} writes {keys & {'torch_version', 'device_type'}}"
         )
+
+
+def test_load_measurement_reads_the_newest_file_of_its_kind(tmp_path, monkeypatch):
+    monkeypatch.setattr(provenance, "MEASUREMENTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no x-cpu-\*\.json in .*; make one with mlcourse x"):
+        provenance.load_measurement("mlcourse.x", "an x file", "mlcourse x", pattern="x-cpu-*.json")
+    for date in ("2026-01-01", "2026-02-01"):
+        (tmp_path / f"x-cpu-{date}.json").write_text(json.dumps({"kind": "mlcourse.x", "date": date}))
+    newest = provenance.load_measurement("mlcourse.x", "an x file", "mlcourse x", pattern="x-cpu-*.json")
+    assert newest["date"] == "2026-02-01" and newest["file"].endswith("x-cpu-2026-02-01.json")
+    (tmp_path / "y.json").write_text(json.dumps({"kind": "mlcourse.y"}))
+    with pytest.raises(ValueError, match=r"y\.json is not an x file \(kind 'mlcourse\.x', from mlcourse x\)"):
+        provenance.load_measurement("mlcourse.x", "an x file", "mlcourse x", pattern="*", path=tmp_path / "y.json")

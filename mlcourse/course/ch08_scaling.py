@@ -35,7 +35,7 @@ from mlcourse.cliparse import Flag, arg, require
 from mlcourse.config import REPO_ROOT, resolve_device, runs_dir
 from mlcourse.course.display import live_figure
 from mlcourse.hostmemory import keep_freed_memory, release_freed_memory
-from mlcourse.provenance import provenance
+from mlcourse.provenance import load_measurement, provenance
 from mlcourse.shipped import method_label
 
 if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn (the GPU machine may not have it)
@@ -247,18 +247,9 @@ def exponent_table(exps: Mapping[str, Mapping[str, float]], algorithms: Sequence
 def load_scaling(path: Any = None) -> dict[str, Any]:
     """A full-size sweep of section 3 (``mlcourse scaling --full``; default: the newest
     ``benchmarks/results/scaling-cpu-*.json``), with ``file`` set; its rows are :func:`sweep`'s."""
-    if path is None:
-        found = sorted((REPO_ROOT / "benchmarks" / "results").glob("scaling-cpu-*.json"))
-        if not found:
-            raise FileNotFoundError(
-                "no benchmarks/results/scaling-cpu-*.json yet; make one with mlcourse scaling --full"
-            )
-        path = found[-1]
-    file = Path(path)
-    payload = json.loads(file.read_text())
-    if payload.get("kind") != "mlcourse.scaling":
-        raise ValueError(f"{file} is not a scaling sweep (kind 'mlcourse.scaling', from mlcourse scaling --full)")
-    return {**payload, "file": str(file)}
+    return load_measurement(
+        "mlcourse.scaling", "a scaling sweep", "mlcourse scaling --full", pattern="scaling-cpu-*.json", path=path
+    )
 
 
 def _measured_by(payload: Mapping[str, Any]) -> str:
@@ -549,12 +540,13 @@ REMEDIES_FILE = "remedies-cpu-2026-12-06.json"
 def load_remedies(path: Any = None) -> dict[str, Any]:
     """The committed remedies sweep (``mlcourse scaling --remedies``, ``benchmarks/results/``): every variant's
     graph memory, peak process memory and seconds against the inner steps, with the device and date."""
-    file = Path(path) if path is not None else REPO_ROOT / "benchmarks" / "results" / REMEDIES_FILE
-    payload = json.loads(file.read_text())
-    if payload.get("kind") != "mlcourse.remedies":
-        raise ValueError(f"{file} is not a remedies sweep (kind 'mlcourse.remedies', from mlcourse scaling --remedies)")
-    payload["file"] = str(file)
-    return payload
+    return load_measurement(
+        "mlcourse.remedies",
+        "a remedies sweep",
+        "mlcourse scaling --remedies",
+        pattern=REMEDIES_FILE,
+        path=path,
+    )
 
 
 def remedies_table(payload: Mapping[str, Any]) -> str:
