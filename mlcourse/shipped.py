@@ -351,7 +351,7 @@ def table_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
         if not test:
             continue
         made = (
-            f"{_short_device(res.get('device_name') or '?')}, {res.get('iterations', '?')} it., "
+            f"{_short_device(read_provenance(res)['device_name'] or '?')}, {res.get('iterations', '?')} it., "
             f"{_hours(float(res.get('wall_time_s', 0)))}, {str(res.get('date', '?'))[:10]}"
         )
         tests = [(config["n_way"], config["k_shot"], test, "")]
