@@ -34,7 +34,7 @@ declare -A RUNS=(
   # the published accuracy in half the time (issue 28): the same commands on shorter cosine schedules, sized to
   # finish in 12 (ProtoNet) and 30 (MAML) minutes on the 2 cores
   [protonet-5w1s-12min]="--algo protonet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 2600 --eval-every 1300"
-  [maml-5w1s-30min]="--algo maml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 3800 --eval-every 950"
+  [maml-5w1s-30min]="--algo maml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 6000 --eval-every 1500"
   [imaml-5w1s]="--algo imaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 5 --inner-lr 0.1 --imaml-lambda 2 --cg-steps 5 --cg-damping 10 --meta-batch 8 --iterations 3600 --eval-every 1200"
 )
 ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s
