@@ -48,7 +48,7 @@ import sys
 import time
 import types
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -896,6 +896,49 @@ def summary_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _ratio_text(value: Optional[float]) -> str:
+    return "not measured" if value is None else f"{value:.2f}x"
+
+
+def _why(best: str, s: Mapping[str, Optional[float]]) -> str:
+    """Why ``best`` is this project's fastest path, read from the ratios of :func:`summarise`."""
+    batching, per_task = s.get("vectorised_vs_loop"), s.get("compiled_loop_vs_loop")
+    if best == COMPILED_LOOP:
+        return (
+            f"compiling each task's function paid more (compiled loop / loop {_ratio_text(per_task)}) than batching "
+            f"the tasks with vmap (vectorised / loop {_ratio_text(batching)})"
+        )
+    if best == VECTORISED:
+        compiled = [
+            f"{label} {value:.2f}x"
+            for label, value in (
+                ("compiled / eager", s.get("compiled_vs_eager")),
+                ("compiled loop / eager", s.get("compiled_loop_vs_eager")),
+            )
+            if value is not None
+        ]
+        tail = f"compiling did not pay more ({', '.join(compiled)})" if compiled else "no compiled path was measured"
+        return f"batching the tasks with vmap paid (vectorised / loop {_ratio_text(batching)}) and {tail}"
+    if best == COMPILED:
+        return f"compiling the batched path paid on top of batching (compiled / eager {_ratio_text(s.get('compiled_vs_eager'))})"
+    return "neither batching the tasks nor compiling paid at this shape"
+
+
+def winner_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One sentence per (shape, algorithm): which of this project's paths is fastest, why (from the measured
+    ratios), and how it compares with the fastest other library."""
+    lines = []
+    for key, s in summarise(rows).items():
+        best = s.get("best_mlcourse")
+        if best is None:
+            continue
+        line = f"{key}: the {best} path is fastest here, because {_why(str(best), s)}"
+        if s.get("fastest_peer") is not None:
+            line += f"; it runs at {s['best_vs_fastest_peer']:.2f}x the fastest other library ({s['fastest_peer']})"
+        lines.append(line + ".")
+    return lines
+
+
 def bench_command(args: BenchOptions) -> int:
     """``mlcourse bench [--tiny] [--shapes ...] [--algorithms ...] [--device ...] [--out FILE]``: print the
     table, write the JSON, return 0 (the CLI's exit code)."""
@@ -920,7 +963,7 @@ def bench_command(args: BenchOptions) -> int:
         progress=lambda s: print(f"  measuring {s}", flush=True),
     )
     print(report_table(rows))
-    for line in summary_lines(rows):
+    for line in summary_lines(rows) + winner_lines(rows):
         print(line)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else runs_dir() / "bench" / f"bench-{dev.type}-{stamp}.json"

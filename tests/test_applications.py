@@ -8,9 +8,10 @@ import matplotlib
 import pytest
 import torch
 
-from mlcourse.course import ch06_applications as A
-from mlcourse.course import ch06_rl as rl
+from mlcourse.course.ch06 import applications as A
+from mlcourse.course.ch06 import rl
 from mlcourse.data import EpisodeSampler, ImageClassDataset, SinusoidTasks
+from mlcourse.data.tasks import TaskBatch
 from mlcourse.models import SinusoidMLP
 
 matplotlib.use("Agg")
@@ -155,7 +156,7 @@ def test_preference_users_and_ridge():
     # ridge on an exactly linear user with plenty of ratings is nearly exact
     sx, qx = torch.randn(2, 50, 4), torch.randn(2, 20, 4)
     w = torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.3, 0.3, 0.3, 0.3]])
-    lin = A.TaskBatch(sx, sx @ w[:, :, None] + 1.0, qx, qx @ w[:, :, None] + 1.0)
+    lin = TaskBatch(sx, sx @ w[:, :, None] + 1.0, qx, qx @ w[:, :, None] + 1.0)
     assert A.ridge_per_user(lin, l2=1e-6).max() < 1e-6
 
 

@@ -4,11 +4,15 @@ where the library and the course live, and no hidden edges between the package's
 from __future__ import annotations
 
 import ast
+import importlib
+import json
+import re
 from pathlib import Path
 
 import mlcourse
 
 PACKAGE = Path(mlcourse.__file__).parent
+NOTEBOOKS = PACKAGE.parent / "notebooks"
 LOCAL_IMPORT_REASON = "# local import:"
 
 
@@ -83,11 +87,35 @@ def test_folders_name_the_layers():
     """A newcomer finds the algorithm core, the training loop and each chapter's code from the names alone."""
     assert (PACKAGE / "algorithms" / "core.py").is_file() and (PACKAGE / "train" / "loop.py").is_file()
     course = PACKAGE / "course"
-    chapters = sorted(p.stem for p in course.glob("ch[0-9][0-9]_*.py"))
-    assert chapters == ["ch02_toy2d", "ch04_bilevel", "ch05_project", "ch06_applications", "ch06_rl", "ch08_scaling"]
+    chapters = sorted(p.name for p in course.iterdir() if re.fullmatch(r"ch\d\d", p.name))
+    notebooks = sorted(p.name[:2] for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert [c[2:] for c in chapters] == notebooks, "one course folder per chapter"
+    assert all((course / c / "__init__.py").is_file() for c in chapters)
+    assert not list(course.glob("ch[0-9][0-9]*.py")), "a chapter's code lives in its folder"
     library = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
-    for course_only in ("experiments", "widgets", "plots", "exercises", "bilevel", "project", "scaling"):
+    for course_only in ("experiments", "widgets", "plots", "exercises", "bilevel", "project", "scaling", "sinusoid"):
         assert course_only not in library, f"{course_only} belongs under mlcourse/course/"
+
+
+def _notebook_code(path: Path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def test_each_notebook_imports_its_own_chapter_folder_and_calls_only_what_it_names():
+    """A notebook reaches chapter code through its own folder's ``__init__`` (its ``__all__``), never through
+    another chapter's folder or a module inside one."""
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        chapter, code = f"ch{path.name[:2]}", _notebook_code(path)
+        imported = set(re.findall(r"from mlcourse\.course(?:\.(ch\d\d)[.\w]*)? import ([\w, ]+)", code))
+        folders = {m for m, _ in imported if m} | {
+            n.strip() for m, names in imported if not m for n in names.split(",") if re.fullmatch(r"ch\d\d", n.strip())
+        }
+        assert folders <= {chapter}, (path.name, folders)
+        module = importlib.import_module(f"mlcourse.course.{chapter}")
+        called = set(re.findall(rf"(?<![\w.]){chapter}\.(\w+)", code))
+        assert called <= set(module.__all__), (path.name, sorted(called - set(module.__all__)))
+        assert all(hasattr(module, name) for name in module.__all__), path.name
 
 
 def _entry_points(path: Path) -> list[str]:

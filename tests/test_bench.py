@@ -180,3 +180,33 @@ def test_committed_results_are_labelled_with_their_device():
     for payload in bench.load_reports():
         for r in payload["rows"]:
             assert r["device"] and r["device_name"] and r["torch"] and r["date"]
+
+
+def _timed_row(implementation: str, rate: float, loop_rate: float, eager_rate: float) -> dict:
+    return {
+        "shape": "s",
+        "algorithm": "maml",
+        "implementation": implementation,
+        "rate": rate,
+        "ratio_to_learn2learn": None,
+        "ratio_to_loop": rate / loop_rate,
+        "ratio_to_eager": rate / eager_rate,
+    }
+
+
+@pytest.mark.parametrize(
+    ("rates", "winner", "reason"),
+    [
+        ({"vectorised": 12.0, "compiled loop": 15.0}, "compiled loop", "compiled loop / loop 1.50x"),
+        ({"vectorised": 12.0, "compiled loop": 9.0}, "vectorised", "compiling did not pay more (compiled loop / eager"),
+        ({"vectorised": 8.0, "compiled loop": 9.0}, "per-task loop", "neither batching"),
+    ],
+)
+def test_winner_lines_name_the_fastest_path_and_the_measured_reason(rates, winner, reason):
+    loop, peer = 10.0, 6.0
+    rows = [_timed_row(impl, rate, loop, rates["vectorised"]) for impl, rate in rates.items()]
+    rows += [_timed_row(bench.LOOP, loop, loop, rates["vectorised"]), _timed_row(bench.L2L, peer, loop, 1.0)]
+    (line,) = bench.winner_lines(rows)
+    best = max([*rates.values(), loop])
+    assert line.startswith(f"s/maml: the {winner} path is fastest here")
+    assert reason in line and f"{best / peer:.2f}x the fastest other library (learn2learn)" in line

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from mlcourse.course import ch04_bilevel as B
+from mlcourse.course.ch04 import bilevel as B
 from mlcourse.data.sinusoid import SinusoidTasks
 from mlcourse.models import SinusoidMLP
 

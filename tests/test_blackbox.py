@@ -59,19 +59,21 @@ def test_it_refuses_classification_and_learns_sinusoids_in_context() -> None:
 
 
 def test_blackbox_vs_maml_writes_a_labelled_results_file(tmp_path):
-    from mlcourse.course import experiments as ex
+    from mlcourse.course import result_files, sinusoid
+    from mlcourse.course.ch08 import blackbox as ch08_blackbox
 
-    run = ex.blackbox_vs_maml(3, num_tasks=6, width=16, heads=2, meta_batch_size=4, progress=False)
+    run = ch08_blackbox.blackbox_vs_maml(3, num_tasks=6, width=16, heads=2, meta_batch_size=4, progress=False)
     assert run["settings"]["iterations"] == 3 and len(run["test"]["K=5"]["per_task"]) == 6
-    path = ex.save_blackbox_vs_maml(run, "cpu", directory=tmp_path)
-    saved = ex.load_result(ex.BLACKBOX_VS_MAML, directory=tmp_path)
+    path = ch08_blackbox.save_blackbox_vs_maml(run, "cpu", directory=tmp_path)
+    saved = result_files.load_result(ch08_blackbox.BLACKBOX_VS_MAML, directory=tmp_path)
     assert path.exists() and saved["device_name"].startswith("CPU") and saved["wall_time_s"] >= 0 and saved["date"]
     maml = {
         "comparison": {
             f"K={k}": {"maml": {"mean": [0.0] * 11, "ci95": [0.0] * 11, "median": [0.0] * 11}} for k in (5, 10)
         }
     }
-    table = ex.blackbox_table(saved, maml)
+    table = ch08_blackbox.blackbox_table(saved, maml)
     assert (
-        "MAML, 10 steps" in table and ex.mse_cell(saved["test"]["K=5"]["mean"], saved["test"]["K=5"]["ci95"]) in table
+        "MAML, 10 steps" in table
+        and sinusoid.mse_cell(saved["test"]["K=5"]["mean"], saved["test"]["K=5"]["ci95"]) in table
     )

@@ -11,8 +11,9 @@ import re
 import pytest
 
 from mlcourse.config import REPO_ROOT
-from mlcourse.course import ch08_scaling as S
-from mlcourse.course import experiments as ex
+from mlcourse.course import result_files, sinusoid
+from mlcourse.course.ch08 import blackbox as ch08_blackbox
+from mlcourse.course.ch08 import scaling as S
 from mlcourse.models import InContextRegressor, SinusoidMLP
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,7 +26,7 @@ def _chapter_08() -> list[dict]:
 
 
 def test_families_leave_the_training_range_in_amplitude_phase_or_both() -> None:
-    families = ex.ood_families()
+    families = ch08_blackbox.ood_families()
     inside = families["training range"]
     assert (inside.amplitude, inside.phase) == ((0.1, 5.0), (0.0, math.pi))  # SinusoidTasks' defaults, MAML's ranges
     for name, family in families.items():
@@ -34,50 +35,56 @@ def test_families_leave_the_training_range_in_amplitude_phase_or_both() -> None:
 
 
 def test_blackbox_ood_runs_at_a_tiny_size_on_the_same_tasks_for_both_learners() -> None:
-    tiny = ex.blackbox_vs_maml(3, num_tasks=4, width=16, heads=2, meta_batch_size=4, progress=False)
-    maml, info = ex.committed_sinusoid_maml()
+    tiny = ch08_blackbox.blackbox_vs_maml(3, num_tasks=4, width=16, heads=2, meta_batch_size=4, progress=False)
+    maml, info = sinusoid.committed_sinusoid_maml()
     assert info["weights"] == "results/chapters/ch02/sinusoid-maml.pt" and info["iterations"] > 0
-    out = ex.blackbox_ood(tiny["learner"], maml, num_tasks=4, shots=(5,), maml_steps=(1, 10))
-    assert list(out) == list(ex.ood_families())
+    out = ch08_blackbox.blackbox_ood(tiny["learner"], maml, num_tasks=4, shots=(5,), maml_steps=(1, 10))
+    assert list(out) == list(ch08_blackbox.ood_families())
     for fam in out.values():
         cell = fam["K=5"]
         assert [m for m in cell if m != "black_box_wins"] == list(MODELS)
         assert all(cell[m]["median"] >= 0 for m in MODELS) and 0 <= cell["black_box_wins"]["share"] <= 1
-    again = ex.blackbox_ood(tiny["learner"], maml, num_tasks=4, shots=(5,), maml_steps=(1, 10))
+    again = ch08_blackbox.blackbox_ood(tiny["learner"], maml, num_tasks=4, shots=(5,), maml_steps=(1, 10))
     assert again == out or json.dumps(again) == json.dumps(out)  # fixed seed: the same tasks every time
-    assert "black box better than MAML, 10 steps" in ex.ood_table(out, k_shot=5)
-    assert len(ex.ood_findings(out, k_shot=5)) == len(out) - 1
+    assert "black box better than MAML, 10 steps" in ch08_blackbox.ood_table(out, k_shot=5)
+    assert len(ch08_blackbox.ood_findings(out, k_shot=5)) == len(out) - 1
     with pytest.raises(ValueError, match="num_tasks=1"):
-        ex.blackbox_ood(tiny["learner"], maml, num_tasks=1)
+        ch08_blackbox.blackbox_ood(tiny["learner"], maml, num_tasks=1)
     with pytest.raises(ValueError, match="reference='nowhere'"):
-        ex.ood_findings(out, k_shot=5, reference="nowhere")
+        ch08_blackbox.ood_findings(out, k_shot=5, reference="nowhere")
 
 
 def test_committed_ood_file_has_provenance_and_parameter_counts_of_the_models() -> None:
-    saved = ex.load_result(ex.BLACKBOX_OOD)
+    saved = result_files.load_result(ch08_blackbox.BLACKBOX_OOD)
     assert saved is not None, "results/ch08_blackbox_ood.json is missing: mlcourse blackbox-ood --threads 1"
     assert saved["device_name"] and saved["date"] and saved["torch"] and saved["wall_time_s"] > 0
-    assert saved["command"] == ex.OOD_COMMAND and not saved["fast_mode"]
+    assert saved["command"] == ch08_blackbox.OOD_COMMAND and not saved["fast_mode"]
     models = saved["models"]
-    settings = ex.load_result(ex.BLACKBOX_VS_MAML)["settings"]
+    settings = result_files.load_result(ch08_blackbox.BLACKBOX_VS_MAML)["settings"]
     width, layers, heads = (int(v) for v in re.findall(r"=(\d+)", settings["model"]))
-    assert models["black box"]["parameters"] == ex.parameter_count(InContextRegressor(width, layers, heads))
-    assert models["MAML"]["parameters"] == ex.parameter_count(SinusoidMLP())
+    assert models["black box"]["parameters"] == ch08_blackbox.parameter_count(InContextRegressor(width, layers, heads))
+    assert models["MAML"]["parameters"] == ch08_blackbox.parameter_count(SinusoidMLP())
     assert models["black box"]["parameters"] == settings["parameters"]  # the model ch08_blackbox_vs_maml.json tested
     assert all(v == 0.0 for v in models["black box"]["max_abs_difference_from_committed_test"].values())
-    assert list(saved["families"]) == list(ex.ood_families())
+    assert list(saved["families"]) == list(ch08_blackbox.ood_families())
 
 
 def test_chapter_08_prints_and_plots_the_ood_measurement_from_the_file() -> None:
     cells = _chapter_08()
     code = [c["source"] for c in cells if c["cell_type"] == "code"]
-    reads = [s for s in code if "ex.load_result(ex.BLACKBOX_OOD)" in s]
+    reads = [s for s in code if "ch08.load_result(ch08.BLACKBOX_OOD)" in s]
     assert reads and all(
-        f in reads[0] for f in ("S.ood_figure(ood[", "ex.ood_table(ood[", "ex.ood_findings(ood[", "ex.blackbox_ood(")
+        f in reads[0]
+        for f in (
+            "ch08.ood_figure(ood[",
+            "ch08.ood_table(ood[",
+            "ch08.ood_findings(ood[",
+            "ch08.blackbox_ood(",
+        )
     )
-    assert any("ex.parameter_count(" in s for s in code)  # parameters counted from the models
+    assert any("ch08.parameter_count(" in s for s in code)  # parameters counted from the models
     # no figure of the file is typed into the chapter's text
-    saved = ex.load_result(ex.BLACKBOX_OOD)
+    saved = result_files.load_result(ch08_blackbox.BLACKBOX_OOD)
     text = "\n".join(c["source"] for c in cells if c["cell_type"] == "markdown")
     figures = {
         f"{v['median']:.3f}"
@@ -93,7 +100,7 @@ def test_ood_figure_draws_one_bar_per_model_and_family() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    saved = ex.load_result(ex.BLACKBOX_OOD)
+    saved = result_files.load_result(ch08_blackbox.BLACKBOX_OOD)
     fig = S.ood_figure(saved["families"], shots=(10,))
     bars = [p for p in fig.axes[0].patches]
     assert len(bars) == len(saved["families"]) * len(MODELS)

@@ -74,12 +74,12 @@ def _tiny_task(seed: int = 0) -> TaskBatch:
 
 @pytest.mark.parametrize("algo", ["protonet", "maml"])
 def test_one_image_alone_equals_inside_the_batch_with_support_statistics(algo: str) -> None:
-    from mlcourse.course import widgets
+    from mlcourse.course.ch03 import widgets as ch03_widgets
 
     torch.manual_seed(0)
     learner = make_learner(algo, Conv4(hidden=8, image_size=16), inner_lr=0.1, inner_steps=1)
     task = _tiny_task()
-    probs = widgets.one_image_predictions(learner, task, 3)
+    probs = ch03_widgets.one_image_predictions(learner, task, 3)
     assert set(probs) == {
         f"{mode} statistics, {where}"
         for mode in ("support", "transductive")
@@ -97,13 +97,13 @@ def test_one_image_alone_equals_inside_the_batch_with_support_statistics(algo: s
 
 
 def test_one_image_widget_draws_once_and_checks_the_query() -> None:
-    from mlcourse.course import widgets
+    from mlcourse.course.ch03 import widgets as ch03_widgets
 
     learner = make_learner("protonet", Conv4(hidden=8, image_size=16))
     task = _tiny_task(1)
-    widget = widgets.one_image_widget(learner, task, query=2, display=False)
+    widget = ch03_widgets.one_image_widget(learner, task, query=2, display=False)
     assert widget.output.draws == 1 and widget.values == {"query": 2}
     assert len(widget.figure.axes) == 5 + 1 + 1  # the support images, the query, the bars
     assert len(widget.figure.axes[-1].patches) == 4 * 5  # four computations, five classes
     with pytest.raises(ValueError, match="query=10 is out of the slider's range; allowed 0..9"):
-        widgets.one_image_widget(learner, task, query=10, display=False)
+        ch03_widgets.one_image_widget(learner, task, query=10, display=False)

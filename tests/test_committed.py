@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from mlcourse.checkpoint import CheckpointError
-from mlcourse.course import committed
-from mlcourse.course import experiments as ex
+from mlcourse.course import committed, sinusoid
+from mlcourse.course.ch03 import comparison as ch03_comparison
 from mlcourse.models import SinusoidMLP
 
 
@@ -81,14 +81,14 @@ def test_train_sinusoid_round_trip(full_mode, tmp_path, monkeypatch):
     """train_sinusoid(committed=...) ships a run and loads it back with the same predictions and history."""
     monkeypatch.setattr(committed, "CHAPTER_WEIGHTS", tmp_path)
     full_mode.setenv("MLCOURSE_SHIP", "1")
-    first = ex.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, committed="chX/sin")
+    first = sinusoid.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, committed="chX/sin")
     full_mode.delenv("MLCOURSE_SHIP")
-    second = ex.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, committed="chX/sin")
+    second = sinusoid.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, committed="chX/sin")
     assert first.provenance.source == "trained" and second.provenance.source == "committed"
     x = torch.linspace(-5, 5, 7).unsqueeze(-1)
     assert torch.equal(first.learner.model(x), second.learner.model(x))
     assert second.history == first.history and second.completed
-    other = ex.train_sinusoid("maml", 4, meta_batch_size=2, progress=False, committed="chX/sin")
+    other = sinusoid.train_sinusoid("maml", 4, meta_batch_size=2, progress=False, committed="chX/sin")
     assert other.provenance.source == "trained"
 
 
@@ -99,7 +99,7 @@ def test_shipping_a_finished_run_keeps_its_own_record(full_mode, tmp_path, monke
 
     monkeypatch.setattr(committed, "CHAPTER_WEIGHTS", tmp_path / "weights")
     run_dir = tmp_path / "run"
-    ex.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, out_dir=run_dir)
+    sinusoid.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, out_dir=run_dir)
     made = load_results(run_dir)
     save_results(
         run_dir,
@@ -111,7 +111,9 @@ def test_shipping_a_finished_run_keeps_its_own_record(full_mode, tmp_path, monke
         },
     )
     full_mode.setenv("MLCOURSE_SHIP", "1")
-    shipped = ex.train_sinusoid("maml", 3, meta_batch_size=2, progress=False, out_dir=run_dir, committed="chX/sin")
+    shipped = sinusoid.train_sinusoid(
+        "maml", 3, meta_batch_size=2, progress=False, out_dir=run_dir, committed="chX/sin"
+    )
     saved = committed.read("chX/sin")
     assert shipped.provenance.wall_time_s == saved["wall_time_s"] == 4321.0
     assert saved["date"].startswith("2000-01-01") and saved["device_name"] == "an old machine"
@@ -139,12 +141,12 @@ def _settings_match(name: str, settings) -> None:
 
 def test_chapter_06_full_mode_settings_match_the_committed_files(full_mode):
     """Chapter 06's full mode would load every committed file (not silently retrain for half an hour)."""
-    from mlcourse.course import ch06_applications as A
-    from mlcourse.course import ch06_rl as rl
+    from mlcourse.course.ch06 import applications as A
+    from mlcourse.course.ch06 import rl
 
     _settings_match("ch06/fewshot-protonet", committed.config_settings(A.fewshot_config(2000)))
     for algo in ("maml", "pretrain"):
-        config = ex.sinusoid_config(algo, 20_000, meta_batch_size=25, outer_lr=1e-3)
+        config = sinusoid.sinusoid_config(algo, 20_000, meta_batch_size=25, outer_lr=1e-3)
         _settings_match(f"ch06/sinusoid-{algo}", committed.config_settings(config, {"init": "pytorch"}))
         _settings_match(f"ch06/personalisation-{algo}", A.personalisation_settings(algo, 5000, outer_lr=3e-3))
         rl_config = rl.chapter_config()
@@ -155,11 +157,11 @@ def test_chapter_06_full_mode_settings_match_the_committed_files(full_mode):
 
 def test_chapter_03_full_mode_settings_match_the_committed_files(full_mode):
     """Chapter 03's sinusoid comparison loads the committed weights of all four algorithms (not 13 min of training)."""
-    for algo, (inner_lr, inner_steps) in ex.SINUSOID_COMPARISON.items():
-        config = ex.sinusoid_config(
+    for algo, (inner_lr, inner_steps) in ch03_comparison.SINUSOID_COMPARISON.items():
+        config = sinusoid.sinusoid_config(
             algo,
-            ex.SINUSOID_COMPARISON_ITERATIONS,
-            meta_batch_size=ex.SINUSOID_COMPARISON_META_BATCH,
+            ch03_comparison.SINUSOID_COMPARISON_ITERATIONS,
+            meta_batch_size=ch03_comparison.SINUSOID_COMPARISON_META_BATCH,
             inner_lr=inner_lr,
             inner_steps=inner_steps,
         )
@@ -169,7 +171,7 @@ def test_chapter_03_full_mode_settings_match_the_committed_files(full_mode):
 def test_chapter_05_full_mode_settings_match_the_committed_files(full_mode, tmp_path):
     """Chapter 05's Omniglot fallback grid (CIFAR-100 absent) loads every variant's committed weights. The data
     folder is an empty one, so the fallback is what is checked on every machine, CIFAR-100 present or not."""
-    from mlcourse.course import ch05_project as P
+    from mlcourse.course.ch05 import project as P
 
     choice = P.choose_dataset("article", root=tmp_path)
     assert choice.fallback and choice.data == "omniglot", choice

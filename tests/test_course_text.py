@@ -60,7 +60,7 @@ def test_phase_is_never_coloured_with_a_cyclic_colormap() -> None:
     """The phase b in [0, pi] is not cyclic (b = 0 and b = pi are opposite tasks): sequential colormaps only."""
     cyclic = ("twilight", "hsv", "cyclic")
     text = "\n".join(_source(c) for c in _cells("02_core_concepts.ipynb") if c["cell_type"] == "code")
-    for module in ("plots.py", "widgets.py"):
+    for module in ("plots.py", "sinusoid.py", "ch02/plots.py", "ch02/widgets.py"):
         text += (REPO_ROOT / "mlcourse" / "course" / module).read_text(encoding="utf-8")
     assert not [name for name in cyclic if name in text]
     assert 'colour_label="phase b", cmap="viridis"' in text
@@ -105,7 +105,7 @@ def test_chapter_00_glossary_has_each_term_once_with_existing_chapters() -> None
 
 def test_field_map_chapters_match_the_notebooks() -> None:
     """Each algorithm on chapter 00's map of the field is named in every chapter the map sends the reader to."""
-    from mlcourse.course.plots import FIELD_MAP
+    from mlcourse.course.ch00.figures import FIELD_MAP
 
     aliases = {
         "Prototypical Networks": ("Prototypical", "ProtoNet"),
@@ -138,19 +138,19 @@ def _code(name: str) -> str:
 
 def test_chapter_07_comparisons_are_printed_from_the_benchmark_files() -> None:
     from mlcourse import bench
-    from mlcourse.course import ch08_scaling as S
+    from mlcourse.course import bench_reports
 
     files = {p["file"].split("/")[-1]: p for p in bench.load_reports()}
     before, after = files["bench-cpu-compiled-2026-12-03.json"], files["bench-cpu-malloc-2026-12-03.json"]
-    rankings = "\n".join(S.bench_rankings(before))
+    rankings = "\n".join(bench_reports.bench_rankings(before))
     assert "ch03 reptile: compiled " in rankings and "(fastest: compiled)" in rankings  # not the compiled loop
-    changes = {line.split(":")[0]: line for line in S.bench_changes(before, after)}
+    changes = {line.split(":")[0]: line for line in bench_reports.bench_changes(before, after)}
     assert (
         "per-task loop (eager)" in changes["ch03 maml"] and "slower" in changes["ch03 maml"].split("per-task loop")[1]
     )
     assert "vectorised (eager)" in changes["ch03 maml"] and "faster" in changes["ch03 maml"].split(";")[0]
     code = _code("07_tools.ipynb")
-    assert "scaling.bench_rankings(" in code and "scaling.bench_changes(" in code
+    assert "ch07.bench_rankings(" in code and "ch07.bench_changes(" in code
     reading = next(_source(c) for c in _cells("07_tools.ipynb") if _source(c).startswith("What to read from these"))
     assert not re.search(r"\d\.\d", reading), "a measured figure is typed into chapter 07's reading of the benchmarks"
     for claim in ("is the fastest row", "much faster", "hardly changed"):
@@ -158,7 +158,7 @@ def test_chapter_07_comparisons_are_printed_from_the_benchmark_files() -> None:
 
 
 def test_bench_changes_says_about_the_same_within_the_tolerance() -> None:
-    from mlcourse.course import ch08_scaling as S
+    from mlcourse.course import bench_reports
 
     row = {"shape": "s", "algorithm": "maml", "unit": "tasks/s"}
     before = {
@@ -173,31 +173,33 @@ def test_bench_changes_says_about_the_same_within_the_tolerance() -> None:
             {**row, "implementation": "compiled", "rate": 8.0},
         ]
     }
-    (line,) = S.bench_changes(before, after)
+    (line,) = bench_reports.bench_changes(before, after)
     assert (
         "vectorised (eager) 10.0 -> 10.4 tasks/s (about the same" in line and "compiled (compiled) 10.0 -> 8.0" in line
     )
     assert "(slower, -20 %)" in line
     with pytest.raises(ValueError, match="same_within=1.5"):
-        S.bench_changes(before, after, same_within=1.5)
+        bench_reports.bench_changes(before, after, same_within=1.5)
 
 
 def test_chapter_08_distributed_text_matches_the_committed_measurement() -> None:
-    from mlcourse.course import ch08_scaling as S
+    from mlcourse.course.ch08 import scaling as S
 
     report = S.load_distributed_results()[-1]
     assert report["speedup"]["2"] < 1  # what chapter 08 says of the committed file: two processes slower than one
     assert S.speedup_lines(report)[0].endswith("slower than one process")
     text = _markdown("08_scalability.ipynb")
     assert "were *slower* than one process" in text and "the committed 2-process CPU measurement" in text
-    assert "S.speedup_lines(report)" in _code("08_scalability.ipynb")
+    assert "ch08.speedup_lines(report)" in _code("08_scalability.ipynb")
 
 
 def test_chapter_08_gpu_peak_and_imaml_are_stated_correctly() -> None:
-    from mlcourse.course import ch08_scaling as S
+    from mlcourse.course import bench_reports
 
     text, code = _markdown("08_scalability.ipynb"), _code("08_scalability.ipynb")
-    assert "TF32 setting" in S.load_gpu_reference()["how_measured"]  # the file records that it did not record it
+    assert (
+        "TF32 setting" in bench_reports.load_gpu_reference()["how_measured"]
+    )  # the file records that it did not record it
     assert "Which peak applies is not known" in text and "upper bound" in text
     assert "torch.backends.cudnn.allow_tf32" in code and "at most" in code
     assert r"H = \nabla^2_\phi\mathcal{L}^{\text{tr}}(\phi^\ast)" in text
@@ -205,41 +207,41 @@ def test_chapter_08_gpu_peak_and_imaml_are_stated_correctly() -> None:
 
 
 def test_chapter_05_example_is_the_published_protocol_without_stratified() -> None:
-    from mlcourse.course import ch05_project as P
+    from mlcourse.course.ch05 import project as P
 
     line = P.published_protocol_command("maml", "cifar-fs", k_shot=1)
     assert "--stratified" not in line and "--split cifar-fs" in line and "--k-shot 1" in line
-    assert "P.published_protocol_command(" in _code("05_cifar100_project.ipynb")
+    assert "ch05.published_protocol_command(" in _code("05_cifar100_project.ipynb")
     assert '--stratified "' not in _code("05_cifar100_project.ipynb")
     with pytest.raises(ValueError, match="split='nope'"):
         P.published_protocol_command(split="nope")
 
 
 def test_chapter_02_account_of_the_full_runs_matches_the_files() -> None:
-    from mlcourse.course import experiments as ex
+    from mlcourse.course.ch02 import paper as ch02_paper
 
-    runs = ex.load_paper_runs()
-    assert len(runs) == 5 and len(ex.full_runs_summary(runs)) > 5
+    runs = ch02_paper.load_paper_runs()
+    assert len(runs) == 5 and len(ch02_paper.full_runs_summary(runs)) > 5
     text = _markdown("02_core_concepts.ipynb")
     assert "2026-11-27" not in text and "~25 min" not in _code("02_core_concepts.ipynb")
-    assert "ex.full_runs_summary(full_runs)" in _code("02_core_concepts.ipynb")
+    assert "ch02.full_runs_summary(full_runs)" in _code("02_core_concepts.ipynb")
     k5 = [r["comparison"]["K=5"]["maml"] for r in runs.values()]
     # "in some runs a handful of the 1,000 tasks blow up", "a task can also blow up ... and recover"
     assert any(0 < c["diverged"][10] <= 20 for c in k5) and any(c["diverged"][10] == 0 for c in k5)
     assert any(max(c["diverged"][1:]) > c["diverged"][10] for c in k5)
     # "the median task keeps improving, to below the paper's means"; "the K=10 curves show none"
-    paper = ex.PAPER_SINUSOID["maml"]
+    paper = ch02_paper.PAPER_SINUSOID["maml"]
     assert all(c["median"][5] < paper[1] and c["median"][10] < paper[2] for c in k5)
     assert all(max(r["comparison"]["K=10"]["maml"]["diverged"]) == 0 for r in runs.values())
     assert "the loss surface in θ is sharper" not in text
 
 
 def test_chapter_03_names_the_runs_it_makes() -> None:
-    from mlcourse.course import experiments as ex
+    from mlcourse.course.ch03 import comparison as ch03_comparison
 
     text = _markdown("03_algorithms.ipynb")
     assert "all five algorithms" not in text
-    assert set(ex.SINUSOID_COMPARISON) == {"maml", "metasgd", "reptile", "pretrain"}
+    assert set(ch03_comparison.SINUSOID_COMPARISON) == {"maml", "metasgd", "reptile", "pretrain"}
     assert "The sinusoid comparison below runs MAML,\nMeta-SGD and Reptile, with the pretrain-then-fine-tune" in text
     runs = re.search(r"OMNIGLOT_RUNS = \{(.*?)\}", _code("03_algorithms.ipynb"), flags=re.S).group(1)
     assert len(re.findall(r'"\w+": "', runs)) == 8 and "eight runs" in text

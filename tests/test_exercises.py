@@ -101,7 +101,7 @@ WRONG = [
         (
             "from torch.func import grad\n"
             "\n"
-            "from mlcourse.course import ch04_bilevel as B\n"
+            "from mlcourse.course.ch04 import bilevel as B\n"
             "\n"
             "g = grad(task.support_loss)\n"
             "phi1 = theta - alpha * g(theta)\n"

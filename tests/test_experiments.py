@@ -4,26 +4,30 @@ import pytest
 import torch
 
 from mlcourse.algorithms import make_learner
-from mlcourse.course import experiments as ex
+from mlcourse.course import omniglot, result_files, sinusoid
+from mlcourse.course.ch01 import scratch as ch01_scratch
+from mlcourse.course.ch02 import paper as ch02_paper
 from mlcourse.models import SinusoidMLP
+from mlcourse.stats import mean_ci
+from mlcourse.tables import format_table
 
 
 def test_results_roundtrip_labels_device_and_date(tmp_path):
-    path = ex.save_result("demo", {"x": [1, 2]}, "cpu", directory=tmp_path, wall_time_s=3.21)
+    path = result_files.save_result("demo", {"x": [1, 2]}, "cpu", directory=tmp_path, wall_time_s=3.21)
     assert path == tmp_path / "demo.json"
-    data = ex.load_result("demo", directory=tmp_path)
+    data = result_files.load_result("demo", directory=tmp_path)
     assert data["x"] == [1, 2] and data["device"] == "cpu" and data["device_name"].startswith("CPU")
     assert data["date"] and data["torch"] == torch.__version__ and data["wall_time_s"] == 3.2
     assert data["threads"] == torch.get_num_threads() and data["allocator"] and data["fast_mode"] in (True, False)
-    assert ex.load_result("missing", directory=tmp_path) is None
+    assert result_files.load_result("missing", directory=tmp_path) is None
     with pytest.raises(ValueError):
-        ex.result_path("../x")
+        result_files.result_path("../x")
 
 
 def test_mean_ci_and_table():
-    m, c = ex.mean_ci([1.0, 2.0, 3.0])
+    m, c = mean_ci([1.0, 2.0, 3.0])
     assert m == 2.0 and math.isclose(c, 1.96 * math.sqrt(2 / 3) / math.sqrt(3))
-    table = ex.format_table([["a", 1]], ["name", "value"])
+    table = format_table([["a", 1]], ["name", "value"])
     assert table.splitlines()[0].startswith("name") and "a" in table.splitlines()[2]
 
 
@@ -31,7 +35,7 @@ def test_pca_2d_recovers_the_dominant_direction():
     g = torch.Generator().manual_seed(0)
     t = torch.randn(200, 1, generator=g)
     x = torch.cat([3 * t, 0.1 * torch.randn(200, 4, generator=g)], dim=1)
-    points, ratio = ex.pca_2d(x)
+    points, ratio = ch02_paper.pca_2d(x)
     assert points.shape == (200, 2) and ratio[0] > 0.9
     assert torch.corrcoef(torch.stack([points[:, 0], t[:, 0].double()]))[0, 1].abs() > 0.99
 
@@ -58,7 +62,7 @@ def test_predictions_match_sgd_by_hand():
     model = SinusoidMLP(hidden=8)
     x, y, grid = torch.randn(5, 1), torch.randn(5, 1), torch.linspace(-5, 5, 7).unsqueeze(-1)
     path = _sgd_path(model, x, y, 0.1, 2)
-    preds = ex.sinusoid_predictions(model, x, y, grid, 0.1, (0, 2))
+    preds = sinusoid.sinusoid_predictions(model, x, y, grid, 0.1, (0, 2))
     assert set(preds) == {0, 2} and preds[0].shape == (7,)
     for s in (0, 2):
         with torch.no_grad():
@@ -68,19 +72,19 @@ def test_predictions_match_sgd_by_hand():
 def test_adaptation_curve_uses_the_learner_and_fixed_tasks():
     torch.manual_seed(0)
     learner = make_learner("maml", SinusoidMLP(hidden=8), inner_lr=0.01)
-    curve = ex.sinusoid_adaptation(learner, 5, 3, num_tasks=20, keep_per_task=True)
+    curve = sinusoid.sinusoid_adaptation(learner, 5, 3, num_tasks=20, keep_per_task=True)
     assert curve["steps"] == [0, 1, 2, 3] and len(curve["per_task"][0]) == 20
-    again = ex.sinusoid_adaptation(learner, 5, 3, num_tasks=20, inner_lr=0.05)
+    again = sinusoid.sinusoid_adaptation(learner, 5, 3, num_tasks=20, inner_lr=0.05)
     assert again["mean"][0] == curve["mean"][0]  # same tasks, no adaptation
     assert again["mean"][3] != curve["mean"][3]  # other step size
     assert learner.inner_lr == 0.01  # restored
-    shots = ex.shots_curve(learner, (1, 5), num_tasks=10)
+    shots = ch02_paper.shots_curve(learner, (1, 5), num_tasks=10)
     assert shots["shots"] == [1, 5] and len(shots["mean"]) == 2
 
 
 def test_small_paper_experiment_and_beats_criterion(tmp_path, monkeypatch):
-    monkeypatch.setattr(ex, "RESULTS_DIR", tmp_path)
-    res = ex.sinusoid_paper_experiment(30, meta_batch_size=4, num_tasks=20, progress=False, save_as="tiny")
+    monkeypatch.setattr(result_files, "RESULTS_DIR", tmp_path)
+    res = ch02_paper.sinusoid_paper_experiment(30, meta_batch_size=4, num_tasks=20, progress=False, save_as="tiny")
     r = res.results
     assert set(r["comparison"]) == {"K=5", "K=10"}
     entry = r["comparison"]["K=5"]
@@ -90,33 +94,35 @@ def test_small_paper_experiment_and_beats_criterion(tmp_path, monkeypatch):
         d = r["comparison"][f"K={k}"]["difference"]
         expected = all(d["win_share"][s] - d["win_ci95"][s] > 0.5 and d["median"][s] > 0.1 for s in (1, 5, 10))
         assert r["maml_beats_pretrained"][f"K={k}"] is expected
-    table = ex.paper_table(r)
+    table = ch02_paper.paper_table(r)
     assert "MAML (paper)" in table and "median" in table and "/20" in table  # diverged count out of 20 tasks
     variant = {**r, "setting": {**r["setting"], "seed": 2, "init": "reference"}}
-    ex.save_result("tiny_seed2_reference_init", variant, directory=tmp_path)
-    ex.save_result("tiny_partial", {**r, "setting": {**r["setting"], "iterations": {"maml": 7}}}, directory=tmp_path)
-    ex.save_result("tinyother", r, directory=tmp_path)
-    runs = ex.load_paper_runs("tiny", directory=tmp_path)
+    result_files.save_result("tiny_seed2_reference_init", variant, directory=tmp_path)
+    result_files.save_result(
+        "tiny_partial", {**r, "setting": {**r["setting"], "iterations": {"maml": 7}}}, directory=tmp_path
+    )
+    result_files.save_result("tinyother", r, directory=tmp_path)
+    runs = ch02_paper.load_paper_runs("tiny", directory=tmp_path)
     assert list(runs) == ["seed 0, pytorch init, train K=10", "seed 2, reference init, train K=10"]
-    rows = ex.variants_table(runs).splitlines()
+    rows = ch02_paper.variants_table(runs).splitlines()
     assert len(rows) == 4 and rows[2].startswith("seed 0,") and rows[3].startswith("seed 2,") and "/20" in rows[3]
     sharp = r["maml_step_sharpness"]["K=5"]
     assert len(sharp["values"]) == 20 and sharp["quantiles_10_50_90"] == sorted(sharp["quantiles_10_50_90"])
     along = sharp["along_steps"]
     assert along["steps"] == [0, 1, 2, 3] and along["num_tasks"] == 20
     assert along["num_diverged"] == entry["maml"]["diverged"][10] and len(along["not_diverged"]) == 4
-    assert ex.load_result("tiny")["setting"]["iterations"] == 30
+    assert result_files.load_result("tiny")["setting"]["iterations"] == 30
     d = entry["difference"]
     assert all(0 <= w <= 1 for w in d["win_share"]) and len(d["median"]) == 11 and len(d["win_ci95"]) == 11
     fake = {
         "K=5": {"difference": {"win_share": [0.5] + [0.9] * 10, "win_ci95": [0.05] * 11, "median": [0.0] + [0.5] * 10}}
     }
-    assert ex.maml_beats_pretrained(fake, 5) is True
+    assert ch02_paper.maml_beats_pretrained(fake, 5) is True
     fake["K=5"]["difference"]["win_ci95"][5] = 0.45  # the share could be 0.45: not significant
-    assert ex.maml_beats_pretrained(fake, 5) is False
+    assert ch02_paper.maml_beats_pretrained(fake, 5) is False
     fake["K=5"]["difference"]["win_ci95"][5] = 0.05
     fake["K=5"]["difference"]["median"][10] = 0.05  # MAML wins, but by too little
-    assert ex.maml_beats_pretrained(fake, 5) is False
+    assert ch02_paper.maml_beats_pretrained(fake, 5) is False
 
 
 def test_compare_sinusoid_win_share_and_median_ignore_blown_up_tasks():
@@ -134,7 +140,7 @@ def test_compare_sinusoid_win_share_and_median_ignore_blown_up_tasks():
 
     maml = Fixed([0.2] * 19 + [float("inf")])
     pretrained = Fixed([2.0] * 20)
-    out = ex.compare_sinusoid(maml, pretrained, shots=(5,), max_steps=2, num_tasks=20)
+    out = ch02_paper.compare_sinusoid(maml, pretrained, shots=(5,), max_steps=2, num_tasks=20)
     d = out["K=5"]["difference"]
     assert d["mean"][1] == -math.inf and d["win_share"][1] == 0.95 and math.isclose(d["median"][1], 1.8, rel_tol=1e-6)
     assert (
@@ -142,19 +148,19 @@ def test_compare_sinusoid_win_share_and_median_ignore_blown_up_tasks():
         and out["K=5"]["maml"]["diverged_tasks"] == [19]
         and math.isclose(out["K=5"]["maml"]["mean_not_diverged"][1], 0.2, rel_tol=1e-6)
     )
-    assert ex.maml_beats_pretrained(out, 5, steps=(1, 2)) is True
+    assert ch02_paper.maml_beats_pretrained(out, 5, steps=(1, 2)) is True
 
 
 def test_run_dir_is_for_full_mode_only(monkeypatch):
     from mlcourse.config import REPO_ROOT
 
     monkeypatch.setenv("MLCOURSE_FAST", "1")
-    assert ex.run_dir("ch03", "omniglot-maml") is None
+    assert omniglot.run_dir("ch03", "omniglot-maml") is None
     monkeypatch.setenv("MLCOURSE_FAST", "0")
-    assert ex.run_dir("ch03", "omniglot-maml") == REPO_ROOT / "runs" / "ch03" / "omniglot-maml"
+    assert omniglot.run_dir("ch03", "omniglot-maml") == REPO_ROOT / "runs" / "ch03" / "omniglot-maml"
     for bad in (("ch03", "a/b"), ("", "x"), ("ch03", "..")):
         with pytest.raises(ValueError, match="plain folder names"):
-            ex.run_dir(*bad)
+            omniglot.run_dir(*bad)
 
 
 def test_adaptation_curve_counts_diverged_tasks_and_medians():
@@ -162,11 +168,11 @@ def test_adaptation_curve_counts_diverged_tasks_and_medians():
     counted as diverged); a tiny one diverges none. Medians are per-step medians of the per-task MSE."""
     torch.manual_seed(0)
     learner = make_learner("maml", SinusoidMLP(hidden=8), inner_lr=0.01)
-    tasks = ex.sinusoid_tasks(30, 5, 50)
-    calm = ex.sinusoid_adaptation(learner, 5, 3, tasks=tasks, inner_lr=1e-4, keep_per_task=True)
+    tasks = sinusoid.sinusoid_tasks(30, 5, 50)
+    calm = sinusoid.sinusoid_adaptation(learner, 5, 3, tasks=tasks, inner_lr=1e-4, keep_per_task=True)
     assert calm["diverged"] == [0, 0, 0, 0]
     assert calm["median"][2] == float(torch.tensor(calm["per_task"][2], dtype=torch.float64).median())
-    wild = ex.sinusoid_adaptation(learner, 5, 3, tasks=tasks, inner_lr=50.0)
+    wild = sinusoid.sinusoid_adaptation(learner, 5, 3, tasks=tasks, inner_lr=50.0)
     assert wild["diverged"][0] == 0 and wild["diverged"][3] == 30
 
 
@@ -178,8 +184,8 @@ def test_step_sharpness_matches_the_exact_hessian():
 
     torch.manual_seed(1)
     model = SinusoidMLP(hidden=6)
-    tasks = ex.sinusoid_tasks(4, 5, 10)
-    got = ex.step_sharpness(model, tasks, 0.5, iterations=400)
+    tasks = sinusoid.sinusoid_tasks(4, 5, 10)
+    got = ch02_paper.step_sharpness(model, tasks, 0.5, iterations=400)
     net = SinusoidMLP(hidden=6).double()
     net.load_state_dict(model.state_dict())
     shapes = {n: p.shape for n, p in net.named_parameters()}
@@ -199,9 +205,9 @@ def test_step_sharpness_matches_the_exact_hessian():
         top = eig[eig.abs().argmax()]
         assert math.isclose(float(got[t]), 0.5 * float(top), rel_tol=1e-6), (t, float(got[t]), 0.5 * float(top))
     with pytest.raises(ValueError, match="inner_lr=0"):
-        ex.step_sharpness(model, tasks, 0)
+        ch02_paper.step_sharpness(model, tasks, 0)
     # after one fine-tuning step: the Hessian at phi = theta - alpha * grad, task by task
-    after = ex.step_sharpness(model, tasks, 0.5, after_steps=1, iterations=400)
+    after = ch02_paper.step_sharpness(model, tasks, 0.5, after_steps=1, iterations=400)
     for t in range(4):
         x, y = tasks.support_x[t].double(), tasks.support_y[t].double()
         loss = lambda v: ((functional_call(net, unflat(v), (x,)) - y) ** 2).mean()  # noqa: E731
@@ -209,28 +215,34 @@ def test_step_sharpness_matches_the_exact_hessian():
         eig = torch.linalg.eigvalsh(hessian(loss)(phi))
         assert math.isclose(float(after[t]), 0.5 * float(eig[eig.abs().argmax()]), rel_tol=1e-6)
     with pytest.raises(ValueError, match="after_steps=-1"):
-        ex.step_sharpness(model, tasks, 0.5, after_steps=-1)
+        ch02_paper.step_sharpness(model, tasks, 0.5, after_steps=-1)
     # along the path: step 0 may reuse values already computed; the result is the same
     mask = torch.tensor([True, False, False, True])
-    fresh = ex.sharpness_along_steps(model, tasks, 0.5, mask, steps=1, iterations=400)
-    reused = ex.sharpness_along_steps(
-        model, tasks, 0.5, mask, steps=1, iterations=400, at_start=ex.step_sharpness(model, tasks, 0.5, iterations=400)
+    fresh = ch02_paper.sharpness_along_steps(model, tasks, 0.5, mask, steps=1, iterations=400)
+    reused = ch02_paper.sharpness_along_steps(
+        model,
+        tasks,
+        0.5,
+        mask,
+        steps=1,
+        iterations=400,
+        at_start=ch02_paper.step_sharpness(model, tasks, 0.5, iterations=400),
     )
     assert reused == fresh and math.isclose(fresh["not_diverged"][1], float(after[1:3].median()), rel_tol=1e-9)
 
 
 def test_mse_cells_name_blown_up_means():
-    assert ex.mse_cell(0.5678, 0.0123) == "0.57 ± 0.01" and ex.mse_cell(0.5) == "0.50"
+    assert sinusoid.mse_cell(0.5678, 0.0123) == "0.57 ± 0.01" and sinusoid.mse_cell(0.5) == "0.50"
     for bad in (float("inf"), float("nan"), 5e3):
-        assert ex.mse_cell(bad, 1.0) == "diverged"
+        assert sinusoid.mse_cell(bad, 1.0) == "diverged"
 
 
 def test_task_embedding_is_the_parameter_change_of_plain_sgd():
     """sinusoid_task_embedding (vmap over tasks) = phi_t - theta of plain SGD by hand (autograd, one task at a time)."""
     torch.manual_seed(0)
     model = SinusoidMLP(hidden=8)
-    tasks = ex.sinusoid_tasks(3, 5, 1)
-    emb = ex.sinusoid_task_embedding(model, tasks, inner_lr=0.05, steps=2)
+    tasks = sinusoid.sinusoid_tasks(3, 5, 1)
+    emb = ch02_paper.sinusoid_task_embedding(model, tasks, inner_lr=0.05, steps=2)
     assert emb.shape == (3, sum(p.numel() for p in model.parameters()))
     for t in range(3):
         path = _sgd_path(model, tasks.support_x[t], tasks.support_y[t], 0.05, 2)
@@ -259,7 +271,7 @@ def test_scratch_baseline_is_maml_adaptation_from_the_seeded_init():
     from mlcourse.config import seed_everything
     from mlcourse.models import Conv4
 
-    result = ex.scratch_baseline(_pattern_sampler(), 4, **SCRATCH_TINY)
+    result = ch01_scratch.scratch_baseline(_pattern_sampler(), 4, **SCRATCH_TINY)
     seed_everything(0)
     learner = make_learner("maml", Conv4(1, 3, hidden=8, image_size=12), inner_lr=0.1, inner_steps=3)
     sampler = _pattern_sampler()
@@ -274,16 +286,16 @@ def test_scratch_baseline_resumes_after_its_finished_batches(tmp_path):
     import json
 
     partial = tmp_path / "partial.json"
-    full = ex.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **SCRATCH_TINY)
+    full = ch01_scratch.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **SCRATCH_TINY)
     saved = json.loads(partial.read_text())
     assert saved["per_task"] == full["per_task"] and saved["settings"]["num_tasks"] == 4
     # as if stopped after the first batch, whose (marked) accuracies must be kept, not recomputed
     saved["per_task"] = [0.125, 0.375]
     partial.write_text(json.dumps(saved))
-    resumed = ex.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **SCRATCH_TINY)
+    resumed = ch01_scratch.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **SCRATCH_TINY)
     assert resumed["per_task"] == [0.125, 0.375] + full["per_task"][2:]
     assert resumed["wall_time_s"] >= saved["wall_time_s"]
-    other = ex.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **{**SCRATCH_TINY, "steps": 2})
+    other = ch01_scratch.scratch_baseline(_pattern_sampler(), 4, partial_path=partial, **{**SCRATCH_TINY, "steps": 2})
     assert other["per_task"][:2] != [0.125, 0.375]
 
 
@@ -291,8 +303,8 @@ def test_scratch_baseline_without_a_compiler_says_so_and_runs_eagerly(monkeypatc
     from mlcourse.algorithms import execution
 
     monkeypatch.setattr(execution, "compiler_available", lambda device=None: (False, "no C++ compiler (test)"))
-    eager = ex.scratch_baseline(_pattern_sampler(), 2, **SCRATCH_TINY)
-    fallback = ex.scratch_baseline(_pattern_sampler(), 2, compile=True, **SCRATCH_TINY)
+    eager = ch01_scratch.scratch_baseline(_pattern_sampler(), 2, **SCRATCH_TINY)
+    fallback = ch01_scratch.scratch_baseline(_pattern_sampler(), 2, compile=True, **SCRATCH_TINY)
     assert fallback["per_task"] == eager["per_task"] and fallback["compile_seconds"] == 0.0
     err = capsys.readouterr().err
     assert "torch.compile is not available here (no C++ compiler (test)); running eagerly" in err

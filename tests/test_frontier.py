@@ -191,7 +191,7 @@ def test_the_winner_at_each_mark_and_whether_the_intervals_separate_it() -> None
 
 
 def test_chapter_08_reads_the_frontier() -> None:
-    from mlcourse.course import ch08_scaling as S
+    from mlcourse.course.ch08 import scaling as S
 
     payload = _payload()
     table = S.frontier_table(payload)

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from mlcourse.config import REPO_ROOT
-from mlcourse.course import ch08_scaling as scaling
+from mlcourse.course import bench_reports
 
 REFERENCE = REPO_ROOT / "benchmarks" / "results" / "gpu-reference-h200-prototype.json"
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -23,7 +23,7 @@ def _text(name: str) -> str:
 
 def test_reference_file_exists_with_its_provenance() -> None:
     assert REFERENCE.is_file()
-    ref = scaling.load_gpu_reference()
+    ref = bench_reports.load_gpu_reference()
     assert ref["device"] == "NVIDIA H200" and ref["torch"].startswith("2.11")
     assert re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", ref["date"])
     assert "prototype" in ref["provenance"] and "not yet reproduced with mlcourse bench" in ref["provenance"]
@@ -32,11 +32,11 @@ def test_reference_file_exists_with_its_provenance() -> None:
     assert values["learn2learn_maml"] == (16, "tasks/s") and values["vmap_maml"] == (196, "tasks/s")
     assert values["learn2learn_fomaml"] == (45, "tasks/s") and values["vmap_fomaml"] == (483, "tasks/s")
     assert values["protonet_batched"] == (1190, "episodes/s") and values["vmap_maml_peak_memory"] == (17.6, "GiB")
-    assert scaling.gpu_reference_entry(ref, "h200_fp32_peak")["value"] == 67
-    text = scaling.format_gpu_reference(ref)
+    assert bench_reports.gpu_reference_entry(ref, "h200_fp32_peak")["value"] == 67
+    text = bench_reports.format_gpu_reference(ref)
     assert text.startswith("gpu-reference-h200-prototype.json: NVIDIA H200, torch 2.11,") and "196 tasks/s" in text
     with pytest.raises(KeyError, match="allowed"):
-        scaling.gpu_reference_entry(ref, "nope")
+        bench_reports.gpu_reference_entry(ref, "nope")
 
 
 def test_reference_file_is_not_mistaken_for_a_bench_result() -> None:
@@ -49,7 +49,7 @@ def test_load_gpu_reference_rejects_other_files(tmp_path) -> None:
     other = tmp_path / "x.json"
     other.write_text(json.dumps({"kind": "mlcourse.bench", "rows": []}))
     with pytest.raises(ValueError, match="not a GPU reference file"):
-        scaling.load_gpu_reference(other)
+        bench_reports.load_gpu_reference(other)
 
 
 def typed_forms(reference: dict) -> set[str]:

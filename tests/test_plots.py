@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from mlcourse.course import plots
+from mlcourse.course.ch00 import figures as ch00_figures
+from mlcourse.course.ch02 import plots as ch02_plots
+from mlcourse.course.ch03 import plots as ch03_plots
 
 
 def test_accuracy_bars_and_close():
@@ -24,7 +27,7 @@ def test_curves_fits_and_embedding_draw():
         plots.sinusoid_fit(x, torch.sin(x), x[:5], torch.sin(x[:5]), {"pred": torch.zeros(50)}),
         plots.adaptation_curves({"m": [3, 2, 1]}, errors={"m": [0.1, 0.1, 0.1]}, logy=True),
         plots.learning_curves({"m": ([1, 2, 3, 4, 5, 6], [5, 4, 3, 2, 1, 1])}, smooth=2),
-        plots.task_embedding(torch.randn(10, 2), torch.rand(10), colour_label="A"),
+        ch02_plots.task_embedding(torch.randn(10, 2), torch.rand(10), colour_label="A"),
         plots.task_images(
             torch.rand(10, 1, 8, 8),
             torch.arange(5).repeat_interleave(2),
@@ -37,17 +40,17 @@ def test_curves_fits_and_embedding_draw():
     for f in figs:
         plots.close(f)
     with pytest.raises(ValueError):
-        plots.task_embedding(torch.randn(10, 3), torch.rand(10))
+        ch02_plots.task_embedding(torch.randn(10, 3), torch.rand(10))
 
 
 def test_sharpness_histogram_labels_median_and_share_above_two():
-    fig = plots.sharpness_histogram({"K=5": [0.5, 1.5, 2.5, 3.0], "K=10": torch.tensor([1.0, 1.2, 1.4])})
+    fig = ch02_plots.sharpness_histogram({"K=5": [0.5, 1.5, 2.5, 3.0], "K=10": torch.tensor([1.0, 1.2, 1.4])})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["K=5: median 2.00, 50% > 2", "K=10: median 1.20, 0% > 2"]
     assert [line.get_xdata()[0] for line in fig.axes[0].lines] == [1.0, 2.0]
     plots.close(fig)
     with pytest.raises(ValueError):
-        plots.sharpness_histogram({})
+        ch02_plots.sharpness_histogram({})
 
 
 # --- pictures and maps (chapters 00, 02, 03) -------------------------------------------------------------
@@ -55,7 +58,7 @@ def test_sharpness_histogram_labels_median_and_share_above_two():
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from mlcourse.algorithms import make_learner  # noqa: E402
-from mlcourse.course import ch02_toy2d as toy2d  # noqa: E402
+from mlcourse.course.ch02 import toy2d  # noqa: E402
 from mlcourse.data import TaskBatch  # noqa: E402
 from mlcourse.models import Conv4  # noqa: E402
 
@@ -69,15 +72,19 @@ def _texts(fig):
 
 
 def test_field_map_has_three_families_one_box_per_algorithm_and_chapters():
-    fig = plots.field_map()
-    algorithms = [a for _, _, algos in plots.FIELD_MAP for a in algos]
-    assert [f for f, _, _ in plots.FIELD_MAP] == ["metric-based", "optimisation-based", "model-based / black-box"]
+    fig = ch00_figures.field_map()
+    algorithms = [a for _, _, algos in ch00_figures.FIELD_MAP for a in algos]
+    assert [f for f, _, _ in ch00_figures.FIELD_MAP] == [
+        "metric-based",
+        "optimisation-based",
+        "model-based / black-box",
+    ]
     assert len(_patches(fig, FancyBboxPatch)) == 1 + 3 + len(algorithms)  # root, families, algorithms
     assert len(_patches(fig, FancyArrowPatch)) == 3  # root -> each family
     text = _texts(fig)
     for name, reference, where in algorithms:
         assert name in text and reference in text and where in text
-    families = {f: [a[0] for a in algos] for f, _, algos in plots.FIELD_MAP}
+    families = {f: [a[0] for a in algos] for f, _, algos in ch00_figures.FIELD_MAP}
     assert {"Prototypical Networks", "Matching Networks"} == set(families["metric-based"])
     assert {
         "MAML",
@@ -93,7 +100,7 @@ def test_field_map_has_three_families_one_box_per_algorithm_and_chapters():
     assert run_here == ["in-context sequence models"]  # chapter 08's black-box learner; the others are named only
     assert all(
         (" 08 " if name.startswith("iMAML") else " 03 ") in f"{where} "
-        for _, _, algos in plots.FIELD_MAP[:2]
+        for _, _, algos in ch00_figures.FIELD_MAP[:2]
         for name, _, where in algos
         if "not run in this course" not in where
     )  # all that are run, run in ch. 03, except iMAML: chapter 08 measures it
@@ -102,7 +109,7 @@ def test_field_map_has_three_families_one_box_per_algorithm_and_chapters():
 
 @pytest.mark.parametrize("first_order", [False, True])
 def test_inner_outer_loop_diagram_boxes_and_arrows(first_order):
-    fig = plots.inner_outer_loop_diagram(first_order=first_order)
+    fig = ch02_plots.inner_outer_loop_diagram(first_order=first_order)
     assert len(_patches(fig, FancyBboxPatch)) == 8  # theta, 2 tasks x (inner SGD, phi_i, query loss), outer update
     arrows = _patches(fig, FancyArrowPatch)
     assert len(arrows) == 9  # theta -> inner (2), inner -> phi (2), phi -> loss (2), loss -> outer (2), meta-gradient
@@ -137,7 +144,7 @@ def test_maml_decision_boundary_moves_after_adaptation():
     grid = toy2d.decision_grid(run.learner, task, (0, 1, 5), resolution=40)
     assert grid.probs[0].shape == (40, 40) and not torch.allclose(grid.probs[0], grid.probs[5])
     assert grid.accuracy[1] > grid.accuracy[0] + 0.1 and grid.accuracy[5] > grid.accuracy[0] + 0.1, grid.accuracy
-    fig = plots.maml_decision_boundaries(grid, task)
+    fig = ch02_plots.maml_decision_boundaries(grid, task)
     assert len(fig.axes) == 3
     for ax, s in zip(fig.axes, (0, 1, 5)):
         support = [c for c in ax.collections if c.get_label() == "support points"]
@@ -160,36 +167,36 @@ def test_prototype_embedding_marks_one_prototype_per_class():
     torch.manual_seed(0)
     learner = make_learner("protonet", Conv4(hidden=8))
     batch = _image_batch()
-    data = plots.prototype_projection(learner, batch, task=1)
+    data = ch03_plots.prototype_projection(learner, batch, task=1)
     assert data["support"].shape == (10, 2) and data["query"].shape == (15, 2) and data["prototypes"].shape == (5, 2)
     # the picture's "nearest prototype" is the ProtoNet's own decision, in either normalisation mode
     assert data["accuracy"] == pytest.approx(float(learner.evaluate(batch.task(1))["query_accuracy"][0]))
     with learner.normalising("support"):
         one = batch.task(1)
         own = learner.predict(learner.adapt(one), one.query_x)[0].argmax(-1)
-        assert torch.equal(plots.prototype_projection(learner, batch, task=1)["predicted"], own)
-    fig = plots.prototype_embedding(learner, batch, task=1)
+        assert torch.equal(ch03_plots.prototype_projection(learner, batch, task=1)["predicted"], own)
+    fig = ch03_plots.prototype_embedding(learner, batch, task=1)
     counts = {c.get_label().split(" ")[0]: len(c.get_offsets()) for c in fig.axes[0].collections}
     assert counts == {"query": 15, "prototypes": 5, "support": 10}
     assert [t.get_text() for t in fig.axes[0].texts] == [f"class {c}" for c in range(5)]
     plots.close(fig)
     with pytest.raises(ValueError):
-        plots.prototype_projection(learner, batch, task=2)
+        ch03_plots.prototype_projection(learner, batch, task=2)
 
 
 def test_attention_map_rows_sum_to_one_and_match_the_matching_net():
     torch.manual_seed(0)
     learner = make_learner("matchingnet", Conv4(hidden=8))
     batch = _image_batch(n_way=4, k_shot=3, n_query=2)
-    data = plots.matching_attention(learner, batch)
+    data = ch03_plots.matching_attention(learner, batch)
     assert data["attention"].shape == (8, 12) and data["probs"].shape == (8, 4)
     assert torch.allclose(data["attention"].sum(-1), torch.ones(8), atol=1e-5)
     one = batch.task(0)
     assert torch.allclose(data["probs"], learner.predict(learner.adapt(one), one.query_x)[0].exp(), atol=1e-5)
-    fig = plots.attention_map(learner, batch)
+    fig = ch03_plots.attention_map(learner, batch)
     attention, probs = fig.axes[0].images[0].get_array(), fig.axes[1].images[0].get_array()
     assert attention.shape == (8, 12) and probs.shape == (8, 4)
     assert abs(attention.sum(1) - 1).max() < 1e-5 and abs(probs.sum(1) - 1).max() < 1e-5
     plots.close(fig)
     with pytest.raises(TypeError):
-        plots.matching_attention(make_learner("protonet", Conv4(hidden=8)), batch)
+        ch03_plots.matching_attention(make_learner("protonet", Conv4(hidden=8)), batch)

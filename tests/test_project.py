@@ -13,7 +13,7 @@ import torch
 
 from mlcourse.checkpoint import save_results
 from mlcourse.cli import main
-from mlcourse.course import ch05_project as P
+from mlcourse.course.ch05 import project as P
 from mlcourse.data import ImageClassDataset, import_cifar100
 from mlcourse.train import load_trained
 

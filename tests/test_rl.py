@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.func import grad, jvp, vmap
 
-from mlcourse.course import ch06_rl as rl
+from mlcourse.course.ch06 import rl
 
 F64 = torch.float64
 

@@ -11,7 +11,7 @@ import pytest
 matplotlib.use("Agg")
 
 from mlcourse.cli import main  # noqa: E402
-from mlcourse.course import ch08_scaling as S  # noqa: E402
+from mlcourse.course.ch08 import scaling as S  # noqa: E402
 
 TINY = S.Point(n_way=3, k_shot=1, n_query=2, meta_batch=2, inner_steps=1, hidden=4, image_size=8)
 

@@ -1,7 +1,9 @@
 """The course: the code of the chapters, on top of the library (``mlcourse.data`` ... ``mlcourse.train``).
 
-``experiments`` (shared chapter experiments), ``widgets`` / ``display`` / ``plots`` (what a student sees),
-``exercises`` (graded exercises, one module per chapter) and one module per chapter where a chapter has its own
-code: ``ch02_toy2d``, ``ch04_bilevel``, ``ch05_project``, ``ch06_applications``, ``ch06_rl``, ``ch08_scaling``.
-The library never imports this package (``make test`` checks it with import-linter).
+A folder per chapter (``ch00`` ... ``ch08``) owns that chapter's code, plots and widgets; its ``__init__`` names what
+the chapter's notebook calls. The chapters do not import each other: what two chapters share lives in modules named
+for what they hold (``sinusoid``, ``omniglot``, ``result_files``, ``bench_reports``, ``options``) and in what a student
+sees everywhere (``plots``, ``display``). ``exercises`` holds the graded exercises, one module per chapter;
+``book``, ``grading``, ``syllabus`` and ``subcommands`` serve the whole course. The library never imports this
+package (``make test`` checks both rules with import-linter).
 """

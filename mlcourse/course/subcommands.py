@@ -14,7 +14,7 @@ import tyro
 
 from mlcourse.cliparse import CLIError, Command, Flag, arg, require
 from mlcourse.config import fast_mode
-from mlcourse.course import book, ch05_project, ch08_scaling, experiments, grading
+from mlcourse.course import book, ch01, ch02, ch04, ch05, ch08, grading
 
 CHAPTERS_HELP = "chapter numbers, e.g. 01 04"
 
@@ -96,46 +96,13 @@ def _cmd_grade(args: GradeOptions) -> int:
 
 
 def register() -> dict[str, Command]:
-    """The course's subcommands: ``{name: Command}``."""
+    """The course's subcommands: ``{name: Command}``, each chapter's own (its ``COMMANDS``) and the book's."""
     return {
-        "scratch-baseline": Command(
-            "chapter 01: a fresh Conv-4 trained on each test task's support set",
-            experiments.ScratchOptions,
-            experiments.scratch_command,
-        ),
-        "sinusoid-paper": Command(
-            "chapter 02: the MAML paper's sinusoid run at full scale (resumable)",
-            experiments.SinusoidOptions,
-            experiments.sinusoid_command,
-        ),
-        "article-vs-maml": Command(
-            "chapter 04: the article's rule vs MAML at full size (results/ch04_article_vs_maml.json)",
-            experiments.ExperimentOptions,
-            experiments.article_command,
-            "Chapter 04: the article's rule against MAML at full size (results/ch04_article_vs_maml.json).",
-        ),
-        "blackbox-vs-maml": Command(
-            "chapter 08: a black-box (in-context) learner against MAML on the sinusoids",
-            experiments.ExperimentOptions,
-            experiments.blackbox_command,
-            "Chapter 08: a black-box (in-context) learner against MAML on the sinusoids "
-            "(results/ch08_blackbox_vs_maml.json).",
-        ),
-        "blackbox-ood": Command(
-            "chapter 08: the black-box learner and MAML on sinusoids outside the training range",
-            experiments.OodOptions,
-            experiments.ood_command,
-        ),
-        "cifar-grid": Command(
-            "chapter 05: the comparison grid at full scale (a results.json per variant)",
-            ch05_project.GridOptions,
-            ch05_project.grid_command,
-        ),
-        "scaling": Command(
-            "chapter 08: time and memory sweeps (or --remedies, --distributed)",
-            ch08_scaling.ScalingOptions,
-            ch08_scaling.scaling_command,
-        ),
+        **ch01.COMMANDS,
+        **ch02.COMMANDS,
+        **ch04.COMMANDS,
+        **ch05.COMMANDS,
+        **ch08.COMMANDS,
         "student-notebooks": Command(
             "write the student version of the graded chapters (nbgrader)", StudentOptions, _cmd_student
         ),

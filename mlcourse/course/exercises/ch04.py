@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.func import grad
 
 from mlcourse.algorithms import make_learner
-from mlcourse.course import ch04_bilevel as B
+from mlcourse.course.ch04 import bilevel as B
 from mlcourse.course.exercises._common import Checks, as_float64, close, missing
 from mlcourse.data.sinusoid import SinusoidTasks
 from mlcourse.models import SinusoidMLP

@@ -18,7 +18,7 @@ seconds in fast mode (honest stand-ins: no medical, financial or user data ships
 4. **Cross-domain transfer** — the Omniglot-trained embedding tested within the training domain, on new
    alphabets, and under synthetic image shifts (:func:`shift_images`: inverted contrast, shrunk characters,
    pixel noise), :func:`cross_domain_table`.
-5. **Meta-reinforcement learning** — see :mod:`mlcourse.course.ch06_rl` (2-D navigation, MAML with policy gradients);
+5. **Meta-reinforcement learning** — see :mod:`mlcourse.course.ch06.rl` (2-D navigation, MAML with policy gradients);
    plots here: :func:`rl_returns_figure`, :func:`trajectory_figure`.
 """
 
@@ -704,7 +704,7 @@ def personalisation_figure(curves: Mapping[str, Mapping[str, list[float]]], shot
 
 
 # ==================================================================================================
-# 5. meta-RL plots (the computation is in mlcourse.course.ch06_rl)
+# 5. meta-RL plots (the computation is in mlcourse.course.ch06.rl)
 
 
 def rl_returns_figure(results: Mapping[str, Mapping[str, list[float]]], title: str = "") -> Figure:
