@@ -13,7 +13,6 @@ import pytest
 from mlcourse.config import REPO_ROOT
 from mlcourse.course import result_files, sinusoid
 from mlcourse.course.ch08 import blackbox as ch08_blackbox
-from mlcourse.course.ch08 import scaling as S
 from mlcourse.models import InContextRegressor, SinusoidMLP
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -101,7 +100,7 @@ def test_ood_figure_draws_one_bar_per_model_and_family() -> None:
 
     matplotlib.use("Agg")
     saved = result_files.load_result(ch08_blackbox.BLACKBOX_OOD)
-    fig = S.ood_figure(saved["families"], shots=(10,))
+    fig = ch08_blackbox.ood_figure(saved["families"], shots=(10,))
     bars = [p for p in fig.axes[0].patches]
     assert len(bars) == len(saved["families"]) * len(MODELS)
     heights = sorted(b.get_height() for b in bars)

@@ -171,10 +171,11 @@ def test_chapter_03_full_mode_settings_match_the_committed_files(full_mode):
 def test_chapter_05_full_mode_settings_match_the_committed_files(full_mode, tmp_path):
     """Chapter 05's Omniglot fallback grid (CIFAR-100 absent) loads every variant's committed weights. The data
     folder is an empty one, so the fallback is what is checked on every machine, CIFAR-100 present or not."""
-    from mlcourse.course.ch05 import project as P
+    from mlcourse.course.ch05 import data as ch05_data
+    from mlcourse.course.ch05 import grid as ch05_grid
 
-    choice = P.choose_dataset("article", root=tmp_path)
+    choice = ch05_data.choose_dataset("article", root=tmp_path)
     assert choice.fallback and choice.data == "omniglot", choice
-    for variant in P.VARIANTS.values():
-        config = P.grid_config(choice, variant, k_shot=1, fast=False, device="cpu", out_dir=None)
+    for variant in ch05_grid.VARIANTS.values():
+        config = ch05_grid.grid_config(choice, variant, k_shot=1, fast=False, device="cpu", out_dir=None)
         _settings_match(f"ch05/{choice.data}-{variant.slug}-5w1s", committed.config_settings(config))

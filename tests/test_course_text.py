@@ -183,11 +183,11 @@ def test_bench_changes_says_about_the_same_within_the_tolerance() -> None:
 
 
 def test_chapter_08_distributed_text_matches_the_committed_measurement() -> None:
-    from mlcourse.course.ch08 import scaling as S
+    from mlcourse.course.ch08 import processes as ch08_processes
 
-    report = S.load_distributed_results()[-1]
+    report = ch08_processes.load_distributed_results()[-1]
     assert report["speedup"]["2"] < 1  # what chapter 08 says of the committed file: two processes slower than one
-    assert S.speedup_lines(report)[0].endswith("slower than one process")
+    assert ch08_processes.speedup_lines(report)[0].endswith("slower than one process")
     text = _markdown("08_scalability.ipynb")
     assert "were *slower* than one process" in text and "the committed 2-process CPU measurement" in text
     assert "ch08.speedup_lines(report)" in _code("08_scalability.ipynb")
@@ -207,14 +207,14 @@ def test_chapter_08_gpu_peak_and_imaml_are_stated_correctly() -> None:
 
 
 def test_chapter_05_example_is_the_published_protocol_without_stratified() -> None:
-    from mlcourse.course.ch05 import project as P
+    from mlcourse.course.ch05 import results as ch05_results
 
-    line = P.published_protocol_command("maml", "cifar-fs", k_shot=1)
+    line = ch05_results.published_protocol_command("maml", "cifar-fs", k_shot=1)
     assert "--stratified" not in line and "--split cifar-fs" in line and "--k-shot 1" in line
     assert "ch05.published_protocol_command(" in _code("05_cifar100_project.ipynb")
     assert '--stratified "' not in _code("05_cifar100_project.ipynb")
     with pytest.raises(ValueError, match="split='nope'"):
-        P.published_protocol_command(split="nope")
+        ch05_results.published_protocol_command(split="nope")
 
 
 def test_chapter_02_account_of_the_full_runs_matches_the_files() -> None:

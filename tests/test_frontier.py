@@ -191,11 +191,11 @@ def test_the_winner_at_each_mark_and_whether_the_intervals_separate_it() -> None
 
 
 def test_chapter_08_reads_the_frontier() -> None:
-    from mlcourse.course.ch08 import scaling as S
+    from mlcourse.course.ch08 import frontier_report as ch08_frontier_report
 
     payload = _payload()
-    table = S.frontier_table(payload)
+    table = ch08_frontier_report.frontier_table(payload)
     assert "| 10 s | 20 s |" in table and "| ProtoNet | 0.50 | 1.0 | 1.5 | 80.0 | 91.0 | 92.0 |" in table
-    lines = S.frontier_lines(payload)
+    lines = ch08_frontier_report.frontier_lines(payload)
     assert lines[0].startswith("10 s: ProtoNet leads (80.0 ± 2.0 %), clearly ahead of MAML")
     assert "within the 95 % intervals of MAML" in lines[1]

@@ -1,4 +1,4 @@
-"""Chapter 05's compute functions (``mlcourse.course.ch05_project``): the CIFAR-100 / Omniglot fallback, the grid on a tiny
+"""Chapter 05's compute functions (``mlcourse.course.ch05``): the CIFAR-100 / Omniglot fallback, the grid on a tiny
 fake CIFAR-100 in the real pickle format, the results table, results-file loading, stratification, the
 article-code demonstration and the α/β/K widget. Kept small (a few seconds on 2 busy cores)."""
 
@@ -13,7 +13,11 @@ import torch
 
 from mlcourse.checkpoint import save_results
 from mlcourse.cli import main
-from mlcourse.course.ch05 import project as P
+from mlcourse.course.ch05 import article_code as ch05_article_code
+from mlcourse.course.ch05 import data as ch05_data
+from mlcourse.course.ch05 import grid as ch05_grid
+from mlcourse.course.ch05 import results as ch05_results
+from mlcourse.course.ch05 import widgets as ch05_widgets
 from mlcourse.data import ImageClassDataset, import_cifar100
 from mlcourse.train import load_trained
 
@@ -41,23 +45,23 @@ def fake_cifar(data_root, cifar100_tarball):
 
 # ------------------------------------------------------------------------------------------ fallback
 def test_without_cifar_falls_back_to_omniglot_and_says_why(data_root):
-    ok, why = P.cifar100_available()
-    assert not ok and P.DOWNLOAD_COMMAND in why
-    choice = P.choose_dataset("article")
+    ok, why = ch05_data.cifar100_available()
+    assert not ok and ch05_data.DOWNLOAD_COMMAND in why
+    choice = ch05_data.choose_dataset("article")
     assert choice.data == "omniglot" and choice.split_scheme == "vinyals" and choice.fallback
-    assert "not on this machine" in choice.reason and P.DOWNLOAD_COMMAND in choice.reason
+    assert "not on this machine" in choice.reason and ch05_data.DOWNLOAD_COMMAND in choice.reason
     assert "Omniglot" in choice.describe()
 
 
 def test_with_cifar_present_uses_it(fake_cifar):
     for scheme in ("article", "cifar-fs", "fc100"):
-        choice = P.choose_dataset(scheme)
+        choice = ch05_data.choose_dataset(scheme)
         assert (choice.data, choice.split_scheme, choice.fallback) == ("cifar100", scheme, False)
         assert "found" in choice.reason
-    splits = P.load_splits(P.choose_dataset("article"), validation=True)
+    splits = ch05_data.load_splits(ch05_data.choose_dataset("article"), validation=True)
     assert {k: v.num_classes for k, v in splits.items()} == {"train": 64, "val": 16, "test": 20}
     assert splits["train"].images.shape[1:] == (6, 3, 32, 32)
-    trainval = P.load_splits(P.choose_dataset("article"), train_split="trainval", validation=False)
+    trainval = ch05_data.load_splits(ch05_data.choose_dataset("article"), train_split="trainval", validation=False)
     assert set(trainval) == {"train", "test"} and trainval["train"].num_classes == 80
 
 
@@ -66,17 +70,17 @@ def test_corrupt_cifar_falls_back(data_root):
     folder.mkdir(parents=True)
     for name in ("train", "test", "meta"):
         (folder / name).write_bytes(b"not a pickle")
-    ok, why = P.cifar100_available()
+    ok, why = ch05_data.cifar100_available()
     assert not ok and "cannot be read" in why
-    assert P.choose_dataset().data == "omniglot"
+    assert ch05_data.choose_dataset().data == "omniglot"
 
 
 def test_choose_dataset_rejects_unknown_values(data_root):
     with pytest.raises(ValueError, match="split_scheme"):
-        P.choose_dataset("imagenet")
+        ch05_data.choose_dataset("imagenet")
     with pytest.raises(ValueError, match="prefer"):
-        P.choose_dataset(prefer="mnist")
-    assert P.choose_dataset(prefer="omniglot").data == "omniglot"
+        ch05_data.choose_dataset(prefer="mnist")
+    assert ch05_data.choose_dataset(prefer="omniglot").data == "omniglot"
 
 
 # ------------------------------------------------------------------------------------- stratification
@@ -85,9 +89,9 @@ def test_distinct_superclasses_and_exact_probability():
     # brute force over all 3-class subsets
     subsets = list(itertools.combinations(range(6), 3))
     distinct = sum(len({int(superclass[c]) for c in s}) == 3 for s in subsets)
-    assert math.isclose(P.uniform_distinct_probability(superclass, 3), distinct / len(subsets))
+    assert math.isclose(ch05_data.uniform_distinct_probability(superclass, 3), distinct / len(subsets))
     classes = torch.tensor([[0, 2, 5], [0, 1, 5], [3, 1, 5]])
-    assert P.distinct_superclasses(classes, superclass).tolist() == [True, False, True]
+    assert ch05_data.distinct_superclasses(classes, superclass).tolist() == [True, False, True]
 
 
 def test_stratification_report():
@@ -98,16 +102,16 @@ def test_stratification_report():
         superclass=superclass,
         name="toy",
     )
-    report = P.stratification_report(data, n_way=5, num_tasks=400)
+    report = ch05_data.stratification_report(data, n_way=5, num_tasks=400)
     assert report["stratified"] == 1.0
     assert abs(report["uniform"] - report["exact_uniform"]) < 0.1 and report["exact_uniform"] < 0.9
 
 
 # ------------------------------------------------------------------------------------------- the grid
 def test_grid_on_fake_cifar_writes_results_and_loads_them(fake_cifar, tmp_path):
-    choice = P.choose_dataset("cifar-fs")
-    datasets = P.load_splits(choice, validation=False)
-    grid = P.run_grid(
+    choice = ch05_data.choose_dataset("cifar-fs")
+    datasets = ch05_data.load_splits(choice, validation=False)
+    grid = ch05_grid.run_grid(
         choice,
         datasets,
         variants=("ProtoNet", "MAML + attention"),
@@ -129,10 +133,10 @@ def test_grid_on_fake_cifar_writes_results_and_loads_them(fake_cifar, tmp_path):
     assert "MAML + attention" in table and "CIFAR-FS" in table and "±" in table
 
     # the results files carry the variant; fast runs are skipped unless asked for
-    rows, problems = P.load_project_results([tmp_path / "runs"], include_fast=True)
+    rows, problems = ch05_results.load_project_results([tmp_path / "runs"], include_fast=True)
     assert problems == [] and sorted(r.method for r in rows) == ["MAML + attention", "ProtoNet"]
     assert all(r.device.startswith("CPU") and r.wall_time_s is not None for r in rows)
-    assert P.load_project_results([tmp_path / "runs"])[0] == []
+    assert ch05_results.load_project_results([tmp_path / "runs"])[0] == []
 
     # the attention run's saved configuration says so, and it reloads and evaluates like any run (issue 24, item 7)
     reloaded, checkpoint = load_trained(tmp_path / "runs" / "maml-attention", device="cpu")
@@ -152,22 +156,22 @@ def test_committed_attention_weights_reload_with_the_gate():
 
 
 def test_grid_config_sizes_and_variants(data_root):
-    choice = P.choose_dataset(prefer="omniglot")
-    fast = P.grid_config(choice, "MAML", fast=True)
+    choice = ch05_data.choose_dataset(prefer="omniglot")
+    fast = ch05_grid.grid_config(choice, "MAML", fast=True)
     assert (fast.iterations, fast.test_tasks, fast.hidden, fast.inner_lr) == (
-        P.FAST_SIZES["iterations"],
-        P.FAST_SIZES["test_tasks"],
+        ch05_grid.FAST_SIZES["iterations"],
+        ch05_grid.FAST_SIZES["test_tasks"],
         16,
         0.4,
     )
-    full = P.grid_config(choice, "fine-tuning", fast=False)
+    full = ch05_grid.grid_config(choice, "fine-tuning", fast=False)
     assert full.test_tasks >= 600 and full.algo == "pretrain" and full.test_inner_steps == 50 and full.stratified
-    assert P.grid_config(DataChoiceCifar, "MAML + Meta-SGD", fast=False).inner_steps == 5
+    assert ch05_grid.grid_config(DataChoiceCifar, "MAML + Meta-SGD", fast=False).inner_steps == 5
     with pytest.raises(ValueError, match="unknown variant"):
-        P.run_grid(choice, {}, variants=("MAML++",))
+        ch05_grid.run_grid(choice, {}, variants=("MAML++",))
 
 
-DataChoiceCifar = P.DataChoice("cifar100", "fc100", "test")
+DataChoiceCifar = ch05_data.DataChoice("cifar100", "fc100", "test")
 
 
 # -------------------------------------------------------------------------------- tables and files
@@ -206,19 +210,19 @@ def test_load_project_results_reads_cli_files_and_reports_problems(tmp_path):
     _results(tmp_path / "runs" / "att", attention=True)
     (tmp_path / "runs" / "broken").mkdir()
     (tmp_path / "runs" / "broken" / "results.json").write_text("{ truncated")
-    rows, problems = P.load_project_results([tmp_path / "results", tmp_path / "runs", tmp_path / "missing"])
+    rows, problems = ch05_results.load_project_results([tmp_path / "results", tmp_path / "runs", tmp_path / "missing"])
     got = {(r.method, r.data, r.k_shot) for r in rows}
     assert got == {("MAML", "CIFAR-FS", 1), ("MAML + Meta-SGD", "FC100", 5), ("MAML + attention", "CIFAR-FS", 1)}
     maml = next(r for r in rows if r.method == "MAML")
     assert maml.device == "NVIDIA H100 80GB HBM3" and maml.wall_time_s == 5400.0 and maml.num_tasks == 600
     assert maml.source.endswith("results.json")
     assert len(problems) == 1 and "corrupt" in problems[0]
-    text = P.project_table(rows)
+    text = ch05_results.project_table(rows)
     assert "57.1 ± 1.9%" in text and "NVIDIA H100" in text and "90.0 min" in text
 
 
 def test_results_table_with_published_rows():
-    rows = P.published_rows("CIFAR-FS")
+    rows = ch05_results.published_rows("CIFAR-FS")
     assert [(r.method, r.k_shot, round(100 * r.mean, 1), round(100 * r.ci95, 1)) for r in rows] == [
         ("MAML", 1, 58.9, 1.9),
         ("MAML", 5, 71.5, 1.0),
@@ -226,21 +230,21 @@ def test_results_table_with_published_rows():
         ("ProtoNet", 5, 72.0, 0.6),
     ]
     assert all(r.source.startswith("published, source: ") for r in rows)
-    fc100 = P.published_rows("FC100")
+    fc100 = ch05_results.published_rows("FC100")
     assert [(round(100 * r.mean, 1), round(100 * r.ci95, 1)) for r in fc100] == [(35.3, 0.6), (48.6, 0.6)]
-    md = P.project_table(rows, markdown=True)
+    md = ch05_results.project_table(rows, markdown=True)
     assert md.splitlines()[0].startswith("| method |") and "58.9 ± 1.9%" in md
-    assert "source" not in P.project_table(rows, show_source=False).splitlines()[0]
+    assert "source" not in ch05_results.project_table(rows, show_source=False).splitlines()[0]
 
 
 def test_row_from_results_ignores_regression():
-    assert P.row_from_results({"test": {"metric": "mse", "mean": 0.3}, "config": {}}) is None
-    assert P.row_from_results({"test": None}) is None
+    assert ch05_results.row_from_results({"test": {"metric": "mse", "mean": 0.3}, "config": {}}) is None
+    assert ch05_results.row_from_results({"test": None}) is None
 
 
 # --------------------------------------------------------------------------------- article code
 def test_article_code_fails_where_the_chapter_says():
-    attempts = P.run_article_code(meta_batch=2, n_way=2)
+    attempts = ch05_article_code.run_article_code(meta_batch=2, n_way=2)
     kinds = [a.error.split(":")[0] for a in attempts]
     assert kinds == ["NameError", "TypeError", "AttributeError", "TypeError", "NameError"]
     assert "random" in attempts[0].error and "evaluate" in attempts[-1].error
@@ -262,7 +266,7 @@ def _tiny_datasets():
 
 def test_hyperparameter_widget_redraws_on_slider_change():
     pytest.importorskip("ipywidgets")
-    widget = P.hyperparameter_widget(
+    widget = ch05_widgets.hyperparameter_widget(
         _tiny_datasets(),
         iterations=2,
         test_tasks=3,
@@ -286,7 +290,7 @@ def test_hyperparameter_widget_redraws_on_slider_change():
 
 def test_short_run_rejects_non_maml_variants():
     with pytest.raises(ValueError, match="MAML-family"):
-        P.short_run(_tiny_datasets(), variant="ProtoNet")
+        ch05_widgets.short_run(_tiny_datasets(), variant="ProtoNet")
 
 
 def test_cli_grid_fast_on_fake_cifar(fake_cifar, tmp_path, capsys):

@@ -13,48 +13,39 @@ from mlcourse.course.bench_reports import (
     gpu_results_table,
     load_gpu_reference,
 )
-from mlcourse.course.ch08 import blackbox, scaling
+from mlcourse.course.ch08 import blackbox, command
 from mlcourse.course.ch08.blackbox import (
     BLACKBOX_OOD,
     BLACKBOX_VS_MAML,
     blackbox_ood,
     blackbox_table,
     blackbox_vs_maml,
+    ood_figure,
     ood_findings,
     ood_table,
     parameter_count,
 )
-from mlcourse.course.ch08.scaling import (
+from mlcourse.course.ch08.frontier_report import frontier_lines, frontier_source, frontier_table, plot_frontier
+from mlcourse.course.ch08.processes import distributed_report, load_distributed_results, speedup_lines
+from mlcourse.course.ch08.remedies import imaml_cg_errors, load_remedies, plot_remedies, remedies_source, remedies_table
+from mlcourse.course.ch08.sweep import (
     AXES,
     FAST_BASE,
     FAST_GRID,
     FULL_BASE,
     SCALING_ALGORITHMS,
     axis_rows,
-    distributed_report,
     exponent_table,
     exponents,
     fit_linear,
-    frontier_lines,
-    frontier_source,
-    frontier_table,
     graph_memory,
-    imaml_cg_errors,
     implementation_sweep,
-    load_distributed_results,
-    load_remedies,
     load_scaling,
     memory_table,
     memory_vs_inner_steps,
-    ood_figure,
-    plot_frontier,
-    plot_remedies,
     plot_sweep,
-    remedies_source,
-    remedies_table,
     scaling_source,
     scaling_widget,
-    speedup_lines,
     sweep,
     time_meta_iteration,
     timer,
@@ -77,8 +68,8 @@ COMMANDS = {
     ),
     "scaling": Command(
         "chapter 08: time and memory sweeps (or --remedies, --distributed)",
-        scaling.ScalingOptions,
-        scaling.scaling_command,
+        command.ScalingOptions,
+        command.scaling_command,
     ),
 }
 

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import torch
 import tyro
@@ -30,6 +30,9 @@ from mlcourse.tables import format_table
 from mlcourse.train import (
     Trainer,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BLACKBOX_VS_MAML = "ch08_blackbox_vs_maml"  # results/ch08_blackbox_vs_maml.json: chapter 08's trends comparison
 
@@ -310,3 +313,27 @@ def blackbox_command(args: ExperimentOptions) -> int:
     print(blackbox_table(run, load_result("sinusoid_paper_full")))
     print(f"saved {save_blackbox_vs_maml(run, args.device)}")
     return 0
+
+
+def ood_figure(families: Mapping[str, Any], shots: Sequence[int] = (5, 10)) -> Figure:
+    """Chapter 08: the median query MSE of the black-box learner and of MAML (each adaptation in the results) on
+    each task family of ``ch08.blackbox.blackbox_ood`` (inside and outside the training range), one panel per K, log
+    scale: the bars are the numbers of the results file or of a live run, nothing typed in."""
+    import matplotlib.pyplot as plt
+
+    names = list(families)
+    fig, axes = plt.subplots(1, len(shots), figsize=(5.6 * len(shots), 3.9), squeeze=False)
+    for ax, k in zip(axes[0], shots):
+        cells = [families[n][f"K={k}"] for n in names]
+        models = [m for m in cells[0] if m != "black_box_wins"]
+        width = 0.8 / len(models)
+        for j, model in enumerate(models):
+            xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(names))]
+            ax.bar(xs, [c[model]["median"] for c in cells], width=width, label=model)
+        ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("median query MSE over tasks")
+        ax.set_title(f"K={k} support points: inside and outside the training range", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
