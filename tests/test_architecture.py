@@ -118,6 +118,15 @@ def test_each_notebook_imports_its_own_chapter_folder_and_calls_only_what_it_nam
         assert all(hasattr(module, name) for name in module.__all__), path.name
 
 
+def test_no_name_a_chapter_folder_exports_hides_one_of_its_modules():
+    """``from mlcourse.course.ch08 import sweeps`` must give the module: a function of the same name exported by the
+    folder's ``__init__`` would shadow it."""
+    for folder in sorted((PACKAGE / "course").glob("ch[0-9][0-9]")):
+        module = importlib.import_module(f"mlcourse.course.{folder.name}")
+        modules = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+        assert not modules & set(module.__all__), (folder.name, sorted(modules & set(module.__all__)))
+
+
 def _entry_points(path: Path) -> list[str]:
     tree = ast.parse(path.read_text())
     found = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in ("main", "_main")]

@@ -28,7 +28,7 @@ from mlcourse.course.ch08.blackbox import (
 from mlcourse.course.ch08.frontier_report import frontier_lines, frontier_source, frontier_table, plot_frontier
 from mlcourse.course.ch08.processes import distributed_report, load_distributed_results, speedup_lines
 from mlcourse.course.ch08.remedies import imaml_cg_errors, load_remedies, plot_remedies, remedies_source, remedies_table
-from mlcourse.course.ch08.sweep import (
+from mlcourse.course.ch08.sweeps import (
     AXES,
     FAST_BASE,
     FAST_GRID,

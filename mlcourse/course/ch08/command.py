@@ -19,7 +19,7 @@ from mlcourse.cliparse import Flag, arg, require
 from mlcourse.config import resolve_device, runs_dir
 from mlcourse.course.ch08.processes import distributed_report
 from mlcourse.course.ch08.remedies import CH03_POINT, REMEDY_STEPS, REMEDY_VARIANTS, remedies_sweep, remedy_summary
-from mlcourse.course.ch08.sweep import (
+from mlcourse.course.ch08.sweeps import (
     AXES,
     FAST_BASE,
     FAST_GRID,

@@ -15,7 +15,7 @@ import torch
 
 from mlcourse import bench
 from mlcourse.algorithms import make_learner
-from mlcourse.course.ch08.sweep import Point, measured_by
+from mlcourse.course.ch08.sweeps import Point, measured_by
 from mlcourse.provenance import load_measurement
 
 if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn (the GPU machine may not have it)
