@@ -686,8 +686,8 @@ def _percent(value: Optional[float]) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
-def _ratio(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.2f}x"
+def _ratio(value: Optional[float], missing: str = "-") -> str:
+    return missing if value is None else f"{value:.2f}x"
 
 
 def report_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -896,8 +896,7 @@ def summary_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _ratio_text(value: Optional[float]) -> str:
-    return "not measured" if value is None else f"{value:.2f}x"
+_NOT_MEASURED = "not measured"
 
 
 def _why(best: str, s: Mapping[str, Optional[float]]) -> str:
@@ -905,12 +904,12 @@ def _why(best: str, s: Mapping[str, Optional[float]]) -> str:
     batching, per_task = s.get("vectorised_vs_loop"), s.get("compiled_loop_vs_loop")
     if best == COMPILED_LOOP:
         return (
-            f"compiling each task's function paid more (compiled loop / loop {_ratio_text(per_task)}) than batching "
-            f"the tasks with vmap (vectorised / loop {_ratio_text(batching)})"
+            f"compiling each task's function paid more (compiled loop / loop {_ratio(per_task, _NOT_MEASURED)}) than batching "
+            f"the tasks with vmap (vectorised / loop {_ratio(batching, _NOT_MEASURED)})"
         )
     if best == VECTORISED:
         compiled = [
-            f"{label} {value:.2f}x"
+            f"{label} {_ratio(value)}"
             for label, value in (
                 ("compiled / eager", s.get("compiled_vs_eager")),
                 ("compiled loop / eager", s.get("compiled_loop_vs_eager")),
@@ -918,9 +917,9 @@ def _why(best: str, s: Mapping[str, Optional[float]]) -> str:
             if value is not None
         ]
         tail = f"compiling did not pay more ({', '.join(compiled)})" if compiled else "no compiled path was measured"
-        return f"batching the tasks with vmap paid (vectorised / loop {_ratio_text(batching)}) and {tail}"
+        return f"batching the tasks with vmap paid (vectorised / loop {_ratio(batching, _NOT_MEASURED)}) and {tail}"
     if best == COMPILED:
-        return f"compiling the batched path paid on top of batching (compiled / eager {_ratio_text(s.get('compiled_vs_eager'))})"
+        return f"compiling the batched path paid on top of batching (compiled / eager {_ratio(s.get('compiled_vs_eager'), _NOT_MEASURED)})"
     return "neither batching the tasks nor compiling paid at this shape"
 
 
