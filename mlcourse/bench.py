@@ -9,6 +9,8 @@ One row per (algorithm, implementation, shape):
 * ``per-task loop``: ``make_learner(..., vectorise=False)`` (our reference loop, ``torch.autograd.grad``);
 * ``compiled loop``: ``make_learner(..., vectorise=False, compile=True)`` (one task's function compiled once,
   ``torch.func.grad`` inside, called task after task; compile time reported like ``compiled``);
+* ``batched``: ``make_learner(..., batched=True)`` (every task in one call of the Conv-4: per-task weights as grouped
+  convolutions, channels last, fused batch norm; :mod:`mlcourse.algorithms.batched`), for the algorithms it has;
 * ``learn2learn``: ``l2l.algorithms.MAML`` / ``MetaSGD`` with ``clone()`` / ``adapt()`` in a Python loop over
   tasks, the way its examples are written (ANIL: ``MAML`` around the head, features from the body).
 
@@ -60,6 +62,7 @@ from torch import Tensor, nn
 
 from mlcourse import atomic
 from mlcourse.algorithms import make_learner
+from mlcourse.algorithms.batched import BATCHED_ALGORITHMS
 from mlcourse.cliparse import Command, Flag, arg, require
 from mlcourse.config import REPO_ROOT, resolve_device, runs_dir
 from mlcourse.data.tasks import TaskBatch
@@ -68,16 +71,17 @@ from mlcourse.models import Conv4
 from mlcourse.peers import HIGHER, PEER_ALGORITHMS, PEERS, TORCHOPT, load_peer, peer_note, peer_step
 from mlcourse.provenance import provenance
 
-VECTORISED, COMPILED, LOOP, L2L = "vectorised", "compiled", "per-task loop", "learn2learn"
+VECTORISED, COMPILED, LOOP, L2L, BATCHED = "vectorised", "compiled", "per-task loop", "learn2learn", "batched"
 COMPILED_LOOP = "compiled loop"
-IMPLEMENTATIONS = (VECTORISED, COMPILED, LOOP, COMPILED_LOOP, L2L, HIGHER, TORCHOPT)
+IMPLEMENTATIONS = (VECTORISED, COMPILED, LOOP, COMPILED_LOOP, BATCHED, L2L, HIGHER, TORCHOPT)
 COMPILED_IMPLEMENTATIONS = (COMPILED, COMPILED_LOOP)
 PEER_IMPLEMENTATIONS = (L2L, HIGHER, TORCHOPT)  # the other libraries (mlcourse.peers)
-QUICK_IMPLEMENTATIONS = (VECTORISED, LOOP, L2L, HIGHER, TORCHOPT)  # --tiny (CI): no 30-60 s compilations
+QUICK_IMPLEMENTATIONS = (VECTORISED, LOOP, BATCHED, L2L, HIGHER, TORCHOPT)  # --tiny (CI): no 30-60 s compilations
 #: algorithms the benchmark knows; learn2learn has no ProtoNets class (its examples write one by hand).
-BENCH_ALGORITHMS = ("maml", "fomaml", "reptile", "anil", "metasgd", "protonet")
-DEFAULT_ALGORITHMS = ("maml", "fomaml", "reptile", "protonet")
+BENCH_ALGORITHMS = ("maml", "fomaml", "reptile", "anil", "metasgd", "protonet", "matchingnet")
+DEFAULT_ALGORITHMS = ("maml", "fomaml", "reptile", "metasgd", "protonet", "matchingnet")
 L2L_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd")
+METRIC_ALGORITHMS = ("protonet", "matchingnet")  # measured in episodes/s
 
 
 @dataclass(frozen=True)
@@ -222,12 +226,19 @@ def mlcourse_step(
     vectorise: bool,
     inner_lr: float = 0.1,
     compile: bool = False,
+    batched: bool = False,
 ) -> tuple[Callable[[], Tensor], nn.Module]:
     """``step()`` = one meta-gradient with ``make_learner(algorithm, ..., vectorise=vectorise)``; returns
     ``(step, learner)``. ``step`` returns the (detached) meta-loss."""
 
     learner = make_learner(
-        algorithm, model, inner_lr=inner_lr, inner_steps=shape.inner_steps, vectorise=vectorise, compile=compile
+        algorithm,
+        model,
+        inner_lr=inner_lr,
+        inner_steps=shape.inner_steps,
+        vectorise=vectorise,
+        compile=compile,
+        batched=batched,
     )
     return learner_step(learner, batch), learner
 
@@ -571,6 +582,12 @@ def _mlcourse_steps(
         steps[VECTORISED], _ = mlcourse_step(
             algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr
         )
+    if BATCHED in implementations and algo in BATCHED_ALGORITHMS:
+        steps[BATCHED], learner = mlcourse_step(
+            algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr, batched=True
+        )
+        inputs = [batch.support_x, batch.query_x]
+        graph_fns[BATCHED] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
     for impl in (COMPILED, LOOP, COMPILED_LOOP):
         if impl not in implementations:
             continue
@@ -636,6 +653,8 @@ def _row(m: _Measured, impl: str, peak: Optional[int], method: str, graph: Optio
     best = {k: min(v) for k, v in m.times.items()}
     rate = {k: m.shape.tasks / v for k, v in best.items()}
     peer_rates = [rate[p] for p in PEER_IMPLEMENTATIONS if p in rate]
+    peer_medians = {p: statistics.median(m.times[p]) for p in PEER_IMPLEMENTATIONS if p in m.times}
+    fastest = min(peer_medians, key=peer_medians.__getitem__) if peer_medians else None
     achieved = m.flops / best[impl] / 1e9
     graph_method = (
         "autograd saved_tensors_hooks, bytes held for backward"
@@ -652,13 +671,16 @@ def _row(m: _Measured, impl: str, peak: Optional[int], method: str, graph: Optio
         "second_order": m.algo in ("maml", "anil", "metasgd"),
         "tasks": m.shape.tasks,
         "rate": rate[impl],
-        "unit": "episodes/s" if m.algo == "protonet" else "tasks/s",
+        "unit": "episodes/s" if m.algo in METRIC_ALGORITHMS else "tasks/s",
         "seconds_min": best[impl],
         "seconds_median": statistics.median(m.times[impl]),
         "seconds": m.times[impl],
         "ratio_to_learn2learn": rate[impl] / rate[L2L] if L2L in rate else None,
         "ratio_to_loop": rate[impl] / rate[LOOP] if LOOP in rate else None,
         "ratio_to_eager": rate[impl] / rate[VECTORISED] if VECTORISED in rate else None,
+        "ratio_to_fastest_peer_median": (
+            statistics.median(m.times[fastest]) / statistics.median(m.times[impl]) if fastest else None
+        ),
         "ratio_to_fastest_peer": rate[impl] / max(peer_rates) if peer_rates else None,
         "flops": m.flops,
         "gflops": achieved,
@@ -693,14 +715,14 @@ def _ratio(value: Optional[float], missing: str = "-") -> str:
 def report_table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table of benchmark rows (what ``main`` prints)."""
     header = (
-        f"{'shape':<12} {'algorithm':<9} {'implementation':<14} {'rate':>9} {'unit':<10} {'vs l2l':>7} "
+        f"{'shape':<12} {'algorithm':<11} {'implementation':<14} {'rate':>9} {'unit':<10} {'vs l2l':>7} "
         f"{'vs peer':>7} {'vs loop':>7} {'vs eager':>8} {'GFLOP/s':>8} {'of peak':>7} {'peak MiB':>9} "
         f"{'graph MiB':>9} {'compile s':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r['shape']:<12} {r['algorithm']:<9} {r['implementation']:<14} {r['rate']:>9.1f} {r['unit']:<10} "
+            f"{r['shape']:<12} {r['algorithm']:<11} {r['implementation']:<14} {r['rate']:>9.1f} {r['unit']:<10} "
             f"{_ratio(r['ratio_to_learn2learn']):>7} {_ratio(r.get('ratio_to_fastest_peer')):>7} "
             f"{_ratio(r['ratio_to_loop']):>7} {_ratio(r.get('ratio_to_eager')):>8} {_gflops(r.get('gflops')):>8} "
             f"{_percent(r.get('fraction_of_matmul_peak')):>7} {_mib(r['peak_memory_bytes']):>9} "
@@ -722,7 +744,7 @@ def report_table(rows: Sequence[dict[str, Any]]) -> str:
             )
         lines.append(
             f"peak MiB: {r['peak_memory_method']}; graph MiB: autograd saved tensors held for backward "
-            "(per-task loop and learn2learn only)"
+            "(per-task loop, batched and learn2learn)"
         )
     return "\n".join(lines)
 
@@ -730,7 +752,8 @@ def report_table(rows: Sequence[dict[str, Any]]) -> str:
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[float]]]:
     """``{"shape/algorithm": {"vectorised_vs_learn2learn": x, "vectorised_vs_loop": y, "compiled_vs_eager": z,
     "compiled_vs_learn2learn": w, "compile_seconds": s, "compiled_loop_vs_eager": ..., "compiled_loop_vs_loop": ...,
-    "compiled_loop_vs_learn2learn": ..., "compiled_loop_compile_seconds": ...}}`` (``None`` where a row is missing;
+    "compiled_loop_vs_learn2learn": ..., "compiled_loop_compile_seconds": ..., "batched_vs_eager": ...,
+    "batched_vs_loop": ...}}`` (``None`` where a row is missing;
     "eager" is the eager vectorised path, "loop" the eager per-task loop)."""
     out: dict[str, dict[str, Optional[float]]] = {}
     for r in rows:
@@ -746,6 +769,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[fl
                 "compiled_loop_vs_loop": None,
                 "compiled_loop_vs_learn2learn": None,
                 "compiled_loop_compile_seconds": None,
+                "batched_vs_eager": None,
+                "batched_vs_loop": None,
             },
         )
         if r["implementation"] == VECTORISED:
@@ -756,6 +781,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[fl
                 compiled_vs_learn2learn=r["ratio_to_learn2learn"],
                 compile_seconds=r.get("compile_seconds"),
             )
+        elif r["implementation"] == BATCHED:
+            entry.update(batched_vs_eager=r.get("ratio_to_eager"), batched_vs_loop=r["ratio_to_loop"])
         elif r["implementation"] == COMPILED_LOOP:
             entry.update(
                 compiled_loop_vs_eager=r.get("ratio_to_eager"),
@@ -769,7 +796,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Optional[fl
 
 
 def _against_peers(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per ``shape/algorithm``: this project's fastest implementation, the fastest other library, and the ratio."""
+    """Per ``shape/algorithm``: this project's fastest implementation, the fastest other library, and their ratio (by
+    the best rounds, as the rates, and by the rounds' medians)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         if r.get("rate") is not None:  # rows written before rates were kept have nothing to compare
@@ -780,10 +808,14 @@ def _against_peers(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         theirs = [r for r in group if r["implementation"] in PEER_IMPLEMENTATIONS]
         best = max(ours, key=lambda r: r["rate"]) if ours else None
         peer = max(theirs, key=lambda r: r["rate"]) if theirs else None
+        medians = [r["seconds_median"] for r in theirs if r.get("seconds_median")]
         out[key] = {
             "best_mlcourse": best["implementation"] if best else None,
             "fastest_peer": peer["implementation"] if peer else None,
             "best_vs_fastest_peer": best["rate"] / peer["rate"] if best and peer else None,
+            "best_vs_fastest_peer_median": (
+                min(medians) / best["seconds_median"] if best and medians and best.get("seconds_median") else None
+            ),
         }
     return out
 
@@ -877,7 +909,9 @@ RATIO_LABELS = (
     ("compiled_loop_vs_eager", "compiled loop / eager"),
     ("compiled_loop_vs_loop", "compiled loop / loop"),
     ("compiled_loop_vs_learn2learn", "compiled loop / learn2learn"),
+    ("batched_vs_eager", "batched / eager vmap"),
     ("best_vs_fastest_peer", "fastest mlcourse path / fastest other library"),
+    ("best_vs_fastest_peer_median", "the same by the rounds' medians"),
 )
 
 
@@ -918,6 +952,13 @@ def _why(best: str, s: Mapping[str, Optional[float]]) -> str:
         ]
         tail = f"compiling did not pay more ({', '.join(compiled)})" if compiled else "no compiled path was measured"
         return f"batching the tasks with vmap paid (vectorised / loop {_ratio(batching, _NOT_MEASURED)}) and {tail}"
+    if best == BATCHED:
+        compiled = s.get("compiled_loop_vs_eager")
+        return (
+            f"one grouped-convolution call for every task did more for it (batched / eager vmap "
+            f"{_ratio(s.get('batched_vs_eager'), _NOT_MEASURED)}) than compiling each task's function (compiled loop / "
+            f"eager vmap {_ratio(compiled, _NOT_MEASURED)})"
+        )
     if best == COMPILED:
         return f"compiling the batched path paid on top of batching (compiled / eager {_ratio(s.get('compiled_vs_eager'), _NOT_MEASURED)})"
     return "neither batching the tasks nor compiling paid at this shape"
@@ -933,7 +974,9 @@ def winner_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
             continue
         line = f"{key}: the {best} path is fastest here, because {_why(str(best), s)}"
         if s.get("fastest_peer") is not None:
-            line += f"; it runs at {s['best_vs_fastest_peer']:.2f}x the fastest other library ({s['fastest_peer']})"
+            median = s.get("best_vs_fastest_peer_median")
+            by_median = f"; {median:.2f}x by the rounds' medians" if median is not None else ""
+            line += f"; it runs at {s['best_vs_fastest_peer']:.2f}x the fastest other library ({s['fastest_peer']}{by_median})"
         lines.append(line + ".")
     return lines
 

@@ -353,6 +353,7 @@ def table_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
         made = (
             f"{_short_device(read_provenance(res)['device_name'] or '?')}, {res.get('iterations', '?')} it., "
             f"{_hours(float(res.get('wall_time_s', 0)))}, {str(res.get('date', '?'))[:10]}"
+            + (", batched step" if res.get("batched") else "")  # mlcourse.algorithms.batched
         )
         tests = [(config["n_way"], config["k_shot"], test, "")]
         for extra in (res.get("extra_tests") or {}).values():

@@ -35,11 +35,15 @@ declare -A RUNS=(
   # finish in 12 (ProtoNet) and 30 (MAML) minutes on the 2 cores
   [protonet-5w1s-12min]="--algo protonet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 2600 --eval-every 1300"
   [maml-5w1s-30min]="--algo maml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 6000 --eval-every 1500"
+  # the same two runs with the batched training step (every task in one call of the Conv-4, mlcourse.algorithms.batched;
+  # the CPU default for these algorithms since 2026-12-07), nothing compiled
+  [protonet-5w1s-batched]="--algo protonet --n-way 5 --train-n-way 30 --k-shot 1 --meta-batch 1 --iterations 2600 --eval-every 1300 --batched --no-compile"
+  [maml-5w1s-batched]="--algo maml --n-way 5 --k-shot 1 --inner-steps 1 --test-inner-steps 3 --inner-lr 0.4 --meta-batch 8 --iterations 6000 --eval-every 1500 --batched --no-compile"
   [imaml-5w1s]="--algo imaml --n-way 5 --k-shot 1 --inner-steps 5 --test-inner-steps 5 --inner-lr 0.1 --imaml-lambda 2 --cg-steps 5 --cg-damping 10 --meta-batch 8 --iterations 3600 --eval-every 1200"
 )
 ORDER=(maml-5w1s protonet-5w1s protonet-5w5s matchingnet-5w1s fomaml-5w1s metasgd-5w1s reptile-5w1s anil-5w1s pretrain-5w1s
        scratch-5w5s protomaml-5w1s maml-5w1s-support fomaml-5w1s-support
-       fomaml-5w1s-tasknorm-long imaml-5w1s protonet-5w1s-12min maml-5w1s-30min)
+       fomaml-5w1s-tasknorm-long imaml-5w1s protonet-5w1s-12min maml-5w1s-30min protonet-5w1s-batched maml-5w1s-batched)
 # extra test shapes evaluated on a run's final weights (recorded in its results.json as extra_tests)
 declare -A EXTRA=([protonet-5w1s]="--n-way 20 --k-shot 1" [matchingnet-5w1s]="--n-way 20 --k-shot 1"
                   [pretrain-5w1s]="--n-way 5 --k-shot 5")

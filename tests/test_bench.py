@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from mlcourse import bench, peers
+from mlcourse.algorithms.batched import BATCHED_ALGORITHMS
 from mlcourse.cli import main
 from mlcourse.hostmemory import cpu_allocator
 
@@ -35,6 +36,8 @@ def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
             return algo in bench.L2L_ALGORITHMS and have_l2l
         if impl in peers.PEERS:
             return algo in peers.PEER_ALGORITHMS[impl] and have[impl]
+        if impl == bench.BATCHED:
+            return algo in BATCHED_ALGORITHMS
         return True
 
     expected = {(a, i) for a in bench.DEFAULT_ALGORITHMS for i in bench.QUICK_IMPLEMENTATIONS if measured(a, i)}
@@ -49,7 +52,7 @@ def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
         assert math.isclose(r["ratio_to_loop"], r["rate"] / loop["rate"], rel_tol=1e-12)
         assert r["device"] == "cpu" and r["torch"] == str(torch.__version__) and r["date"]
         assert r["allocator"] == cpu_allocator()  # timings depend on how host memory is allocated
-        assert r["unit"] == ("episodes/s" if r["algorithm"] == "protonet" else "tasks/s")
+        assert r["unit"] == ("episodes/s" if r["algorithm"] in ("protonet", "matchingnet") else "tasks/s")
         assert r["peak_memory_method"]
         if r["implementation"] == bench.VECTORISED:
             assert r["graph_saved_bytes"] is None and "torch.func" in r["graph_saved_method"]
@@ -73,7 +76,7 @@ def test_main_tiny_prints_all_rows_and_writes_json(tmp_path, capsys):
 
 def test_unknown_algorithm_is_refused():
     with pytest.raises(ValueError, match="allowed"):
-        bench.run_benchmark(["tiny"], ["matchingnet"], "cpu", 1)
+        bench.run_benchmark(["tiny"], ["imaml"], "cpu", 1)
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--algorithms", "nope"])
     assert exc.value.code == 2
@@ -200,6 +203,11 @@ def _timed_row(implementation: str, rate: float, loop_rate: float, eager_rate: f
         ({"vectorised": 12.0, "compiled loop": 15.0}, "compiled loop", "compiled loop / loop 1.50x"),
         ({"vectorised": 12.0, "compiled loop": 9.0}, "vectorised", "compiling did not pay more (compiled loop / eager"),
         ({"vectorised": 8.0, "compiled loop": 9.0}, "per-task loop", "neither batching"),
+        (
+            {"vectorised": 12.0, "compiled loop": 15.0, "batched": 18.0},
+            "batched",
+            "(batched / eager vmap 1.50x) than compiling each task's function (compiled loop / eager vmap 1.25x)",
+        ),
     ],
 )
 def test_winner_lines_name_the_fastest_path_and_the_measured_reason(rates, winner, reason):
@@ -210,3 +218,11 @@ def test_winner_lines_name_the_fastest_path_and_the_measured_reason(rates, winne
     best = max([*rates.values(), loop])
     assert line.startswith(f"s/maml: the {winner} path is fastest here")
     assert reason in line and f"{best / peer:.2f}x the fastest other library (learn2learn)" in line
+
+
+def test_the_ratio_to_the_fastest_peer_is_given_by_medians_too():
+    rows = [_timed_row("batched", 20.0, 10.0, 10.0), _timed_row(bench.L2L, 10.0, 10.0, 10.0)]
+    rows[0]["seconds_median"], rows[1]["seconds_median"] = 0.5, 0.9  # 8 tasks: best 0.4 s and 0.8 s
+    summary = bench.summarise(rows)["s/maml"]
+    assert summary["best_vs_fastest_peer"] == 2.0 and summary["best_vs_fastest_peer_median"] == pytest.approx(1.8)
+    assert "2.00x the fastest other library (learn2learn; 1.80x by the rounds' medians)" in bench.winner_lines(rows)[0]

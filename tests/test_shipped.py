@@ -209,6 +209,12 @@ def test_target_shortfalls_give_the_gap_the_published_number_and_the_curve() -> 
     )
 
 
+def test_the_table_says_which_runs_took_their_steps_batched() -> None:
+    run = {"config": {"algo": "maml", "n_way": 5, "k_shot": 1}, "test": {"mean": 0.98, "ci95": 0.002, "num_tasks": 6}}
+    assert shipped.table_rows({"a": {**run, "batched": True}})[0][4].endswith(", batched step")
+    assert "batched" not in shipped.table_rows({"a": run})[0][4]
+
+
 def test_device_label_says_when_a_run_used_one_thread() -> None:
     assert shipped._short_device("CPU: AMD EPYC (2 cores, 2 torch threads)") == "CPU (2 cores)"
     assert shipped._short_device("CPU: AMD EPYC (2 cores, 1 torch threads)") == "CPU (2 cores, 1 thread)"

@@ -55,13 +55,16 @@ def make_learner(
     vectorise: bool = True,
     compile: bool = False,
     norm_mode: str = "transductive",
+    batched: bool = False,
     **kwargs: Any,
 ) -> Learner:
     """Build learner ``name`` around ``model``. Extra keyword arguments: ``num_classes`` (pretrain),
     ``include_query``, ``inner_batch`` (reptile), ``scale`` (matchingnet), ``backprop_steps`` (truncated),
     ``imaml_lambda``, ``cg_steps`` (imaml). ``fomaml``/``reptile`` are always first order.
     ``compile=True`` compiles the vectorised map with ``torch.compile`` (falls back to eager with a notice).
-    ``norm_mode``: ``transductive`` (each batch's own statistics) or ``support`` (the support set's)."""
+    ``norm_mode``: ``transductive`` (each batch's own statistics) or ``support`` (the support set's).
+    ``batched=True``: the training step runs every task in one call of the Conv-4 (grouped convolutions,
+    :mod:`mlcourse.algorithms.batched`); a ``ValueError`` says why where that is not available."""
     key = name.strip().lower()
     if key not in REGISTRY:
         raise ValueError(f"unknown algorithm {name!r}; allowed: {', '.join(ALGORITHMS)}")
@@ -73,6 +76,7 @@ def make_learner(
         vectorise=vectorise,
         compile=compile,
         norm_mode=norm_mode,
+        batched=batched,
         **kwargs,
     )
 

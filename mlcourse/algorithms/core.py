@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils._pytree import tree_leaves
 
+from mlcourse.algorithms.batched import why_not_batched
 from mlcourse.algorithms.execution import TaskMap
 from mlcourse.algorithms.inner import InnerSGD
 from mlcourse.data.tasks import TaskBatch
@@ -146,6 +147,7 @@ class Learner(nn.Module):
         vectorise: bool = True,
         compile: bool = False,
         norm_mode: str = "transductive",
+        batched: bool = False,
     ) -> None:
         super().__init__()
         check_inner(inner_lr, inner_steps)
@@ -154,6 +156,16 @@ class Learner(nn.Module):
         self.inner_lr, self.inner_steps = float(inner_lr), int(inner_steps)
         self.first_order = bool(first_order)
         self.task_map = TaskMap(vectorise=vectorise, compile=compile, loop_only=self.loop_only)
+        self.batched = False
+        if batched:
+            self.check_batched()
+            self.batched = True
+
+    def check_batched(self) -> None:
+        """Raise ``ValueError`` saying why this learner cannot take its training step batched, if it cannot."""
+        why = why_not_batched(self.algorithm_name, self.model, self.norm_mode)
+        if why:
+            raise ValueError(f"batched=True is not available here: {why}")
 
     # how the tasks are mapped: the task map's settings and what its compiler did
     @property
@@ -261,6 +273,11 @@ class Learner(nn.Module):
         )
         return task_metrics(self.task_predict(meta, state, task["qx"]), task["qy"], classification)[1]
 
+    def batch_train(self, meta: dict[str, Params], task: dict[str, Tensor], *, n_way: int) -> tuple[Tensor, dict]:
+        """Every task's meta-loss ``[T]`` and metrics at once, equal to :meth:`task_train` mapped over the tasks
+        (:mod:`mlcourse.algorithms.batched`; the algorithms it names implement it)."""
+        raise NotImplementedError
+
     def extra_config(self) -> dict[str, Any]:
         return {}
 
@@ -299,6 +316,12 @@ class Learner(nn.Module):
     def forward(self, batch: TaskBatch) -> MetaOutput:
         """Meta-loss (mean over tasks) whose ``backward()`` gives the algorithm's meta-gradient."""
         static = self._static(batch)
+        if self.batched:  # every task in one call of the network (mlcourse.algorithms.batched)
+            self.check_batched()
+            if not static["classification"]:
+                raise ValueError("batched=True trains on classification tasks only")
+            losses, metrics = self.batch_train(self.meta_state(), self.task_inputs(batch), n_way=static["n_way"])
+            return MetaOutput(losses.mean(), {k: v.detach() for k, v in metrics.items()})
         losses, metrics = self._map(
             partial(self.task_train, **static),
             self.meta_state(),
@@ -521,5 +544,6 @@ class Learner(nn.Module):
             "vectorise": self.vectorise,
             "compile": self.use_compile,
             "norm_mode": self.norm_mode,
+            "batched": self.batched,
             **self.extra_config(),
         }

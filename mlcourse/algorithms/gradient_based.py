@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
+from mlcourse.algorithms import batched
 from mlcourse.algorithms.core import (
     Learner,
     Params,
@@ -20,6 +21,7 @@ from mlcourse.algorithms.core import (
     subdict,
     task_metrics,
 )
+from mlcourse.algorithms.execution import grad_autograd
 from mlcourse.algorithms.inner import InnerSGD, Proximal
 from mlcourse.data.tasks import TaskBatch
 
@@ -54,6 +56,17 @@ class MAML(Learner):
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         return in_context(state, x, lambda z: functional_call(self.model, model_params(state), (z,)))
+
+    def batch_train(self, meta, task, *, n_way):  # type: ignore[override]
+        """:meth:`task_train` for every task at once: the inner loop on the stacked parameters ``[T, ...]``, whose
+        gradient is that of the sum of the tasks' support losses (row ``t``: task ``t``'s gradient)."""
+        second_order = not self.first_order
+        loss_fn = batched.support_loss(self.model, task["sx"], task["sy"], second_order)
+        stacked = batched.stack_params(meta["model"], task["sx"].shape[0])
+        phi = self.inner_optimiser(meta).run(
+            loss_fn, stacked, self.inner_steps, create_graph=second_order, grad_fn=grad_autograd
+        )
+        return batched.task_metrics(batched.logits(self.model, phi, task["qx"]), task["qy"])
 
 
 class TruncatedMAML(MAML):

@@ -13,14 +13,37 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mlcourse.algorithms import batched
 from mlcourse.algorithms.core import Learner, Params, features, in_context
 
 Task = dict[str, Tensor]
 
 
 def one_hot(y: Tensor, n_way: int, dtype: torch.dtype) -> Tensor:
-    """``[S] -> [S, N]`` one-hot (written with ``==`` so it is ``vmap``-safe)."""
+    """``[..., S] -> [..., S, N]`` one-hot (written with ``==`` so it is ``vmap``-safe)."""
     return (y.unsqueeze(-1) == torch.arange(n_way, device=y.device)).to(dtype)
+
+
+def prototypes(embedded: Tensor, y: Tensor, n_way: int) -> Tensor:
+    """Each class's mean embedding ``[..., N, D]`` from embeddings ``[..., S, D]`` and labels ``[..., S]`` (one
+    task, or a leading task dimension)."""
+    onehot = one_hot(y, n_way, embedded.dtype)
+    return (onehot.transpose(-1, -2) @ embedded) / onehot.sum(-2).unsqueeze(-1)
+
+
+def distance_logits(embedded: Tensor, centres: Tensor) -> Tensor:
+    """Minus the squared Euclidean distance ``[..., Q, N]`` of each embedding ``[..., Q, D]`` to each centre
+    ``[..., N, D]``."""
+    return -(embedded.unsqueeze(-2) - centres.unsqueeze(-3)).square().sum(-1)
+
+
+def attention_log_probs(embedded: Tensor, support: Tensor, labels: Tensor, tau: Tensor) -> Tensor:
+    """Matching Networks' ``log p(c|q)`` ``[..., Q, N]``: queries ``[..., Q, D]`` attend to unit-length support
+    embeddings ``[..., S, D]`` with one-hot labels ``[..., S, N]``, summed per class exactly with ``logsumexp``."""
+    sim = tau * F.normalize(embedded, dim=-1) @ support.transpose(-1, -2)  # [..., Q, S]
+    mask = labels.bool().unsqueeze(-3)  # [..., 1, S, N]
+    masked = torch.where(mask, sim.unsqueeze(-1), torch.full_like(sim.unsqueeze(-1), float("-inf")))
+    return torch.logsumexp(masked, dim=-2) - torch.logsumexp(sim, dim=-1, keepdim=True)
 
 
 class ProtoNet(Learner):
@@ -32,14 +55,21 @@ class ProtoNet(Learner):
         """The class prototypes ``[N, D]``: mean embedding of each class's support examples (no inner loop)."""
         if not classification:
             raise ValueError(f"{self.algorithm_name} is for classification tasks only")
-        fs = features(self.model, meta["model"], sx)
-        onehot = one_hot(sy, n_way, fs.dtype)
-        return {"prototypes": (onehot.T @ fs) / onehot.sum(0).unsqueeze(-1)}
+        return {"prototypes": prototypes(features(self.model, meta["model"], sx), sy, n_way)}
 
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         """Logits = minus the squared Euclidean distance of each embedded input to each prototype."""
         fq = in_context(state, x, lambda z: features(self.model, meta["model"], z))
-        return -(fq.unsqueeze(1) - state["prototypes"].unsqueeze(0)).square().sum(-1)
+        return distance_logits(fq, state["prototypes"])
+
+    def embed(self, meta: dict[str, Params], x: Tensor) -> Tensor:
+        """The embeddings ``[T, B, D]`` of every task's images ``[T, B, ...]`` in one batched network call."""
+        return batched.features(self.model, batched.stack_params(meta["model"], x.shape[0]), x)
+
+    def batch_train(self, meta, task, *, n_way):  # type: ignore[override]
+        """:meth:`task_train` for every task at once (the support and the query sets each embedded in one call)."""
+        centres = prototypes(self.embed(meta, task["sx"]), task["sy"], n_way)
+        return batched.task_metrics(distance_logits(self.embed(meta, task["qx"]), centres), task["qy"])
 
 
 class MatchingNet(ProtoNet):
@@ -83,8 +113,12 @@ class MatchingNet(ProtoNet):
     def task_predict(self, meta: dict[str, Params], state: Params, x: Tensor) -> Tensor:
         """log p(c|q): attention over the support set, summed per class (exactly, with ``logsumexp``)."""
         fq = in_context(state, x, lambda z: features(self.model, meta["model"], z))
+        return attention_log_probs(fq, state["support"], state["labels"], meta["temperature"]["log_scale"].exp())
+
+    def batch_train(self, meta, task, *, n_way):  # type: ignore[override]
+        """:meth:`task_train` for every task at once (the support and the query sets each embedded in one call)."""
+        support = F.normalize(self.embed(meta, task["sx"]), dim=-1)
+        labels = one_hot(task["sy"], n_way, support.dtype)
         tau = meta["temperature"]["log_scale"].exp()
-        sim = tau * F.normalize(fq, dim=-1) @ state["support"].T  # [Q, S]
-        mask = state["labels"].bool()  # [S, N]
-        masked = torch.where(mask.unsqueeze(0), sim.unsqueeze(-1), torch.full_like(sim.unsqueeze(-1), float("-inf")))
-        return torch.logsumexp(masked, dim=1) - torch.logsumexp(sim, dim=1, keepdim=True)  # [Q, N]
+        log_probs = attention_log_probs(self.embed(meta, task["qx"]), support, labels, tau)
+        return batched.task_metrics(log_probs, task["qy"])

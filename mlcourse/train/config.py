@@ -28,6 +28,9 @@ COMPILE_AUTO_ITERATIONS = 1_000
 # Compiled by default on a CPU only where the committed bench measured it faster than eager there
 # (benchmarks/results/bench-cpu-malloc-2026-12-03.json); on a GPU every vectorised image run compiles.
 COMPILE_PAYS_ON_CPU = ("reptile", "fomaml")
+# Batched by default (mlcourse.algorithms.batched) on a CPU where the committed bench measured the batched step
+# faster than every other path there (benchmarks/results/bench-cpu-batched-2026-12-07.json); not yet measured on a GPU.
+BATCHED_PAYS_ON_CPU = ("maml", "fomaml", "metasgd", "protonet", "matchingnet")
 VAL_SEED_OFFSET = 1_000_003
 TEST_SEED = 2_026
 
@@ -92,13 +95,23 @@ RESUMABLE_CHANGES = (
     "log_every",
     "eval_batch_size",
     "compile",
+    "batched",
 )
 # Fields that do not change a finished run's test result: a run finished elsewhere (another directory, a
 # GPU machine) keeps its test result when it is loaded again (chapters 01 and 03 in full mode).
-TEST_NEUTRAL_CHANGES = ("device", "out_dir", "eval_every", "val_tasks", "checkpoint_every", "log_every", "compile")
+TEST_NEUTRAL_CHANGES = (
+    "device",
+    "out_dir",
+    "eval_every",
+    "val_tasks",
+    "checkpoint_every",
+    "log_every",
+    "compile",
+    "batched",
+)
 # Fields added after results and chapter weights were committed: ``to_dict`` leaves them out at their default, so the
 # settings of a run made before them (a missing key: the default) still compare equal to a fresh configuration.
-LATER_FIELDS = ("norm_mode", "backprop_steps", "imaml_lambda", "cg_steps", "cg_damping")
+LATER_FIELDS = ("norm_mode", "backprop_steps", "imaml_lambda", "cg_steps", "cg_damping", "batched")
 
 
 def option(
@@ -223,6 +236,13 @@ class TrainConfig:
         "function compiled)",
         pair=True,
     )
+    batched: Optional[bool] = option(
+        None,
+        "the training step of every task in one call of the Conv-4, per-task weights as grouped convolutions (maml, "
+        "fomaml, metasgd, protonet, matchingnet; transductive; the same meta-gradient; default: on a CPU for image "
+        "runs of >= 1,000 iterations, measured faster there)",
+        pair=True,
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.out_dir, os.PathLike):
@@ -293,10 +313,22 @@ class TrainConfig:
             return bool(self.compile)
         if self.compile is not None:
             return self.compile
+        if self.batched_enabled(device_type):  # the training step does not go through the compiled map
+            return False
         if not (self.is_classification and self.iterations >= COMPILE_AUTO_ITERATIONS):
             return False
         first_order_maml = self.algo == "maml" and self.first_order  # the same learner as fomaml
         return device_type != "cpu" or self.algo in COMPILE_PAYS_ON_CPU or first_order_maml
+
+    def batched_enabled(self, device_type: str = "cuda") -> bool:
+        """Whether the training step runs batched (:mod:`mlcourse.algorithms.batched`): ``batched`` if set, else on
+        a CPU for vectorised image runs of >= 1,000 iterations of an algorithm in ``BATCHED_PAYS_ON_CPU`` with the
+        plain Conv-4 (no attention block) and the transductive protocol, which the batched step needs."""
+        if self.batched is not None:
+            return self.batched
+        plain = self.vectorise and not self.attention and self.norm_mode == "transductive"
+        full_scale = self.is_classification and self.iterations >= COMPILE_AUTO_ITERATIONS
+        return device_type == "cpu" and plain and full_scale and self.algo in BATCHED_PAYS_ON_CPU
 
     def outer_lr_at(self, step: int) -> float:
         """The outer learning rate used for step ``step + 1`` (constant, or cosine decay to 0 over ``iterations``)."""

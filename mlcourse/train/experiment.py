@@ -165,6 +165,7 @@ def build_learner(
         vectorise=config.vectorise,
         compile=config.compile_enabled(device.type),
         norm_mode=config.norm_mode,
+        batched=config.batched_enabled(device.type),
         **extra,
     ).to(device)
 
