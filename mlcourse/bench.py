@@ -18,7 +18,7 @@ Each timed unit is one meta-gradient: ``zero_grad``, the meta-loss of a whole me
 (no optimiser step: it costs the same everywhere). Implementations of one (algorithm, shape) are timed
 in interleaved rounds in the same process, so shared-machine noise hits them alike; the rate is
 ``tasks / min(seconds)`` over the rounds (the least disturbed run; the median is kept in the row too;
-ProtoNets: episodes/s). Ratios: ``rate / rate(learn2learn)``, ``rate / rate(per-task loop)`` and
+ProtoNets and Matching Networks: episodes/s). Ratios: ``rate / rate(learn2learn)``, ``rate / rate(per-task loop)`` and
 ``rate / rate(vectorised)`` (compiled over eager).
 
 Memory, labelled in every row (``peak_memory_method``):

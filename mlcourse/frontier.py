@@ -62,13 +62,13 @@ def marks_for(budget_s: float) -> list[float]:
 
 def frontier_config(run: str, directory: Path = SHIPPED_DIR, **changes: Any) -> TrainConfig:
     """The shipped run ``run``'s configuration for the frontier: constant outer learning rate, no checkpoints, the
-    CPU, torch.compile where the library's rule turns it on for the CPU (``changes`` override any field; a test
-    shrinks the network)."""
+    CPU, torch.compile and the batched training step where the library's rules turn them on for the CPU (``changes``
+    override any field; a test shrinks the network)."""
     runs = shipped_runs(directory)
     if run not in runs:
         raise ValueError(f"run={run!r} is not a shipped run; allowed: {', '.join(sorted(runs))}")
     saved = dict(runs[run]["config"])
-    saved.update(lr_schedule="constant", iterations=10**7, device="cpu", out_dir=None, compile=None)
+    saved.update(lr_schedule="constant", iterations=10**7, device="cpu", out_dir=None, compile=None, batched=None)
     saved.update(changes)
     return TrainConfig.from_dict(saved)
 
@@ -122,7 +122,7 @@ def train_for(
     marks = sorted(marks) if marks is not None else marks_for(budget_s)
     exp = build_experiment(config, "cpu", datasets=datasets)
     trainer = Trainer(exp.learner, outer_lr=config.outer_lr)
-    eager = build_learner(config.replace(compile=False), copy.deepcopy(exp.model), exp.device)
+    eager = build_learner(config.replace(compile=False, batched=False), copy.deepcopy(exp.model), exp.device)
     flops = step_flops(eager, exp.samplers["train"].sample(config.meta_batch_size))
     curve: list[dict[str, Any]] = []
     trained = first_step_s = 0.0
@@ -142,6 +142,8 @@ def train_for(
             say(f"{config.algo}: {trained:.0f} s, {trainer.steps} steps, " + _accuracy_line(accuracy))
     return {
         "config": config.to_dict(),
+        "compiled": bool(exp.learner.use_compile),
+        "batched": bool(exp.learner.batched),
         "budget_s": budget_s,
         "marks": list(marks),
         "step_flops": flops,

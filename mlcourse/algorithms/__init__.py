@@ -63,8 +63,9 @@ def make_learner(
     ``imaml_lambda``, ``cg_steps`` (imaml). ``fomaml``/``reptile`` are always first order.
     ``compile=True`` compiles the vectorised map with ``torch.compile`` (falls back to eager with a notice).
     ``norm_mode``: ``transductive`` (each batch's own statistics) or ``support`` (the support set's).
-    ``batched=True``: the training step runs every task in one call of the Conv-4 (grouped convolutions,
-    :mod:`mlcourse.algorithms.batched`); a ``ValueError`` says why where that is not available."""
+    ``batched=True``: the training step (``learner(batch)``) runs every task in one call of the Conv-4 (grouped
+    convolutions, :mod:`mlcourse.algorithms.batched`), whatever ``vectorise`` and ``compile`` say, which then apply
+    to evaluation, ``adapt`` and ``predict``; a ``ValueError`` says why where that is not available."""
     key = name.strip().lower()
     if key not in REGISTRY:
         raise ValueError(f"unknown algorithm {name!r}; allowed: {', '.join(ALGORITHMS)}")

@@ -38,13 +38,15 @@ def _block_problem(index: int, block: nn.Module) -> str:
     if not isinstance(block, ConvBlock):
         return f"body layer {index} is a {type(block).__name__}, not a convolution block"
     conv = block.conv
-    if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) or conv.groups != 1:
-        return f"body layer {index}'s convolution is not the Conv-4's 3x3, stride 1, padding 1"
+    shape = (conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
+    if shape != ((3, 3), (1, 1), (1, 1), (1, 1), 1, "zeros") or conv.bias is None:
+        return f"body layer {index}'s convolution is not the Conv-4's (3x3, stride 1, zero padding 1, with a bias)"
     if not (type(block.norm) is BatchNormPlain or isinstance(block.norm, nn.Identity)):
         return f"body layer {index} normalises with {type(block.norm).__name__} (batched: norm='batch' or 'none')"
     pool = block.pool
-    if not (isinstance(pool, nn.Identity) or (isinstance(pool, nn.MaxPool2d) and pool.kernel_size == 2)):
-        return f"body layer {index} pools with {type(pool).__name__}"
+    halves = isinstance(pool, nn.MaxPool2d) and (pool.kernel_size, pool.stride, pool.padding) == (2, 2, 0)
+    if not (isinstance(pool, nn.Identity) or (halves and pool.dilation == 1 and not pool.ceil_mode)):
+        return f"body layer {index} pools with {pool!r} (batched: MaxPool2d(2) or none)"
     return ""
 
 
@@ -77,7 +79,7 @@ def stack_params(params: Params, tasks: int) -> Params:
 
 def _normalise(h: Tensor, weight: Tensor, bias: Tensor, eps: float, differentiated_twice: bool) -> Tensor:
     """Batch norm of ``[B, G, H, W]`` over (B, H, W) for each of the ``G`` channels (each task's own channels)."""
-    if not differentiated_twice:
+    if not differentiated_twice and h.shape[0] * h.shape[2] * h.shape[3] > 1:  # (one value: the fused op refuses)
         return F.batch_norm(h, None, None, weight, bias, training=True, eps=eps)
     rows = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])  # a view of a channels-last map
     centred = rows - rows.mean(0)

@@ -4,7 +4,8 @@ Parameters travel as plain dicts ``{name: Tensor}`` and models are called with `
 A learner writes what one task does (``task_adapt``, ``task_predict``; training and evaluation are built from them);
 ``Learner`` applies those functions to every task of a batch through its :class:`~mlcourse.algorithms.execution.
 TaskMap` (``vmap`` or a per-task loop, either one compiled or not), which also chooses the inner loop's gradient
-function. ``forward(batch) -> MetaOutput`` averages the tasks' meta-losses; ``adapt`` and ``predict`` expose the
+function; with ``batched=True`` the training step of the algorithms :mod:`mlcourse.algorithms.batched` names runs
+every task in one call of the network instead (``batch_train``). ``forward(batch) -> MetaOutput`` averages the tasks' meta-losses; ``adapt`` and ``predict`` expose the
 two halves, on or off the graph, with the learner's own or other meta-parameters; ``evaluate(batch)`` adapts
 without a meta-gradient. The inner loop's update rule is an inner optimiser (:mod:`mlcourse.algorithms.inner`).
 """
@@ -161,6 +162,12 @@ class Learner(nn.Module):
             self.check_batched()
             self.batched = True
 
+    @property
+    def batched_now(self) -> bool:
+        """Whether ``forward`` takes the batched step now: asked for, and in the transductive protocol it needs (a
+        learner switched to another mode by :meth:`use_norm_mode` or :meth:`normalising` uses its task map)."""
+        return self.batched and self.norm_mode == "transductive"
+
     def check_batched(self) -> None:
         """Raise ``ValueError`` saying why this learner cannot take its training step batched, if it cannot."""
         why = why_not_batched(self.algorithm_name, self.model, self.norm_mode)
@@ -316,8 +323,7 @@ class Learner(nn.Module):
     def forward(self, batch: TaskBatch) -> MetaOutput:
         """Meta-loss (mean over tasks) whose ``backward()`` gives the algorithm's meta-gradient."""
         static = self._static(batch)
-        if self.batched:  # every task in one call of the network (mlcourse.algorithms.batched)
-            self.check_batched()
+        if self.batched_now:  # every task in one call of the network (mlcourse.algorithms.batched)
             if not static["classification"]:
                 raise ValueError("batched=True trains on classification tasks only")
             losses, metrics = self.batch_train(self.meta_state(), self.task_inputs(batch), n_way=static["n_way"])
@@ -544,6 +550,6 @@ class Learner(nn.Module):
             "vectorise": self.vectorise,
             "compile": self.use_compile,
             "norm_mode": self.norm_mode,
-            "batched": self.batched,
+            "batched": self.batched_now,
             **self.extra_config(),
         }

@@ -92,7 +92,14 @@ def gpu_results_table(results: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) if lines else "no benchmark results found"
 
 
-EAGER_ROWS = ("vectorised", "per-task loop", "learn2learn", "higher", "torchopt")  # rows run without torch.compile
+EAGER_ROWS = (
+    "vectorised",
+    "per-task loop",
+    "batched",
+    "learn2learn",
+    "higher",
+    "torchopt",
+)  # rows run without torch.compile
 
 
 def bench_rankings(payload: Mapping[str, Any]) -> list[str]:

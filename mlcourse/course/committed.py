@@ -179,7 +179,7 @@ def ship(
 
 def config_settings(config: TrainConfig, extra: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """The settings a committed run is matched on: its configuration without where and how it ran."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "device", "compile")}
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "device", "compile", "batched")}
     return plain_settings({**settings, **(extra or {})})
 
 

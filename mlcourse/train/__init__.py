@@ -37,6 +37,7 @@ from __future__ import annotations
 from ..checkpoint import CheckpointError, ResultsError, load_results
 from .config import (
     ALGORITHMS,
+    BATCHED_PAYS_ON_CPU,
     CLASSIFICATION_ONLY,
     COMPILE_PAYS_ON_CPU,
     DATASETS,
@@ -94,6 +95,7 @@ __all__ = [
     "CheckpointError",
     "ResultsError",
     "CLASSIFICATION_ONLY",
+    "BATCHED_PAYS_ON_CPU",
     "COMPILE_PAYS_ON_CPU",
     "LATER_FIELDS",
     "LR_SCHEDULES",

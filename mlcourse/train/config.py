@@ -29,7 +29,8 @@ COMPILE_AUTO_ITERATIONS = 1_000
 # (benchmarks/results/bench-cpu-malloc-2026-12-03.json); on a GPU every vectorised image run compiles.
 COMPILE_PAYS_ON_CPU = ("reptile", "fomaml")
 # Batched by default (mlcourse.algorithms.batched) on a CPU where the committed bench measured the batched step
-# faster than every other path there (benchmarks/results/bench-cpu-batched-2026-12-07.json); not yet measured on a GPU.
+# faster than the eager vmap, the per-task loop and the compiled loop
+# (benchmarks/results/bench-cpu-batched-2026-12-07.json); not yet measured on a GPU.
 BATCHED_PAYS_ON_CPU = ("maml", "fomaml", "metasgd", "protonet", "matchingnet")
 VAL_SEED_OFFSET = 1_000_003
 TEST_SEED = 2_026
@@ -232,15 +233,15 @@ class TrainConfig:
     compile: Optional[bool] = option(
         None,
         "torch.compile the learner (default: on for vectorised image runs of >= 1,000 iterations, on a CPU only for "
-        "reptile and fomaml, measured faster compiled there; with --no-vectorise, off unless given: each task's "
-        "function compiled)",
+        "reptile, and fomaml with --no-batched, measured faster compiled there; with --no-vectorise, off unless "
+        "given: each task's function compiled)",
         pair=True,
     )
     batched: Optional[bool] = option(
         None,
         "the training step of every task in one call of the Conv-4, per-task weights as grouped convolutions (maml, "
         "fomaml, metasgd, protonet, matchingnet; transductive; the same meta-gradient; default: on a CPU for image "
-        "runs of >= 1,000 iterations, measured faster there)",
+        "runs of >= 1,000 iterations without --compile, measured faster there)",
         pair=True,
     )
 
@@ -305,8 +306,8 @@ class TrainConfig:
     def compile_enabled(self, device_type: str = "cuda") -> bool:
         """Whether the learner is compiled on a ``device_type`` device: ``compile`` if set, else on for vectorised
         image runs of >= 1,000 iterations (the 30-120 s of compilation are paid once), on a CPU only for the
-        algorithms measured faster compiled there (``COMPILE_PAYS_ON_CPU``); fast mode and the tiny sinusoid network
-        stay eager. The per-task loop (``--no-vectorise``) stays the eager reference unless ``--compile`` is given
+        algorithms measured faster compiled there (``COMPILE_PAYS_ON_CPU``) unless the training step runs batched
+        (:meth:`batched_enabled`: off); fast mode and the tiny sinusoid network stay eager. The per-task loop (``--no-vectorise``) stays the eager reference unless ``--compile`` is given
         (then each task's function is compiled). ``build_experiment`` passes the run's device type; without it, the
         GPU rule."""
         if not self.vectorise:
@@ -321,11 +322,14 @@ class TrainConfig:
         return device_type != "cpu" or self.algo in COMPILE_PAYS_ON_CPU or first_order_maml
 
     def batched_enabled(self, device_type: str = "cuda") -> bool:
-        """Whether the training step runs batched (:mod:`mlcourse.algorithms.batched`): ``batched`` if set, else on
-        a CPU for vectorised image runs of >= 1,000 iterations of an algorithm in ``BATCHED_PAYS_ON_CPU`` with the
-        plain Conv-4 (no attention block) and the transductive protocol, which the batched step needs."""
+        """Whether the training step runs batched (:mod:`mlcourse.algorithms.batched`): ``batched`` if set; else off
+        when ``--compile`` is given, and on a CPU for vectorised image runs of >= 1,000 iterations of an algorithm in
+        ``BATCHED_PAYS_ON_CPU`` with the plain Conv-4 (no attention block) and the transductive protocol, which the
+        batched step needs."""
         if self.batched is not None:
             return self.batched
+        if self.compile:  # an explicit --compile asks for the compiled training step
+            return False
         plain = self.vectorise and not self.attention and self.norm_mode == "transductive"
         full_scale = self.is_classification and self.iterations >= COMPILE_AUTO_ITERATIONS
         return device_type == "cpu" and plain and full_scale and self.algo in BATCHED_PAYS_ON_CPU

@@ -470,6 +470,7 @@ def _results_payload(run: _Run, test: Optional[EvalResult], reused: Optional[dic
     if reused:  # a run made earlier: its own provenance (None where its file did not record it)
         earlier = read_provenance(reused)
         made.update({k: earlier[k] for k in made if k in earlier})
+        made["batched"] = bool(reused.get("batched", False))  # files made before the batched step: it was not used
     return {
         "config": run.config.to_dict(),
         "algo": run.config.algo,
