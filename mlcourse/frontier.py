@@ -143,7 +143,7 @@ def train_for(
     return {
         "config": config.to_dict(),
         "compiled": bool(exp.learner.use_compile),
-        "batched": bool(exp.learner.batched),
+        "batched": bool(exp.learner.batched_now),
         "budget_s": budget_s,
         "marks": list(marks),
         "step_flops": flops,

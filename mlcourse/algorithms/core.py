@@ -5,9 +5,9 @@ A learner writes what one task does (``task_adapt``, ``task_predict``; training 
 ``Learner`` applies those functions to every task of a batch through its :class:`~mlcourse.algorithms.execution.
 TaskMap` (``vmap`` or a per-task loop, either one compiled or not), which also chooses the inner loop's gradient
 function; with ``batched=True`` the training step of the algorithms :mod:`mlcourse.algorithms.batched` names runs
-every task in one call of the network instead (``batch_train``). ``forward(batch) -> MetaOutput`` averages the tasks' meta-losses; ``adapt`` and ``predict`` expose the
-two halves, on or off the graph, with the learner's own or other meta-parameters; ``evaluate(batch)`` adapts
-without a meta-gradient. The inner loop's update rule is an inner optimiser (:mod:`mlcourse.algorithms.inner`).
+every task in one call of the network instead (``batch_train``). ``forward(batch) -> MetaOutput`` averages the
+tasks' meta-losses; ``adapt`` and ``predict`` expose the two halves, on or off the graph, with the learner's own or
+other meta-parameters; ``evaluate(batch)`` adapts without a meta-gradient. The inner loop's update rule is an inner optimiser (:mod:`mlcourse.algorithms.inner`).
 """
 
 from __future__ import annotations

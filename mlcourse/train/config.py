@@ -307,7 +307,8 @@ class TrainConfig:
         """Whether the learner is compiled on a ``device_type`` device: ``compile`` if set, else on for vectorised
         image runs of >= 1,000 iterations (the 30-120 s of compilation are paid once), on a CPU only for the
         algorithms measured faster compiled there (``COMPILE_PAYS_ON_CPU``) unless the training step runs batched
-        (:meth:`batched_enabled`: off); fast mode and the tiny sinusoid network stay eager. The per-task loop (``--no-vectorise``) stays the eager reference unless ``--compile`` is given
+        (:meth:`batched_enabled`: off); fast mode and the tiny sinusoid network stay eager. The per-task loop
+        (``--no-vectorise``) stays the eager reference unless ``--compile`` is given
         (then each task's function is compiled). ``build_experiment`` passes the run's device type; without it, the
         GPU rule."""
         if not self.vectorise:

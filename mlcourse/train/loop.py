@@ -465,7 +465,7 @@ def _results_payload(run: _Run, test: Optional[EvalResult], reused: Optional[dic
         "compiled": bool(getattr(learner, "use_compile", False)),
         "compile_seconds": round(float(getattr(learner, "compile_seconds", 0.0)), 3),
         "compile_notice": getattr(learner, "compile_notice", None),
-        "batched": bool(getattr(learner, "batched", False)),
+        "batched": bool(getattr(learner, "batched_now", False)),
     }
     if reused:  # a run made earlier: its own provenance (None where its file did not record it)
         earlier = read_provenance(reused)
