@@ -54,7 +54,11 @@ def test_sweep_rows_and_plot():
 
 def test_implementation_sweep_and_widget_figure():
     rows = ch08_sweeps.implementation_sweep("maml", "meta_batch", [1, 2], base=TINY, repeats=1, progress=False)
-    assert {r["implementation"] for r in rows} >= {"vectorised", "per-task loop"}
+    assert {r["implementation"] for r in rows} >= {"vectorised", "batched", "per-task loop"}
+    assert "batched" not in {
+        r["implementation"]
+        for r in ch08_sweeps.implementation_sweep("reptile", "meta_batch", [1], base=TINY, repeats=1, progress=False)
+    }  # Reptile has no batched step
     w = ch08_sweeps.scaling_widget(inner_steps=1, k_shot=1, base=TINY, display=False)
     assert w.figure is not None and w.output.draws == 1
     w.controls.children[0].value = 2  # moving the slider re-measures and redraws

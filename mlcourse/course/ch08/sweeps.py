@@ -28,6 +28,7 @@ import torch
 
 from mlcourse import bench
 from mlcourse.algorithms import make_learner
+from mlcourse.algorithms.batched import BATCHED_ALGORITHMS
 from mlcourse.course.display import live_figure
 from mlcourse.hostmemory import release_freed_memory
 from mlcourse.provenance import load_measurement
@@ -131,8 +132,8 @@ def time_meta_iteration(
     warmup: int = 1,
     l2l: Any = None,
 ) -> dict[str, Any]:
-    """Best-of-``repeats`` seconds (and the median) of one meta-gradient of ``algo`` at ``point`` (``implementation``: vectorised, per-task
-    loop or learn2learn), and on CUDA the peak allocated memory of one more step."""
+    """Best-of-``repeats`` seconds (and the median) of one meta-gradient of ``algo`` at ``point`` (``implementation``:
+    vectorised, batched, per-task loop or learn2learn), and on CUDA the peak allocated memory of one more step."""
     _check(algo)
     dev = torch.device(device)
     shape = point.shape()
@@ -144,7 +145,9 @@ def time_meta_iteration(
             raise RuntimeError("learn2learn is not available (scripts/install_learn2learn.sh)")
         step, _ = bench.l2l_step(l2l, algo, model, shape, batch)
     else:
-        step, _ = bench.mlcourse_step(algo, model, shape, batch, vectorise=implementation == bench.VECTORISED)
+        batched = implementation == bench.BATCHED
+        vectorise = implementation in (bench.VECTORISED, bench.BATCHED)
+        step, _ = bench.mlcourse_step(algo, model, shape, batch, vectorise=vectorise, batched=batched)
     times = bench.time_interleaved({implementation: step}, repeats, dev, warmup=warmup)[implementation]
     cuda_peak = bench.peak_memory(step, dev)[0] if dev.type == "cuda" else None
     # the best of the runs: the least disturbed by other load on a shared machine
@@ -327,11 +330,13 @@ def implementation_sweep(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Seconds per meta-iteration of the vectorised core, the per-task loop and learn2learn (when available)
-    along ``axis`` (time only). Rows as :func:`sweep` with ``"algorithm"`` set to the implementation name."""
+    """Seconds per meta-iteration of the vectorised core, the batched step (for the algorithms it has), the per-task
+    loop and learn2learn (when available) along ``axis`` (time only). Rows as :func:`sweep` with ``"algorithm"`` set
+    to the implementation name."""
     _check(algo, axis)
     l2l = bench.load_learn2learn() if algo in bench.L2L_ALGORITHMS else None
-    impls = [bench.VECTORISED, bench.LOOP] + ([bench.L2L] if l2l is not None else [])
+    batched = [bench.BATCHED] if algo in BATCHED_ALGORITHMS else []
+    impls = [bench.VECTORISED, *batched, bench.LOOP] + ([bench.L2L] if l2l is not None else [])
     jobs = [(impl, v) for v in values for impl in impls]
     iterator: Any = jobs
     if progress:
