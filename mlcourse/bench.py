@@ -564,6 +564,12 @@ def _common_fields(dev: torch.device, l2l_version: Optional[str]) -> dict[str, A
 GraphFns = dict[str, tuple[Callable[[], Tensor], list[Tensor]]]
 
 
+def _learner_graph(learner: nn.Module, batch: TaskBatch) -> tuple[Callable[[], Tensor], list[Tensor]]:
+    """What :func:`graph_saved_bytes` measures for one of this project's learners: its meta-loss on ``batch``, and
+    the tensors not to count (its parameters and the images)."""
+    return (lambda: learner(batch).loss), list(learner.parameters()) + [batch.support_x, batch.query_x]
+
+
 def _mlcourse_steps(
     algo: str,
     shape: Shape,
@@ -586,8 +592,7 @@ def _mlcourse_steps(
         steps[BATCHED], learner = mlcourse_step(
             algo, make_model(shape, device=dev), shape, batch, vectorise=True, inner_lr=inner_lr, batched=True
         )
-        inputs = [batch.support_x, batch.query_x]
-        graph_fns[BATCHED] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
+        graph_fns[BATCHED] = _learner_graph(learner, batch)
     for impl in (COMPILED, LOOP, COMPILED_LOOP):
         if impl not in implementations:
             continue
@@ -598,8 +603,7 @@ def _mlcourse_steps(
         )
         if impl == LOOP:
             steps[LOOP] = step
-            inputs = [batch.support_x, batch.query_x]
-            graph_fns[LOOP] = (lambda lr=learner: lr(batch).loss, list(learner.parameters()) + inputs)
+            graph_fns[LOOP] = _learner_graph(learner, batch)
             continue
         if say is not None:
             say(f"compiling {algo} ({impl})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_algorithms_helpers import image_batch, rel, sine_batch
+from test_algorithms_helpers import image_batch, meta_grad, rel, sine_batch
 
 from mlcourse.algorithms import make_learner
 from mlcourse.algorithms.batched import BATCHED_ALGORITHMS, why_not_batched
@@ -39,9 +39,8 @@ def run(
     learner = make_learner(
         name, model, inner_lr=0.3, inner_steps=steps, vectorise=False, batched=batched, **(learner_kw or {})
     )
+    grads = meta_grad(learner, batch, vectorise=False)  # the batched step whatever vectorise says
     out = learner(batch)
-    out.loss.backward()
-    grads = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in learner.parameters()])
     return out.loss.detach(), grads, out.metrics
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mlcourse import shipped
-from mlcourse.checkpoint import WEIGHTS_NAME, load_checkpoint
+from mlcourse.checkpoint import WEIGHTS_NAME, load_checkpoint, load_results
 from mlcourse.config import data_dir
 from mlcourse.train import TEST_SEED
 
@@ -207,6 +207,21 @@ def test_target_shortfalls_give_the_gap_the_published_number_and_the_curve() -> 
         "95.39 ± 0.09 %" in lines[0]
         and "transductive: query batch statistics: 1,000: 95.0 % (train 96.0 %)" in lines[0]
     )
+
+
+def test_the_batched_protonet_run_was_reproduced_with_the_batched_step_chosen_by_default() -> None:
+    """docs/FULL_SCALE.md: the same configuration, batched by the CPU default instead of --batched --no-compile,
+    gave the same training losses and the same accuracy on every test task."""
+    folder = shipped.SHIPPED_DIR / "protonet-5w1s-batched"
+    shipped_run, rerun = load_results(folder / "results.json"), load_results(folder / "rerun-batched-by-default.json")
+    assert (
+        shipped_run["batched"]
+        and rerun["batched"]
+        and (rerun["config"].get("batched"), shipped_run["config"]["batched"]) == (None, True)
+    )
+    assert rerun["test"]["per_task"] == shipped_run["test"]["per_task"]
+    losses = [[h["train_loss"] for h in run["history"] if "train_loss" in h] for run in (shipped_run, rerun)]
+    assert losses[0] == losses[1] and len(losses[0]) > 10
 
 
 def test_the_table_says_which_runs_took_their_steps_batched() -> None:
